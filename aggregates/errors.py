@@ -1,0 +1,34 @@
+"""Domain errors, each with a message a user can act on."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class of every error the ledger reports to its users."""
+
+
+class RuleViolationError(DomainError):
+    """The command breaks a business rule (e.g. an invalid stage transition)."""
+
+
+class NotAllowedError(DomainError):
+    """The acting person may not do this."""
+
+
+class NotFoundError(DomainError):
+    """The named customer, opportunity, plan, forecast or person does not exist."""
+
+
+class ConcurrencyConflictError(DomainError):
+    """Someone else changed the same record at the same time; reload and retry."""
+
+
+class DuplicateCustomerError(DomainError):
+    """A customer with the same normalised name, tax id, phone or e-mail exists."""
+
+    def __init__(self, existing_customer_id: str, matched_on: str) -> None:
+        super().__init__(
+            f"customer already registered as {existing_customer_id} (same {matched_on})"
+        )
+        self.existing_customer_id = existing_customer_id
+        self.matched_on = matched_on

@@ -1,0 +1,31 @@
+"""The eight-stage sales funnel and its default win probabilities (DOMAIN.md)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+STAGE_NAMES: dict[int, str] = {
+    1: "contact and need identified",
+    2: "requirements, budget and sponsor established",
+    3: "organisation and relationships mapped",
+    4: "sales objective set, resources requested",
+    5: "shortlisted / bid submitted",
+    6: "selected as sole vendor / bid won",
+    7: "commercial negotiation",
+    8: "agreement on all terms",
+}
+
+STAGE_PROBABILITY: dict[int, Decimal] = {
+    1: Decimal("0.05"),
+    2: Decimal("0.10"),
+    3: Decimal("0.20"),
+    4: Decimal("0.30"),
+    5: Decimal("0.50"),
+    6: Decimal("0.70"),
+    7: Decimal("0.90"),
+    8: Decimal("1.00"),
+}
+
+FIRST_STAGE = 1
+LAST_OPEN_STAGE = 7
+WON_STAGE = 8

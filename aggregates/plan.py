@@ -1,0 +1,271 @@
+"""A sales plan: targets per period, decomposed along dimensions and over time."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from functools import singledispatchmethod
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from aggregates.errors import NotAllowedError, RuleViolationError
+from aggregates.organisation import Organisation, Role
+from events.plan import PlanApproved, PlanDrafted, PlanRevised, TargetsDecomposed
+
+ROOT = "total"
+METRICS = ("revenue", "volume", "margin", "new_outlets", "collections")
+DIMENSIONS = ("product", "customer", "region", "department", "employee", "period")
+
+_PERIOD_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("year", re.compile(r"^(\d{4})$")),
+    ("quarter", re.compile(r"^(\d{4})-Q([1-4])$")),
+    ("month", re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")),
+    ("week", re.compile(r"^(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])$")),
+    ("day", re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")),
+)
+_PERIOD_LEVELS = tuple(name for name, _ in _PERIOD_PATTERNS)
+
+
+def period_level(period: str) -> str:
+    for name, pattern in _PERIOD_PATTERNS:
+        if pattern.match(period):
+            if name == "day":
+                date.fromisoformat(period)
+            if name == "week":
+                year, week = period.split("-W")
+                date.fromisocalendar(int(year), int(week), 1)
+            return name
+    raise RuleViolationError(
+        f"period {period!r} is not a year (2026), quarter (2026-Q1), month (2026-01), "
+        "week (2026-W01) or day (2026-01-31)"
+    )
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    """First and last day of a period."""
+    level = period_level(period)
+    if level == "year":
+        year = int(period)
+        return date(year, 1, 1), date(year, 12, 31)
+    if level == "quarter":
+        year, quarter = int(period[:4]), int(period[-1])
+        first = date(year, 3 * quarter - 2, 1)
+        last_month = 3 * quarter
+        return first, _month_end(year, last_month)
+    if level == "month":
+        year, month = int(period[:4]), int(period[5:7])
+        return date(year, month, 1), _month_end(year, month)
+    if level == "week":
+        year, week = period.split("-W")
+        monday = date.fromisocalendar(int(year), int(week), 1)
+        return monday, date.fromisocalendar(int(year), int(week), 7)
+    day = date.fromisoformat(period)
+    return day, day
+
+
+def _month_end(year: int, month: int) -> date:
+    if month == 12:
+        return date(year, 12, 31)
+    return date.fromordinal(date(year, month + 1, 1).toordinal() - 1)
+
+
+def is_sub_period(child: str, parent: str) -> bool:
+    """True if ``child`` is one level finer than ``parent`` and starts inside it."""
+    child_level, parent_level = period_level(child), period_level(parent)
+    if _PERIOD_LEVELS.index(child_level) != _PERIOD_LEVELS.index(parent_level) + 1:
+        return False
+    start, end = period_bounds(parent)
+    return start <= period_bounds(child)[0] <= end
+
+
+def child_path(parent: str, dimension: str, key: str) -> str:
+    return f"{parent}/{dimension}={key}"
+
+
+class SalesPlan(Aggregate):
+    """Targets for a period and their decomposition; children always sum to their parent."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.period = ""
+        self.targets: dict[str, dict[str, Decimal]] = {}
+        self.children: dict[str, dict[str, list[str]]] = {}
+        self.status = "draft"
+        self.revision_count = 0
+
+    @classmethod
+    def draft(
+        cls,
+        *,
+        name: str,
+        period: str,
+        targets: dict[str, Decimal],
+        actor: str,
+        org: Organisation,
+    ) -> SalesPlan:
+        _require_planner(actor, org)
+        period_level(period)
+        _require_metrics(targets)
+        return cls._create(PlanDrafted, name=name, period=period, targets=targets, actor=actor)
+
+    # Queries.
+
+    def period_of(self, path: str) -> str:
+        """The period a node covers: the finest period segment in its path."""
+        period = self.period
+        for segment in path.split("/")[1:]:
+            dimension, _, key = segment.partition("=")
+            if dimension == "period":
+                period = key
+        return period
+
+    def violations(self, targets: dict[str, dict[str, Decimal]]) -> list[str]:
+        """Every place where decomposed targets do not sum to their parent."""
+        problems = []
+        for parent, by_dimension in self.children.items():
+            for dimension, paths in by_dimension.items():
+                for metric, amount in targets[parent].items():
+                    total = sum((targets[p].get(metric, Decimal(0)) for p in paths), Decimal(0))
+                    if total != amount:
+                        problems.append(
+                            f"{parent} by {dimension}: {metric} children sum to {total}, "
+                            f"target is {amount}"
+                        )
+        return problems
+
+    # Decisions.
+
+    def decompose(
+        self,
+        parent: str,
+        dimension: str,
+        allocations: dict[str, dict[str, Decimal]],
+        actor: str,
+        org: Organisation,
+    ) -> None:
+        _require_planner(actor, org)
+        if parent not in self.targets:
+            raise RuleViolationError(f"no plan node {parent!r}")
+        if dimension not in DIMENSIONS:
+            raise RuleViolationError(f"dimension must be one of {DIMENSIONS}")
+        if dimension in self.children.get(parent, {}):
+            raise RuleViolationError(f"{parent!r} is already decomposed by {dimension}; revise it")
+        if parent != ROOT and any(
+            s.startswith(f"{dimension}=") for s in parent.split("/")[1:]
+        ):
+            raise RuleViolationError(f"{parent!r} is already a {dimension} node")
+        if not allocations:
+            raise RuleViolationError("no allocations given")
+        parent_period = self.period_of(parent)
+        for key, targets in allocations.items():
+            if not key or "/" in key or "=" in key:
+                raise RuleViolationError(f"invalid key {key!r}")
+            if dimension == "period" and not is_sub_period(key, parent_period):
+                raise RuleViolationError(f"{key!r} is not a sub-period of {parent_period!r}")
+            if set(targets) != set(self.targets[parent]):
+                raise RuleViolationError(
+                    f"{key!r} must have the parent's metrics {sorted(self.targets[parent])}"
+                )
+        for metric, amount in self.targets[parent].items():
+            total = sum((t[metric] for t in allocations.values()), Decimal(0))
+            if total != amount:
+                raise RuleViolationError(
+                    f"{dimension} allocations of {metric} sum to {total}, target is {amount}"
+                )
+        self.trigger_event(
+            TargetsDecomposed,
+            parent=parent,
+            dimension=dimension,
+            allocations=allocations,
+            actor=actor,
+        )
+
+    def revise(
+        self,
+        changes: dict[str, dict[str, Decimal]],
+        direction: str,
+        reason: str,
+        actor: str,
+        org: Organisation,
+    ) -> None:
+        """Change targets at several nodes at once; the result must still add up."""
+        _require_planner(actor, org)
+        if direction not in ("bottom_up", "top_down"):
+            raise RuleViolationError("direction must be bottom_up or top_down")
+        if not reason.strip():
+            raise RuleViolationError("a revision needs a reason")
+        if not changes:
+            raise RuleViolationError("no changes given")
+        proposed = {path: dict(targets) for path, targets in self.targets.items()}
+        for path, targets in changes.items():
+            if path not in proposed:
+                raise RuleViolationError(f"no plan node {path!r}")
+            for metric, amount in targets.items():
+                if metric not in proposed[path]:
+                    raise RuleViolationError(f"{path!r} has no {metric} target")
+                if amount < 0:
+                    raise RuleViolationError("targets may not be negative")
+                proposed[path][metric] = amount
+        problems = self.violations(proposed)
+        if problems:
+            raise RuleViolationError("revision breaks the decomposition: " + "; ".join(problems))
+        self.trigger_event(
+            PlanRevised, changes=changes, direction=direction, reason=reason, actor=actor
+        )
+
+    def approve(self, note: str, actor: str, org: Organisation) -> None:
+        if not org.has_role(actor, Role.MANAGER, Role.ADMIN):
+            raise NotAllowedError("only a manager or admin approves a plan")
+        if self.status == "approved":
+            raise RuleViolationError("plan is already approved")
+        self.trigger_event(PlanApproved, note=note, actor=actor)
+
+    # Evolution.
+
+    @singledispatchmethod
+    def when(self, event: Any) -> None:
+        raise NotImplementedError(type(event).__name__)
+
+    @when.register
+    def _(self, event: PlanDrafted) -> None:
+        self.name = event.name
+        self.period = event.period
+        self.targets = {ROOT: dict(event.targets)}
+
+    @when.register
+    def _(self, event: TargetsDecomposed) -> None:
+        paths = []
+        for key, targets in event.allocations.items():
+            path = child_path(event.parent, event.dimension, key)
+            self.targets[path] = dict(targets)
+            paths.append(path)
+        self.children.setdefault(event.parent, {})[event.dimension] = paths
+
+    @when.register
+    def _(self, event: PlanRevised) -> None:
+        for path, targets in event.changes.items():
+            self.targets[path].update(targets)
+        self.revision_count += 1
+        if self.status == "approved":
+            self.status = "revised"
+
+    @when.register
+    def _(self, event: PlanApproved) -> None:
+        self.status = "approved"
+
+
+def _require_planner(actor: str, org: Organisation) -> None:
+    if not org.has_role(actor, Role.MANAGER, Role.ADMIN):
+        raise NotAllowedError("only a manager or admin drafts and changes plans")
+
+
+def _require_metrics(targets: dict[str, Decimal]) -> None:
+    if not targets:
+        raise RuleViolationError("a plan needs at least one target")
+    unknown = [m for m in targets if m not in METRICS]
+    if unknown:
+        raise RuleViolationError(f"unknown metrics {unknown}; use {METRICS}")
+    if any(amount < 0 for amount in targets.values()):
+        raise RuleViolationError("targets may not be negative")

@@ -1,0 +1,1 @@
+"""Intent into events: validated commands, their handlers and the application service."""

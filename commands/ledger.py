@@ -1,0 +1,712 @@
+"""The application service: load aggregates, let them decide, save their events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
+from aggregates.customer import Customer, uniqueness_keys
+from aggregates.errors import (
+    ConcurrencyConflictError,
+    DuplicateCustomerError,
+    NotAllowedError,
+    NotFoundError,
+    RuleViolationError,
+)
+from aggregates.forecast import Forecast, forecast_id
+from aggregates.opportunity import Opportunity, Status
+from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
+from aggregates.plan import SalesPlan, period_bounds
+from events.base import DateAsISO
+
+A = TypeVar("A", bound=Aggregate)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command did: the aggregate it touched, its new version, and the
+    global position of its last event (for read-your-writes)."""
+
+    aggregate_id: str
+    version: int
+    position: int | None
+    duplicate: bool = False
+
+
+def _claim_for_command(actor: str, command_id: str) -> str:
+    return f"command:{actor}:{command_id}"
+
+
+class SalesLedger(Application[UUID]):
+    """Every command of the sales process; each one is a load → decide → save."""
+
+    name = "SalesLedger"
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # Loading and saving.
+
+    def load(self, aggregate_class: type[A], aggregate_id: UUID | str, version: int | None = None) -> A:
+        """The aggregate, as it is now or as it was at ``version``."""
+        try:
+            uid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
+            aggregate = self.repository.get(uid, version=version)
+        except (AggregateNotFoundError, ValueError):
+            raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
+        if not isinstance(aggregate, aggregate_class):
+            raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}")
+        return aggregate
+
+    def load_as_of(self, aggregate_class: type[A], aggregate_id: UUID | str, moment: datetime) -> A:
+        """The aggregate as it was at ``moment``, from its events alone."""
+        uid = UUID(str(aggregate_id))
+        version = None
+        for event in self.repository.event_store.get(uid):
+            if event.timestamp > moment:
+                break
+            version = event.originator_version
+        if version is None:
+            raise NotFoundError(f"{aggregate_class.__name__.lower()} {aggregate_id} did not exist then")
+        return self.load(aggregate_class, uid, version=version)
+
+    def organisation(self) -> Organisation:
+        try:
+            return self.load(Organisation, ORGANISATION_ID)
+        except NotFoundError:
+            raise NotFoundError("the organisation is not set up; run `salesledger init`") from None
+
+    def _previous_result(self, actor: str, command_id: str | None) -> CommandResult | None:
+        if not command_id:
+            return None
+        value = self.recorder.select_claims([_claim_for_command(actor, command_id)])  # type: ignore[attr-defined]
+        if not value:
+            return None
+        aggregate_id, version = next(iter(value.values())).rsplit(":", 1)
+        return CommandResult(aggregate_id, int(version), None, duplicate=True)
+
+    def _save(
+        self,
+        aggregate: Aggregate,
+        *,
+        actor: str,
+        command_id: str | None,
+        claims: Sequence[tuple[str, str]] = (),
+    ) -> CommandResult:
+        all_claims = list(claims)
+        if command_id:
+            all_claims.append(
+                (_claim_for_command(actor, command_id), f"{aggregate.id}:{aggregate.version}")
+            )
+        try:
+            recordings = self.save(aggregate, claims=all_claims)
+        except IntegrityError:
+            previous = self._previous_result(actor, command_id)
+            if previous is not None:
+                return previous
+            self._raise_if_claimed([c for c in claims])
+            raise ConcurrencyConflictError(
+                f"{type(aggregate).__name__.lower()} {aggregate.id} was changed by someone "
+                "else at the same time; reload and retry"
+            ) from None
+        position = recordings[-1].notification.id if recordings else None
+        return CommandResult(str(aggregate.id), aggregate.version, position)
+
+    def _raise_if_claimed(self, claims: Sequence[tuple[str, str]]) -> None:
+        taken = self.recorder.select_claims([key for key, _ in claims])  # type: ignore[attr-defined]
+        for key, _ in claims:
+            if key in taken:
+                matched_on = key.split(":")[1]
+                raise DuplicateCustomerError(taken[key], matched_on)
+
+    def _run(
+        self,
+        actor: str,
+        command_id: str | None,
+        decide: Callable[[], tuple[Aggregate, Sequence[tuple[str, str]]]],
+    ) -> CommandResult:
+        previous = self._previous_result(actor, command_id)
+        if previous is not None:
+            return previous
+        aggregate, claims = decide()
+        return self._save(aggregate, actor=actor, command_id=command_id, claims=claims)
+
+    def _change(
+        self,
+        aggregate_class: type[A],
+        aggregate_id: str,
+        actor: str,
+        command_id: str | None,
+        act: Callable[[A, Organisation], None],
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            aggregate = self.load(aggregate_class, aggregate_id)
+            self._require_may_change(aggregate, actor, org)
+            act(aggregate, org)
+            return aggregate, ()
+
+        return self._run(actor, command_id, decide)
+
+    @staticmethod
+    def _require_may_change(aggregate: Aggregate, actor: str, org: Organisation) -> None:
+        if org.has_role(actor, Role.AUDITOR) or not (
+            actor == SYSTEM_ACTOR or org.has_role(actor, *Role)
+        ):
+            raise NotAllowedError(f"{actor!r} may not change anything")
+        if isinstance(aggregate, Opportunity) and not aggregate.may_change(actor, org):
+            raise NotAllowedError("only the owner, the deal team or their superiors may change it")
+        if isinstance(aggregate, Customer) and not _may_change_customer(aggregate, actor, org):
+            raise NotAllowedError("only the account manager or their superiors may change it")
+
+    # The organisation.
+
+    def set_up_organisation(self, name: str, admin_id: str, admin_name: str) -> CommandResult:
+        """Found the organisation with its first admin; refused once it exists."""
+        try:
+            self.organisation()
+        except NotFoundError:
+            org = Organisation.found(name)
+            org.join(admin_id, admin_name, Role.ADMIN, None, SYSTEM_ACTOR)
+            return self._save(org, actor=SYSTEM_ACTOR, command_id=None)
+        raise RuleViolationError("the organisation is already set up")
+
+    def add_person(
+        self,
+        person_id: str,
+        name: str,
+        role: Role,
+        manager_id: str | None,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            org.join(person_id, name, role, manager_id, actor)
+            return org, ()
+
+        return self._run(actor, command_id, decide)
+
+    def change_role(
+        self, person_id: str, role: Role, reason: str, *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            org.change_role(person_id, role, reason, actor)
+            return org, ()
+
+        return self._run(actor, command_id, decide)
+
+    def change_manager(
+        self,
+        person_id: str,
+        manager_id: str | None,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            org.change_manager(person_id, manager_id, reason, actor)
+            return org, ()
+
+        return self._run(actor, command_id, decide)
+
+    def remove_person(
+        self, person_id: str, reason: str, *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            org.leave(person_id, reason, actor)
+            return org, ()
+
+        return self._run(actor, command_id, decide)
+
+    # Customers.
+
+    def register_customer(
+        self,
+        *,
+        name: str,
+        source: str,
+        tax_id: str | None = None,
+        phone: str | None = None,
+        email: str | None = None,
+        owner_id: str | None = None,
+        profile: dict[str, Any] | None = None,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            keys = uniqueness_keys(name, tax_id, phone, email)
+            customer = Customer.register(
+                name=name,
+                source=source,
+                tax_id=tax_id,
+                phone=phone,
+                email=email,
+                owner_id=owner_id,
+                profile=profile or {},
+                actor=actor,
+                org=org,
+            )
+            claims = [(f"customer:{kind}:{value}", str(customer.id)) for kind, value in keys.items()]
+            self._raise_if_claimed(claims)
+            return customer, claims
+
+        return self._run(actor, command_id, decide)
+
+    def supplement_customer(
+        self, customer_id: str, changes: dict[str, Any], *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        return self._change(
+            Customer, customer_id, actor, command_id, lambda c, _: c.supplement_profile(changes, actor)
+        )
+
+    def classify_customer(
+        self,
+        customer_id: str,
+        classification: str,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._change(
+            Customer,
+            customer_id,
+            actor,
+            command_id,
+            lambda c, _: c.classify(classification, reason, actor),
+        )
+
+    def assign_customer(
+        self, customer_id: str, owner_id: str, reason: str, *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            customer = self.load(Customer, customer_id)
+            customer.assign(owner_id, reason, actor, org)
+            return customer, ()
+
+        return self._run(actor, command_id, decide)
+
+    def log_customer_activity(
+        self,
+        customer_id: str,
+        kind: str,
+        summary: str,
+        opportunity_id: str | None = None,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._change(
+            Customer,
+            customer_id,
+            actor,
+            command_id,
+            lambda c, _: c.log_activity(kind, summary, opportunity_id, actor),
+        )
+
+    # Opportunities.
+
+    def open_opportunity(
+        self,
+        *,
+        customer_id: str,
+        owner_id: str,
+        title: str,
+        source: str,
+        amount: Decimal,
+        expected_close: date,
+        product: str,
+        region: str,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            self.load(Customer, customer_id)
+            opportunity = Opportunity.open(
+                customer_id=customer_id,
+                owner_id=owner_id,
+                title=title,
+                source=source,
+                amount=amount,
+                expected_close=expected_close,
+                product=product,
+                region=region,
+                actor=actor,
+                org=org,
+            )
+            return opportunity, ()
+
+        return self._run(actor, command_id, decide)
+
+    def qualify_opportunity(
+        self, opportunity_id: str, criteria: dict[str, bool], *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        return self._change(
+            Opportunity, opportunity_id, actor, command_id, lambda o, _: o.qualify(criteria, actor)
+        )
+
+    def disqualify_opportunity(
+        self,
+        opportunity_id: str,
+        criteria: dict[str, bool],
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, _: o.disqualify(criteria, reason, actor),
+        )
+
+    def evaluate_opportunity(
+        self, opportunity_id: str, answers: dict[str, bool], *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        return self._change(
+            Opportunity, opportunity_id, actor, command_id, lambda o, _: o.evaluate(answers, actor)
+        )
+
+    def advance_stage(
+        self,
+        opportunity_id: str,
+        to_stage: int,
+        reason: str | None = None,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, _: o.advance_stage(to_stage, reason, actor),
+        )
+
+    def change_primary_owner(
+        self,
+        opportunity_id: str,
+        owner_id: str,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            opportunity = self.load(Opportunity, opportunity_id)
+            opportunity.change_primary_owner(owner_id, reason, actor, org)
+            return opportunity, ()
+
+        return self._run(actor, command_id, decide)
+
+    def add_team_member(
+        self,
+        opportunity_id: str,
+        person_id: str,
+        role: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, org: o.add_team_member(person_id, role, actor, org),
+        )
+
+    def remove_team_member(
+        self,
+        opportunity_id: str,
+        person_id: str,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, _: o.remove_team_member(person_id, reason, actor),
+        )
+
+    def record_bid_details(
+        self, opportunity_id: str, details: dict[str, Any], *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, _: o.record_bid_details(details, actor),
+        )
+
+    def revise_amount(
+        self,
+        opportunity_id: str,
+        amount: Decimal,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, _: o.revise_amount(amount, reason, actor),
+        )
+
+    def revise_close_date(
+        self,
+        opportunity_id: str,
+        expected_close: date,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, _: o.revise_close_date(expected_close, reason, actor),
+        )
+
+    def log_opportunity_activity(
+        self, opportunity_id: str, kind: str, summary: str, *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, _: o.log_activity(kind, summary, actor),
+        )
+
+    def win_opportunity(
+        self,
+        opportunity_id: str,
+        amount: Decimal,
+        closed_on: date,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, _: o.win(amount, closed_on, actor),
+        )
+
+    def lose_opportunity(
+        self,
+        opportunity_id: str,
+        reason: str,
+        competitor: str | None,
+        closed_on: date,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, _: o.lose(reason, competitor, closed_on, actor),
+        )
+
+    def reopen_opportunity(
+        self, opportunity_id: str, reason: str, stage: int, *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        return self._change(
+            Opportunity,
+            opportunity_id,
+            actor,
+            command_id,
+            lambda o, _: o.reopen(reason, stage, actor),
+        )
+
+    # Plans.
+
+    def draft_plan(
+        self,
+        *,
+        name: str,
+        period: str,
+        targets: dict[str, Decimal],
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            plan = SalesPlan.draft(name=name, period=period, targets=targets, actor=actor, org=org)
+            return plan, ()
+
+        return self._run(actor, command_id, decide)
+
+    def decompose_plan(
+        self,
+        plan_id: str,
+        parent: str,
+        dimension: str,
+        allocations: dict[str, dict[str, Decimal]],
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._plan_change(
+            plan_id,
+            actor,
+            command_id,
+            lambda p, org: p.decompose(parent, dimension, allocations, actor, org),
+        )
+
+    def revise_plan(
+        self,
+        plan_id: str,
+        changes: dict[str, dict[str, Decimal]],
+        direction: str,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        return self._plan_change(
+            plan_id,
+            actor,
+            command_id,
+            lambda p, org: p.revise(changes, direction, reason, actor, org),
+        )
+
+    def approve_plan(
+        self, plan_id: str, note: str, *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        return self._plan_change(plan_id, actor, command_id, lambda p, org: p.approve(note, actor, org))
+
+    def _plan_change(
+        self,
+        plan_id: str,
+        actor: str,
+        command_id: str | None,
+        act: Callable[[SalesPlan, Organisation], None],
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            plan = self.load(SalesPlan, plan_id)
+            act(plan, org)
+            return plan, ()
+
+        return self._run(actor, command_id, decide)
+
+    # Forecasts.
+
+    def forecast(self, person_id: str, period: str) -> Forecast:
+        return self.load(Forecast, forecast_id(person_id, period))
+
+    def submit_forecast(
+        self,
+        period: str,
+        opportunity_ids: Sequence[str],
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        """Submit the actor's forecast: the confirmed deals they are primary owner of,
+        closing in the period, plus the latest forecasts of their direct reports."""
+
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            start, end = period_bounds(period)
+            lines = []
+            for opportunity_id in opportunity_ids:
+                opportunity = self.load(Opportunity, opportunity_id)
+                if opportunity.owner_id != actor:
+                    raise RuleViolationError(
+                        f"{opportunity_id} is not yours: forecasts count only deals you are "
+                        "primary owner of, so revenue is never counted twice"
+                    )
+                if opportunity.status == Status.LOST:
+                    raise RuleViolationError(f"{opportunity_id} is lost")
+                closing = opportunity.closed_on or opportunity.expected_close
+                if not start <= closing <= end:
+                    raise RuleViolationError(f"{opportunity_id} does not close in {period}")
+                amount = opportunity.won_amount or opportunity.amount
+                lines.append(
+                    {
+                        "opportunity_id": str(opportunity.id),
+                        "amount": str(amount),
+                        "stage": opportunity.stage,
+                        "status": opportunity.status.value,
+                    }
+                )
+            team: dict[str, Decimal] = {}
+            for report in org.direct_reports(actor):
+                try:
+                    team[report] = self.forecast(report, period).total
+                except NotFoundError:
+                    continue
+            try:
+                forecast = self.forecast(actor, period)
+            except NotFoundError:
+                forecast = Forecast.open(actor, period, actor)
+            forecast.submit(lines, team, actor, org)
+            return forecast, ()
+
+        return self._run(actor, command_id, decide)
+
+    def revise_forecast(
+        self,
+        person_id: str,
+        period: str,
+        adjusted_total: Decimal,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            forecast = self.forecast(person_id, period)
+            forecast.revise(adjusted_total, reason, actor, org)
+            return forecast, ()
+
+        return self._run(actor, command_id, decide)
+
+
+def _may_change_customer(customer: Customer, actor: str, org: Organisation) -> bool:
+    if org.has_role(actor, Role.ADMIN) or actor == customer.owner_id:
+        return True
+    if customer.owner_id is None:
+        return org.has_role(actor, Role.MANAGER, Role.SALES_REP)
+    return org.is_superior(actor, customer.owner_id)

@@ -1,0 +1,66 @@
+"""Base classes shared by every event of the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import date, datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Transcoding
+
+
+_recording_time: ContextVar[datetime | None] = ContextVar("recording_time", default=None)
+
+
+@contextmanager
+def recorded_at(moment: datetime) -> Iterator[None]:
+    """Stamp events triggered in this block with ``moment`` instead of now.
+
+    For importing history and simulating it (the demo); the API never uses it.
+    """
+    token = _recording_time.set(moment)
+    try:
+        yield
+    finally:
+        _recording_time.reset(token)
+
+
+class _Stamped:
+    @classmethod
+    def create_timestamp(cls) -> datetime:
+        moment = _recording_time.get()
+        return moment if moment is not None else Aggregate.Event.create_timestamp()
+
+
+class LedgerEvent(_Stamped, Aggregate.Event):
+    """A fact about an aggregate, recorded with the person who caused it."""
+
+    actor: str
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.when(self)
+
+
+class LedgerCreated(_Stamped, Aggregate.Created):
+    """The first fact about an aggregate, recorded with the person who caused it."""
+
+    actor: str
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.when(self)
+
+
+class DateAsISO(Transcoding):
+    """Stores ``datetime.date`` values as ISO-8601 strings."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)

@@ -1,0 +1,33 @@
+"""Events of the organisation: people, roles and reporting lines."""
+
+from __future__ import annotations
+
+from events.base import LedgerCreated, LedgerEvent
+
+
+class OrganisationFounded(LedgerCreated):
+    name: str
+
+
+class PersonJoined(LedgerEvent):
+    person_id: str
+    name: str
+    role: str
+    manager_id: str | None
+
+
+class RoleChanged(LedgerEvent):
+    person_id: str
+    role: str
+    reason: str
+
+
+class ManagerChanged(LedgerEvent):
+    person_id: str
+    manager_id: str | None
+    reason: str
+
+
+class PersonLeft(LedgerEvent):
+    person_id: str
+    reason: str

@@ -1,0 +1,136 @@
+"""A small portable SQL gateway for read models, positions and other side tables.
+
+One API over PostgreSQL (psycopg 3 pool) and the embedded SQLite file, so that
+projections and the relay write the same SQL on both. Write queries with ``%s``
+placeholders; on SQLite they become ``?``. Both dialects support
+``INSERT … ON CONFLICT … DO UPDATE`` and ``RETURNING``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from services.settings import Settings
+
+Row = dict[str, Any]
+
+
+class Transaction(Protocol):
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+class _PostgresTransaction:
+    dialect = "postgres"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall()) if cur.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._conn.cursor() as cur:
+                cur.executemany(sql, rows)
+
+
+class _SQLiteTransaction:
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cur = self._conn.execute(sql.replace("%s", "?"), tuple(params))
+        if cur.description is None:
+            return []
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._conn.executemany(sql.replace("%s", "?"), [tuple(r) for r in rows])
+
+
+class Database:
+    """Transactions on the ledger's database (the same one that holds the events)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dialect = settings.store
+        self._pool: ConnectionPool[Any] | None = None
+        self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_lock = threading.RLock()
+        if self.dialect == "postgres":
+            self._pool = ConnectionPool(
+                self.conninfo,
+                min_size=1,
+                max_size=max(4, settings.postgres_pool_size),
+                kwargs={"row_factory": dict_row, "autocommit": False},
+                open=True,
+            )
+        else:
+            self._sqlite = sqlite3.connect(
+                settings.sqlite_path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+            self._sqlite.execute("PRAGMA journal_mode=WAL")
+            self._sqlite.execute("PRAGMA synchronous=NORMAL")
+
+    @property
+    def conninfo(self) -> str:
+        s = self.settings
+        return (
+            f"host={s.postgres_host} port={s.postgres_port} user={s.postgres_user} "
+            f"password={s.postgres_password} dbname={s.postgres_dbname}"
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One atomic unit: everything inside commits together or not at all."""
+        if self._pool is not None:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PostgresTransaction(conn)
+            return
+        assert self._sqlite is not None
+        with self._sqlite_lock:
+            self._sqlite.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteTransaction(self._sqlite)
+            except BaseException:
+                self._sqlite.execute("ROLLBACK")
+                raise
+            self._sqlite.execute("COMMIT")
+
+    def wait_for_notify(self, channel: str, timeout: float) -> None:
+        """Block until a NOTIFY on ``channel`` (PostgreSQL) or ``timeout`` seconds pass."""
+        if self._pool is None:
+            threading.Event().wait(timeout)
+            return
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute(f'LISTEN "{channel}"')
+                for _ in conn.notifies(timeout=timeout, stop_after=1):
+                    break
+                conn.execute(f'UNLISTEN "{channel}"')
+            finally:
+                conn.autocommit = False
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
