@@ -17,6 +17,8 @@ from events.organisation import (
     PersonJoined,
     PersonLeft,
     RoleChanged,
+    TokenIssued,
+    TokenRevoked,
 )
 
 ORGANISATION_ID: UUID = uuid5(NAMESPACE_URL, "salesledger:organisation")
@@ -45,6 +47,7 @@ class Organisation(Aggregate):
     def __init__(self) -> None:
         self.name = ""
         self.people: dict[str, Person] = {}
+        self.tokens: dict[str, tuple[str, str, bool]] = {}
 
     @classmethod
     def found(cls, name: str, actor: str = SYSTEM_ACTOR) -> Organisation:
@@ -147,6 +150,27 @@ class Organisation(Aggregate):
             raise RuleViolationError(f"{person_id!r} still has direct reports")
         self.trigger_event(PersonLeft, person_id=person_id, reason=reason, actor=actor)
 
+    def issue_token(self, token_id: str, person_id: str, token_digest: str, actor: str) -> None:
+        self.require_admin(actor)
+        self.person(person_id)
+        if token_id in self.tokens:
+            raise RuleViolationError(f"token {token_id} exists")
+        self.trigger_event(
+            TokenIssued,
+            token_id=token_id,
+            person_id=person_id,
+            token_digest=token_digest,
+            actor=actor,
+        )
+
+    def revoke_token(self, token_id: str, reason: str, actor: str) -> None:
+        self.require_admin(actor)
+        if token_id not in self.tokens:
+            raise NotFoundError(f"no token {token_id}")
+        if self.tokens[token_id][2]:
+            raise RuleViolationError(f"token {token_id} is already revoked")
+        self.trigger_event(TokenRevoked, token_id=token_id, reason=reason, actor=actor)
+
     def _require_can_manage(self, manager_id: str) -> None:
         if not self.has_role(manager_id, Role.MANAGER, Role.ADMIN):
             raise RuleViolationError(f"{manager_id!r} is not an active manager")
@@ -178,3 +202,12 @@ class Organisation(Aggregate):
     @when.register
     def _(self, event: PersonLeft) -> None:
         self.people[event.person_id].active = False
+
+    @when.register
+    def _(self, event: TokenIssued) -> None:
+        self.tokens[event.token_id] = (event.person_id, event.token_digest, False)
+
+    @when.register
+    def _(self, event: TokenRevoked) -> None:
+        person_id, digest, _ = self.tokens[event.token_id]
+        self.tokens[event.token_id] = (person_id, digest, True)

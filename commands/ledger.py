@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -232,6 +234,43 @@ class SalesLedger(Application[UUID]):
             return org, ()
 
         return self._run(actor, command_id, decide)
+
+    # API tokens: only digests are stored; the claims table maps a digest to its person.
+
+    def issue_token(
+        self, person_id: str, *, actor: str, command_id: str | None = None
+    ) -> tuple[str, str]:
+        """A new bearer token for ``person_id``: (token_id, token). The token is shown once."""
+        token = "sl_" + secrets.token_urlsafe(32)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        token_id = digest[:16]
+
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            org.issue_token(token_id, person_id, digest, actor)
+            return org, [(f"token:{digest}", person_id)]
+
+        self._run(actor, command_id, decide)
+        return token_id, token
+
+    def revoke_token(
+        self, token_id: str, reason: str, *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation()
+            digest = org.tokens[token_id][1] if token_id in org.tokens else ""
+            org.revoke_token(token_id, reason, actor)
+            return org, [(f"token-revoked:{digest}", token_id)]
+
+        return self._run(actor, command_id, decide)
+
+    def authenticate(self, token: str) -> str | None:
+        """The person a bearer token belongs to, or None if unknown or revoked."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        found = self.recorder.select_claims([f"token:{digest}", f"token-revoked:{digest}"])  # type: ignore[attr-defined]
+        if f"token-revoked:{digest}" in found:
+            return None
+        return found.get(f"token:{digest}")
 
     # Customers.
 

@@ -31,3 +31,16 @@ class ManagerChanged(LedgerEvent):
 class PersonLeft(LedgerEvent):
     person_id: str
     reason: str
+
+
+class TokenIssued(LedgerEvent):
+    """An API token was issued; only its SHA-256 digest is ever stored."""
+
+    token_id: str
+    person_id: str
+    token_digest: str
+
+
+class TokenRevoked(LedgerEvent):
+    token_id: str
+    reason: str

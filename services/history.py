@@ -1,0 +1,42 @@
+"""Reading an aggregate's history: every event, in order, with who, when and what changed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from aggregates.errors import NotFoundError
+from commands.ledger import SalesLedger
+
+_ENVELOPE = {"originator_id", "originator_version", "timestamp", "actor", "originator_topic"}
+
+
+def event_changes(event: Any) -> dict[str, Any]:
+    """The event's own fields, without the envelope."""
+    return {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+
+
+def deal_history(
+    ledger: SalesLedger, aggregate_id: str, as_of: datetime | None = None
+) -> list[dict[str, Any]]:
+    try:
+        uid = UUID(aggregate_id)
+    except ValueError:
+        raise NotFoundError(f"no aggregate {aggregate_id}") from None
+    entries = []
+    for event in ledger.repository.event_store.get(uid):
+        if as_of is not None and event.timestamp > as_of:
+            break
+        entries.append(
+            {
+                "version": event.originator_version,
+                "timestamp": event.timestamp.isoformat(),
+                "actor": getattr(event, "actor", ""),
+                "event_type": type(event).__name__,
+                "changes": event_changes(event),
+            }
+        )
+    if not entries:
+        raise NotFoundError(f"no history for {aggregate_id}" + (" at that time" if as_of else ""))
+    return entries
