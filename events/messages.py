@@ -1,0 +1,199 @@
+"""The wire format of published events: a JSON value with CloudEvents binary-mode headers.
+
+Pure functions only (no Kafka, no database), shared by the relay that publishes and
+the consumers that read. ``docs/kafka.md`` describes the format for outside consumers;
+``schemas/events/`` holds a JSON Schema for every value.
+
+- topic: ``{prefix}.{aggregate}`` (``sales.opportunity``), one per aggregate type;
+- key: the aggregate id, so one deal's events stay in order in one partition;
+- value: the event's fields as a JSON object (Decimal as string, date ISO-8601,
+  datetime ISO-8601 in UTC, UUID as string);
+- headers: ``ce_specversion``, ``ce_id`` (``{aggregate id}:{version}``, unique and
+  stable, so a republished event is recognisable), ``ce_type``
+  (``salesledger.{aggregate}.{Event}.v{schema version}``), ``ce_source``,
+  ``ce_time``, ``ce_subject`` (aggregate id), ``content-type``, and the extensions
+  ``ce_aggregateversion`` and ``ce_position`` (global position in the event store).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+TYPE_NAMESPACE = "salesledger"
+DEFAULT_SOURCE = "/salesledger"
+AGGREGATE_TYPES = ("customer", "forecast", "opportunity", "organisation", "plan")
+"""The aggregate types whose events are published, one topic each."""
+
+STORAGE_ONLY_FIELDS = frozenset({"originator_topic"})
+"""Event attributes that describe storage, not the fact; they are not published."""
+
+Headers = list[tuple[str, bytes]]
+
+
+class MessageFormatError(ValueError):
+    """A consumed message is not a ledger event in the documented format."""
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """One event ready for the broker."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """A consumed message, decoded from its headers and JSON value."""
+
+    event_id: str
+    event_type: str
+    aggregate_type: str
+    event_name: str
+    schema_version: int
+    aggregate_id: str
+    aggregate_version: int
+    position: int
+    time: str
+    data: dict[str, Any]
+
+
+def aggregate_type_of(event_class: type) -> str:
+    """The aggregate an event class belongs to: the last part of its module's name
+    (``events.opportunity`` → ``opportunity``)."""
+    return event_class.__module__.rsplit(".", 1)[-1]
+
+
+def schema_version_of(event_class: type) -> int:
+    """The event class's version (``class_version``, 1 when not declared)."""
+    return int(getattr(event_class, "class_version", 1))
+
+
+def topic_name(prefix: str, aggregate_type: str) -> str:
+    """The topic of an aggregate type's events: ``{prefix}.{aggregate_type}``."""
+    return f"{prefix}.{aggregate_type}"
+
+
+def event_type_name(aggregate_type: str, event_name: str, schema_version: int) -> str:
+    """The CloudEvents ``type``: ``salesledger.opportunity.StageAdvanced.v1``."""
+    return f"{TYPE_NAMESPACE}.{aggregate_type}.{event_name}.v{schema_version}"
+
+
+def event_id(aggregate_id: str, aggregate_version: int) -> str:
+    """The CloudEvents ``id``: unique per event, the same every time it is published."""
+    return f"{aggregate_id}:{aggregate_version}"
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO-8601 in UTC; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+def to_json_value(value: Any) -> Any:
+    """A JSON-ready copy of ``value``: Decimal → str, date/datetime → ISO, UUID → str."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return to_json_value(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, Sequence | set | frozenset):
+        return [to_json_value(v) for v in value]
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def event_fields(event: Any) -> dict[str, Any]:
+    """The event's published fields, in declaration order, as JSON-ready values."""
+    if dataclasses.is_dataclass(event):
+        names = [f.name for f in dataclasses.fields(event)]
+    else:
+        names = list(vars(event))
+    return {
+        name: to_json_value(getattr(event, name))
+        for name in names
+        if name not in STORAGE_ONLY_FIELDS
+    }
+
+
+def encode_event(
+    event: Any, position: int, *, topic_prefix: str, source: str = DEFAULT_SOURCE
+) -> EventMessage:
+    """The message that publishes ``event``, stored at global ``position``."""
+    event_class = type(event)
+    aggregate_type = aggregate_type_of(event_class)
+    aggregate_id = str(event.originator_id)
+    version = int(event.originator_version)
+    value = json.dumps(event_fields(event), separators=(",", ":"), ensure_ascii=False)
+    headers: Headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", event_id(aggregate_id, version).encode()),
+        (
+            "ce_type",
+            event_type_name(
+                aggregate_type, event_class.__name__, schema_version_of(event_class)
+            ).encode(),
+        ),
+        ("ce_source", source.encode()),
+        ("ce_time", utc_iso(event.timestamp).encode()),
+        ("ce_subject", aggregate_id.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+        ("ce_aggregateversion", str(version).encode()),
+        ("ce_position", str(position).encode()),
+    ]
+    return EventMessage(
+        topic=topic_name(topic_prefix, aggregate_type),
+        key=aggregate_id.encode(),
+        value=value.encode(),
+        headers=headers,
+    )
+
+
+def decode_message(
+    headers: Sequence[tuple[str, bytes | None]], value: bytes | None
+) -> ReceivedEvent:
+    """Read a consumed message; raises ``MessageFormatError`` if it is not a ledger event."""
+    attributes = {name: (raw or b"").decode() for name, raw in headers}
+    try:
+        ce_type = attributes["ce_type"]
+        namespace, aggregate_type, event_name, version_tag = ce_type.split(".")
+        if namespace != TYPE_NAMESPACE or not version_tag.startswith("v"):
+            raise ValueError(ce_type)
+        data = json.loads(value or b"")
+        if not isinstance(data, dict):
+            raise ValueError("the value is not a JSON object")
+        return ReceivedEvent(
+            event_id=attributes["ce_id"],
+            event_type=ce_type,
+            aggregate_type=aggregate_type,
+            event_name=event_name,
+            schema_version=int(version_tag[1:]),
+            aggregate_id=attributes["ce_subject"],
+            aggregate_version=int(attributes["ce_aggregateversion"]),
+            position=int(attributes["ce_position"]),
+            time=attributes["ce_time"],
+            data=data,
+        )
+    except (KeyError, ValueError) as error:
+        raise MessageFormatError(f"not a ledger event: {error}") from None
