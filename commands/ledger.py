@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -58,16 +60,51 @@ class SalesLedger(Application[UUID]):
 
     # Loading and saving.
 
-    def load(self, aggregate_class: type[A], aggregate_id: UUID | str, version: int | None = None) -> A:
-        """The aggregate, as it is now or as it was at ``version``."""
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        cache_size = int(self.env.get("LEDGER_AGGREGATE_CACHE_SIZE") or 10_000)
+        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self._organisation: Organisation | None = None
+        self._organisation_lock = threading.Lock()
+
+    def load(
+        self,
+        aggregate_class: type[A],
+        aggregate_id: UUID | str,
+        version: int | None = None,
+    ) -> A:
+        """The aggregate, as it is now or as it was at ``version``, for this caller alone.
+
+        Recently saved aggregates come from an in-process cache and are brought up to
+        date with any events stored since (another process may have written them).
+        """
         try:
             uid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
-            aggregate = self.repository.get(uid, version=version)
-        except (AggregateNotFoundError, ValueError):
+        except ValueError:
+            raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
+        aggregate: Any = None
+        if version is None:
+            with self._cache_lock:
+                aggregate = self._cache.pop(uid, None)
+        try:
+            if aggregate is None:
+                aggregate = self.repository.get(uid, version=version)
+            else:
+                for event in self.events.get(uid, gt=aggregate.version):
+                    event.mutate(aggregate)
+        except AggregateNotFoundError:
             raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
         if not isinstance(aggregate, aggregate_class):
             raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}")
         return aggregate
+
+    def _keep(self, aggregate: Aggregate) -> None:
+        with self._cache_lock:
+            self._cache[aggregate.id] = aggregate
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def load_as_of(self, aggregate_class: type[A], aggregate_id: UUID | str, moment: datetime) -> A:
         """The aggregate as it was at ``moment``, from its events alone."""
@@ -81,11 +118,27 @@ class SalesLedger(Application[UUID]):
             raise NotFoundError(f"{aggregate_class.__name__.lower()} {aggregate_id} did not exist then")
         return self.load(aggregate_class, uid, version=version)
 
-    def organisation(self) -> Organisation:
-        try:
-            return self.load(Organisation, ORGANISATION_ID)
-        except NotFoundError:
-            raise NotFoundError("the organisation is not set up; run `salesledger init`") from None
+    def organisation(self, *, for_change: bool = False) -> Organisation:
+        """The organisation, up to date. Without ``for_change`` it is a shared object:
+        read it, never change it."""
+        if for_change:
+            try:
+                return self.load(Organisation, ORGANISATION_ID)
+            except NotFoundError:
+                raise NotFoundError("the organisation is not set up; run `salesledger init`") from None
+        with self._organisation_lock:
+            if self._organisation is None:
+                try:
+                    self._organisation = self.repository.get(ORGANISATION_ID)
+                except AggregateNotFoundError:
+                    raise NotFoundError(
+                        "the organisation is not set up; run `salesledger init`"
+                    ) from None
+            else:
+                for event in self.events.get(ORGANISATION_ID, gt=self._organisation.version):
+                    event.mutate(self._organisation)
+            assert self._organisation is not None
+            return self._organisation
 
     def _previous_result(self, actor: str, command_id: str | None) -> CommandResult | None:
         if not command_id:
@@ -120,6 +173,7 @@ class SalesLedger(Application[UUID]):
                 f"{type(aggregate).__name__.lower()} {aggregate.id} was changed by someone "
                 "else at the same time; reload and retry"
             ) from None
+        self._keep(aggregate)
         position = recordings[-1].notification.id if recordings else None
         return CommandResult(str(aggregate.id), aggregate.version, position)
 
@@ -142,6 +196,31 @@ class SalesLedger(Application[UUID]):
         aggregate, claims = decide()
         return self._save(aggregate, actor=actor, command_id=command_id, claims=claims)
 
+    def _load_with_organisation(
+        self, aggregate_class: type[A], aggregate_id: str
+    ) -> tuple[A, Organisation]:
+        """The aggregate for change and the organisation, both brought up to date in one
+        read of the store when the aggregate is cached."""
+        try:
+            uid = UUID(str(aggregate_id))
+        except ValueError:
+            raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
+        with self._cache_lock:
+            cached = self._cache.pop(uid, None)
+        if cached is None or not isinstance(cached, aggregate_class):
+            return self.load(aggregate_class, uid), self.organisation()
+        with self._organisation_lock:
+            org = self._organisation
+            if org is None:
+                return self.load(aggregate_class, uid), self.organisation()
+            stored = self.recorder.select_events_after(  # type: ignore[attr-defined]
+                [(ORGANISATION_ID, org.version), (uid, cached.version)]
+            )
+            for stored_event in stored:
+                event = self.mapper.to_domain_event(stored_event)
+                event.mutate(org if event.originator_id == ORGANISATION_ID else cached)
+        return cached, org
+
     def _change(
         self,
         aggregate_class: type[A],
@@ -151,8 +230,7 @@ class SalesLedger(Application[UUID]):
         act: Callable[[A, Organisation], None],
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
-            aggregate = self.load(aggregate_class, aggregate_id)
+            aggregate, org = self._load_with_organisation(aggregate_class, aggregate_id)
             self._require_may_change(aggregate, actor, org)
             act(aggregate, org)
             return aggregate, ()
@@ -193,7 +271,7 @@ class SalesLedger(Application[UUID]):
         command_id: str | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(for_change=True)
             org.join(person_id, name, role, manager_id, actor)
             return org, ()
 
@@ -203,7 +281,7 @@ class SalesLedger(Application[UUID]):
         self, person_id: str, role: Role, reason: str, *, actor: str, command_id: str | None = None
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(for_change=True)
             org.change_role(person_id, role, reason, actor)
             return org, ()
 
@@ -219,7 +297,7 @@ class SalesLedger(Application[UUID]):
         command_id: str | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(for_change=True)
             org.change_manager(person_id, manager_id, reason, actor)
             return org, ()
 
@@ -229,7 +307,7 @@ class SalesLedger(Application[UUID]):
         self, person_id: str, reason: str, *, actor: str, command_id: str | None = None
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(for_change=True)
             org.leave(person_id, reason, actor)
             return org, ()
 
@@ -246,7 +324,7 @@ class SalesLedger(Application[UUID]):
         token_id = digest[:16]
 
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(for_change=True)
             org.issue_token(token_id, person_id, digest, actor)
             return org, [(f"token:{digest}", person_id)]
 
@@ -257,7 +335,7 @@ class SalesLedger(Application[UUID]):
         self, token_id: str, reason: str, *, actor: str, command_id: str | None = None
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(for_change=True)
             digest = org.tokens[token_id][1] if token_id in org.tokens else ""
             org.revoke_token(token_id, reason, actor)
             return org, [(f"token-revoked:{digest}", token_id)]

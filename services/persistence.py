@@ -18,6 +18,7 @@ still to commit: followers see every event, in order, exactly once.
 from __future__ import annotations
 
 import threading
+from uuid import UUID
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -71,24 +72,30 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "recorded_at timestamptz NOT NULL DEFAULT now())"
             ).format(schema=schema)
         )
-        self.ledger_insert_function = f"ledger_insert_events_{self.events_table_name}"
+        self.ledger_insert_function = f"ledger_append_{self.events_table_name}"
         self.sql_create_statements.append(
             SQL(
-                "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event_type}[]) "
+                "CREATE OR REPLACE FUNCTION {schema}.{function}("
+                "events {schema}.{event_type}[], claim_keys text[], claim_values text[]) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
+                "DECLARE ids bigint[]; "
                 "BEGIN "
                 "  PERFORM pg_advisory_lock({key}); "
                 "  BEGIN "
-                "    RETURN QUERY INSERT INTO {schema}.{table} "
-                "      (originator_id, originator_version, topic, state) "
+                "    WITH inserted AS ("
+                "      INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
                 "      SELECT originator_id, originator_version, topic, state FROM unnest(events) "
-                "      RETURNING notification_id; "
+                "      RETURNING notification_id) "
+                "    SELECT array_agg(notification_id ORDER BY notification_id) INTO ids FROM inserted; "
                 "  EXCEPTION WHEN OTHERS OR query_canceled THEN "
                 "    PERFORM pg_advisory_unlock({key}); "
                 "    RAISE; "
                 "  END; "
                 "  PERFORM pg_advisory_unlock({key}); "
+                "  INSERT INTO {schema}.ledger_claims (claim, value) "
+                "    SELECT * FROM unnest(claim_keys, claim_values); "
                 "  NOTIFY {channel}; "
+                "  RETURN QUERY SELECT unnest(ids); "
                 "END; $BODY$"
             ).format(
                 schema=schema,
@@ -99,7 +106,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 channel=Identifier(self.channel_name),
             )
         )
-        self.sql_call_insert = SQL("SELECT * FROM {schema}.{function}(%s)").format(
+        self.sql_append = SQL("SELECT * FROM {schema}.{function}(%s, %s, %s)").format(
             schema=schema, function=Identifier(self.ledger_insert_function)
         )
         self.sql_insert_claims = SQL(
@@ -108,6 +115,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.sql_select_claims = SQL(
             "SELECT claim, value FROM {schema}.ledger_claims WHERE claim = ANY(%s)"
         ).format(schema=schema)
+        self.sql_select_after = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS p(id, version) "
+            "JOIN {schema}.{table} e ON e.originator_id = p.id AND e.originator_version > p.version "
+            "ORDER BY e.originator_id, e.originator_version"
+        ).format(schema=schema, table=table)
         self.horizon = SQL("tx_id < pg_snapshot_xmin(pg_current_snapshot())")
         self.max_notification_id_statement = SQL(
             "SELECT MAX(notification_id) FROM {schema}.{table} WHERE {horizon}"
@@ -129,15 +142,33 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             for e in stored_events
         ]
         claim_rows = list(claims)
-        with self.datastore.get_connection() as conn:
-            # The events insert is the transaction's first write: its transaction id
-            # is issued inside the insert lock (see the module docstring).
-            with conn.transaction(), conn.cursor() as curs:
-                curs.execute(self.sql_call_insert, (pg_events,), prepare=True)
-                ids = [row[self.ledger_insert_function] for row in curs.fetchall()]
-                if claim_rows:
-                    curs.executemany(self.sql_insert_claims, claim_rows)
-            return ids
+        # One statement, so one round trip and its own transaction: the function takes
+        # the insert lock only while the rows are inserted (see the module docstring).
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self.sql_append,
+                (pg_events, [k for k, _ in claim_rows], [v for _, v in claim_rows]),
+                prepare=True,
+            )
+            return [row[self.ledger_insert_function] for row in curs.fetchall()]
+
+    def select_events_after(self, positions: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
+        """In one round trip, the events of several aggregates after the given versions."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self.sql_select_after,
+                ([p[0] for p in positions], [p[1] for p in positions]),
+                prepare=True,
+            )
+            return [
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
 
     def select_claims(self, keys: Sequence[str]) -> dict[str, str]:
         """The recorded values of those of ``keys`` that are claimed."""
@@ -243,6 +274,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         if claim_rows:
             c.executemany("INSERT INTO ledger_claims (claim, value) VALUES (?, ?)", claim_rows)
         return ids
+
+    def select_events_after(self, positions: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
+        events: list[StoredEvent] = []
+        for originator_id, version in positions:
+            events.extend(self.select_events(originator_id, gt=version))
+        return events
 
     def select_claims(self, keys: Sequence[str]) -> dict[str, str]:
         if not keys:

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     postgres_pool_size: int = Field(default=10, ge=1)
     postgres_max_overflow: int = Field(default=20, ge=0)
     aggregate_cache_size: int = Field(
-        default=10_000, ge=0, description="Aggregates kept in memory (fast-forwarded on read)."
+        default=10_000, ge=1, description="Aggregates kept in memory (brought up to date on read)."
     )
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
@@ -48,10 +48,7 @@ class Settings(BaseSettings):
 
     def event_store_env(self) -> dict[str, str]:
         """The ``eventsourcing`` library's environment for this configuration."""
-        env = {
-            "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size),
-            "AGGREGATE_CACHE_FASTFORWARD": "y",
-        }
+        env = {"LEDGER_AGGREGATE_CACHE_SIZE": str(self.aggregate_cache_size)}
         if self.store == "postgres":
             env.update(
                 PERSISTENCE_MODULE="services.persistence:LedgerPostgresFactory",
