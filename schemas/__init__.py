@@ -1,0 +1,1 @@
+"""Machine-readable contracts that leave the process, generated from the code."""
