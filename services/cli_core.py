@@ -29,6 +29,8 @@ def register(subparsers: Any) -> None:
     history.add_argument("--json", action="store_true", help="one JSON object per line")
     history.set_defaults(handler=_history)
 
+    register_demo(subparsers)
+
 
 def _init(args: argparse.Namespace) -> int:
     ledger = build_ledger()
@@ -66,4 +68,47 @@ def _history(args: argparse.Namespace) -> int:
             changes = ", ".join(f"{k}={v}" for k, v in entry["changes"].items())
             print(f"v{entry['version']:>3}  {entry['timestamp']}  {entry['actor']:<12} "
                   f"{entry['event_type']:<26} {changes}")
+    return 0
+
+
+def register_demo(subparsers: Any) -> None:
+    demo = subparsers.add_parser("demo", help="build a realistic demo data set and summarise it")
+    demo.add_argument("--customers", type=int, default=400)
+    demo.add_argument("--opportunities", type=int, default=3000)
+    demo.add_argument("--days", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import resource
+    import time
+
+    from services.demo import DemoBuilder
+
+    ledger = build_ledger()
+    if ledger.recorder.max_notification_id():
+        print("the store already holds events; use an empty store (LEDGER_SQLITE_PATH) for the demo")
+        return 1
+    started = time.perf_counter()
+    summary = DemoBuilder(
+        ledger,
+        customers=args.customers,
+        opportunities=args.opportunities,
+        days=args.days,
+        seed=args.seed,
+        progress=not args.quiet,
+    ).build()
+    elapsed = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"demo built in {elapsed:.1f} s ({summary.events / elapsed:.0f} events/s), peak memory {peak_mb:.0f} MB")
+    print(f"  people         {summary.people}")
+    print(f"  customers      {summary.customers}")
+    print(f"  opportunities  {summary.opportunities}: {summary.won} won ({summary.won_amount:,} total), "
+          f"{summary.lost} lost or nurtured, {summary.open} open")
+    print(f"  open by stage  " + ", ".join(f"{s}: {n}" for s, n in sorted(summary.by_stage.items())))
+    print(f"  plans          {summary.plans}, forecasts submitted {summary.forecasts}")
+    print(f"  events stored  {summary.events}; commands refused by the rules {summary.rejected_commands}")
+    print("try: salesledger history <opportunity-id>   or   salesledger serve")
     return 0

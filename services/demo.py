@@ -1,0 +1,289 @@
+"""A realistic demo data set: an organisation, customers, and deals moving through the
+funnel over simulated months, with plans and forecasts — all through the real commands."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tqdm import tqdm
+
+from aggregates.errors import DomainError
+from aggregates.evaluation import EVALUATION_QUESTIONS, QUALIFICATION_CRITERIA
+from aggregates.organisation import Role
+from commands.ledger import SalesLedger
+from events.base import recorded_at
+
+REGIONS = ("north", "south", "east", "west")
+PRODUCTS = ("erp", "crm", "analytics", "hosting")
+SOURCES = ("campaign", "referral", "web", "channel_partner", "trade_show", "purchased_list")
+SOURCE_QUALITY = {
+    "referral": 0.75,
+    "channel_partner": 0.6,
+    "campaign": 0.5,
+    "web": 0.45,
+    "trade_show": 0.4,
+    "purchased_list": 0.25,
+}
+COMPETITORS = ("Globex", "Initech", "Umbrella", None)
+LOSS_REASONS = ("price", "no budget", "competitor relationship", "project cancelled")
+
+
+@dataclass
+class DemoSummary:
+    people: int = 0
+    customers: int = 0
+    opportunities: int = 0
+    won: int = 0
+    lost: int = 0
+    open: int = 0
+    events: int = 0
+    won_amount: Decimal = Decimal(0)
+    plans: int = 0
+    forecasts: int = 0
+    rejected_commands: int = 0
+    by_stage: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Deal:
+    opportunity_id: str
+    owner: str
+    stage: int
+    amount: Decimal
+    expected_close: date
+    quality: float
+    qualified: bool = False
+
+
+class DemoBuilder:
+    """Drives the ledger through simulated months of sales work."""
+
+    def __init__(
+        self,
+        ledger: SalesLedger,
+        *,
+        customers: int = 400,
+        opportunities: int = 3000,
+        start: date = date(2026, 1, 5),
+        days: int = 300,
+        seed: int = 7,
+        progress: bool = True,
+    ) -> None:
+        self.ledger = ledger
+        self.customer_count = customers
+        self.opportunity_count = opportunities
+        self.start = start
+        self.days = days
+        self.random = random.Random(seed)
+        self.progress = progress
+        self.summary = DemoSummary()
+        self.managers: dict[str, list[str]] = {}
+        self.reps: list[str] = []
+        self.customers: list[tuple[str, str]] = []
+        self.open_deals: dict[str, _Deal] = {}
+        self._clock = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+
+    def _at(self, day: date) -> datetime:
+        moment = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=8)
+        self._clock = max(self._clock + timedelta(seconds=7), moment)
+        return self._clock
+
+    def _do(self, day: date, command: Callable[[], Any]) -> Any:
+        with recorded_at(self._at(day)):
+            try:
+                return command()
+            except DomainError:
+                self.summary.rejected_commands += 1
+                return None
+
+    def build(self) -> DemoSummary:
+        ledger, rnd = self.ledger, self.random
+        first = self.start - timedelta(days=5)
+        with recorded_at(self._at(first)):
+            ledger.set_up_organisation("Demo Sales Co", "admin", "Ada Admin")
+        self._build_organisation(first)
+        self._build_customers(first + timedelta(days=1))
+        self._build_plan(first + timedelta(days=2))
+        per_day = self.opportunity_count / self.days
+        days = range(self.days)
+        bar = tqdm(days, desc="simulating sales days", disable=not self.progress, unit="day")
+        opened = 0
+        for offset in bar:
+            day = self.start + timedelta(days=offset)
+            if day.weekday() >= 5:
+                continue
+            target_open = min(self.opportunity_count, round(per_day * (offset + 1)))
+            while opened < target_open:
+                self._open_deal(day)
+                opened += 1
+            for deal in list(self.open_deals.values()):
+                if rnd.random() < 0.12:
+                    self._work_deal(day, deal)
+            if day.day in (25, 26) and day.month % 3 == 0 and day.weekday() < 5:
+                self._submit_forecasts(day)
+        self._finish()
+        return self.summary
+
+    def _build_organisation(self, day: date) -> None:
+        ledger = self.ledger
+        self._do(day, lambda: ledger.add_person("vp-sales", "Victor Peng", Role.MANAGER, None, actor="admin"))
+        self._do(day, lambda: ledger.add_person("auditor", "Audrey Tan", Role.AUDITOR, None, actor="admin"))
+        for n, region in enumerate(REGIONS, start=1):
+            manager = f"mgr-{region}"
+            self._do(day, lambda m=manager, r=region: ledger.add_person(m, f"{r.title()} Manager", Role.MANAGER, "vp-sales", actor="admin"))
+            self.managers[manager] = []
+            for k in range(1, 7):
+                rep = f"rep-{region}-{k}"
+                self._do(day, lambda rp=rep, m=manager: ledger.add_person(rp, rp.replace("-", " ").title(), Role.SALES_REP, m, actor="admin"))
+                self.managers[manager].append(rep)
+                self.reps.append(rep)
+        self.summary.people = 3 + len(self.managers) + len(self.reps)
+
+    def _build_customers(self, day: date) -> None:
+        rnd, ledger = self.random, self.ledger
+        bar = tqdm(range(self.customer_count), desc="registering customers", disable=not self.progress)
+        for n in bar:
+            rep = rnd.choice(self.reps)
+            region = rep.split("-")[1]
+            result = self._do(
+                day,
+                lambda n=n, rep=rep: ledger.register_customer(
+                    name=f"Customer {n:04d} Ltd",
+                    source=rnd.choice(SOURCES),
+                    tax_id=f"TX{n:06d}",
+                    phone=f"+1 555 {n:04d}",
+                    email=f"buyer{n}@customer{n}.example",
+                    owner_id=rep,
+                    profile={"region": region, "industry": rnd.choice(["retail", "manufacturing", "finance", "health"])},
+                    actor=rep,
+                ),
+            )
+            if result is not None:
+                self.customers.append((result.aggregate_id, rep))
+                if rnd.random() < 0.6:
+                    self._do(day, lambda cid=result.aggregate_id, rep=rep: ledger.classify_customer(cid, rnd.choice("ABC"), "initial assessment", actor=rep))
+        duplicate = self._do(day, lambda: ledger.register_customer(name="CUSTOMER 0001 LIMITED", source="web", actor=self.reps[0]))
+        assert duplicate is None, "a duplicate registration must be refused"
+        self.summary.customers = len(self.customers)
+
+    def _build_plan(self, day: date) -> None:
+        ledger = self.ledger
+        total = Decimal(self.opportunity_count) * Decimal(18_000)
+        plan = self._do(day, lambda: ledger.draft_plan(name="FY2026 revenue plan", period="2026", targets={"revenue": total}, actor="vp-sales"))
+        if plan is None:
+            return
+        quarter = total / 4
+        self._do(day, lambda: ledger.decompose_plan(plan.aggregate_id, "total", "period", {f"2026-Q{q}": {"revenue": quarter} for q in range(1, 5)}, actor="vp-sales"))
+        region = total / len(REGIONS)
+        self._do(day, lambda: ledger.decompose_plan(plan.aggregate_id, "total", "region", {r: {"revenue": region} for r in REGIONS}, actor="vp-sales"))
+        for r in REGIONS:
+            reps = self.managers[f"mgr-{r}"]
+            share = region / len(reps)
+            self._do(day, lambda r=r, reps=reps, share=share: ledger.decompose_plan(plan.aggregate_id, f"total/region={r}", "employee", {rep: {"revenue": share} for rep in reps}, actor=f"mgr-{r}"))
+        months = {f"2026-{m:02d}": {"revenue": quarter / 3} for m in (1, 2, 3)}
+        self._do(day, lambda: ledger.decompose_plan(plan.aggregate_id, "total/period=2026-Q1", "period", months, actor="vp-sales"))
+        self._do(day, lambda: ledger.revise_plan(plan.aggregate_id, {"total/region=north": {"revenue": region + 100_000}, "total/region=south": {"revenue": region - 100_000}}, "top_down", "north has the new channel partner", actor="vp-sales"))
+        self._do(day, lambda: ledger.approve_plan(plan.aggregate_id, "approved at the kick-off", actor="vp-sales"))
+        self.summary.plans = 1
+
+    def _open_deal(self, day: date) -> None:
+        rnd, ledger = self.random, self.ledger
+        customer_id, owner = rnd.choice(self.customers)
+        source = rnd.choice(SOURCES)
+        amount = Decimal(rnd.randrange(5, 120) * 1000)
+        expected_close = day + timedelta(days=rnd.randrange(30, 180))
+        result = self._do(
+            day,
+            lambda: ledger.open_opportunity(
+                customer_id=customer_id,
+                owner_id=owner,
+                title=f"{rnd.choice(PRODUCTS).upper()} for customer",
+                source=source,
+                amount=amount,
+                expected_close=expected_close,
+                product=rnd.choice(PRODUCTS),
+                region=owner.split("-")[1],
+                actor=owner,
+            ),
+        )
+        if result is not None:
+            self.open_deals[result.aggregate_id] = _Deal(
+                result.aggregate_id, owner, 1, amount, expected_close, SOURCE_QUALITY[source]
+            )
+            self.summary.opportunities += 1
+
+    def _work_deal(self, day: date, deal: _Deal) -> None:
+        rnd, ledger = self.random, self.ledger
+        oid, owner = deal.opportunity_id, deal.owner
+        self._do(day, lambda: ledger.log_opportunity_activity(oid, rnd.choice(["visit", "call", "meeting", "demo"]), "worked the deal", actor=owner))
+        if not deal.qualified:
+            criteria = {c: rnd.random() < deal.quality + 0.35 for c in QUALIFICATION_CRITERIA}
+            if all(criteria.values()):
+                if self._do(day, lambda: ledger.qualify_opportunity(oid, criteria, actor=owner)):
+                    deal.qualified = True
+                    answers = {q: rnd.random() < deal.quality for q in EVALUATION_QUESTIONS}
+                    self._do(day, lambda: ledger.evaluate_opportunity(oid, answers, actor=owner))
+            elif rnd.random() < 0.5:
+                self._do(day, lambda: ledger.disqualify_opportunity(oid, criteria, "back to marketing for nurturing", actor=owner))
+                self.open_deals.pop(oid)
+            return
+        roll = rnd.random()
+        if roll < 0.06 * (1.2 - deal.quality):
+            self._do(day, lambda: ledger.lose_opportunity(oid, rnd.choice(LOSS_REASONS), rnd.choice(COMPETITORS), day, actor=owner))
+            self.open_deals.pop(oid)
+        elif deal.stage == 7 and roll < 0.5:
+            amount = (deal.amount * Decimal(rnd.choice(["0.9", "0.95", "1"]))).quantize(Decimal(1))
+            if self._do(day, lambda: ledger.win_opportunity(oid, amount, day, actor=owner)):
+                self.open_deals.pop(oid)
+        elif roll < 0.75:
+            deal.stage += 1 if deal.stage < 7 else 0
+            if deal.stage <= 7:
+                self._do(day, lambda s=deal.stage: ledger.advance_stage(oid, s, actor=owner))
+        elif roll < 0.8 and deal.stage > 2:
+            deal.stage -= 1
+            self._do(day, lambda s=deal.stage: ledger.advance_stage(oid, s, "customer reopened requirements", actor=owner))
+        elif roll < 0.85:
+            new_close = deal.expected_close + timedelta(days=30)
+            if self._do(day, lambda: ledger.revise_close_date(oid, new_close, "customer moved the decision", actor=owner)):
+                deal.expected_close = new_close
+
+    def _submit_forecasts(self, day: date) -> None:
+        period = f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+        ledger = self.ledger
+        from aggregates.plan import period_bounds
+
+        start, end = period_bounds(period)
+        for manager, reps in self.managers.items():
+            for rep in reps:
+                deals = [d.opportunity_id for d in self.open_deals.values() if d.owner == rep and start <= d.expected_close <= end and d.stage >= 5]
+                if self._do(day, lambda rep=rep, deals=deals: ledger.submit_forecast(period, deals, actor=rep)):
+                    self.summary.forecasts += 1
+            if self._do(day, lambda m=manager: ledger.submit_forecast(period, [], actor=m)):
+                self.summary.forecasts += 1
+                forecast = ledger.forecast(manager, period)
+                adjusted = (forecast.total * Decimal("0.9")).quantize(Decimal(1))
+                self._do(day, lambda m=manager, a=adjusted: ledger.revise_forecast(m, period, a, "discount for slippage", actor="vp-sales"))
+        if self._do(day, lambda: ledger.submit_forecast(period, [], actor="vp-sales")):
+            self.summary.forecasts += 1
+
+    def _finish(self) -> None:
+        notifications = self.ledger.recorder.max_notification_id() or 0
+        self.summary.events = notifications
+        self.summary.open = len(self.open_deals)
+        for deal in self.open_deals.values():
+            self.summary.by_stage[deal.stage] = self.summary.by_stage.get(deal.stage, 0) + 1
+        won = 0
+        amount = Decimal(0)
+        for notification in self.ledger.recorder.select_notifications(
+            1, 10_000_000, topics=["events.opportunity:OpportunityWon"]
+        ):
+            won += 1
+            amount += Decimal(str(self.ledger.mapper.to_domain_event(notification).amount))
+        self.summary.won = won
+        self.summary.won_amount = amount
+        self.summary.lost = self.summary.opportunities - self.summary.open - won
