@@ -1,0 +1,169 @@
+"""What every projection shares: the event envelope, its table helpers, its contract."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from services.database import Row, Transaction
+
+IN_CLAUSE_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """A decoded domain event with its global position in the ledger."""
+
+    position: int
+    event: Any
+
+    @property
+    def type_name(self) -> str:
+        return type(self.event).__name__
+
+    @property
+    def aggregate_id(self) -> str:
+        return str(self.event.originator_id)
+
+    @property
+    def recorded_at(self) -> str:
+        return iso_timestamp(self.event.timestamp)
+
+    @property
+    def actor(self) -> str:
+        return str(getattr(self.event, "actor", ""))
+
+
+def iso_timestamp(moment: datetime) -> str:
+    """A UTC timestamp as fixed-width ISO-8601 text, so that text order is time order."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso_week(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def sql_value(value: Any) -> Any:
+    """A Python value as a parameter both SQLite and PostgreSQL accept."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def as_decimal(value: Any) -> Decimal:
+    """A NUMERIC column's value (Decimal on PostgreSQL, int/float on SQLite) as Decimal."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+class Projection(ABC):
+    """A read model: owns ``tables``, folds batches of events into them.
+
+    ``process`` runs inside the worker's transaction, which also records the new
+    position, so rows and position always commit together.
+    """
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def create_tables(self, tx: Transaction) -> None:
+        """Create the tables and indexes if they do not exist."""
+
+    @abstractmethod
+    def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+        """Apply a batch of events, in position order."""
+
+    def drop_tables(self, tx: Transaction) -> None:
+        for table in self.tables:
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+class KeyedRows:
+    """The rows of one table touched by a batch: loaded in one go, written back in one go."""
+
+    def __init__(self, table: str, key: str, columns: Sequence[str]) -> None:
+        self.table = table
+        self.key = key
+        self.columns = tuple(columns)
+        self.rows: dict[str, Row] = {}
+        self._dirty: set[str] = set()
+        placeholders = ", ".join(["%s"] * len(self.columns))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c != key)
+        self._upsert = (
+            f"INSERT INTO {table} ({', '.join(self.columns)}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+
+    def load(self, tx: Transaction, keys: Iterable[str]) -> None:
+        wanted = [k for k in dict.fromkeys(keys) if k not in self.rows]
+        for start in range(0, len(wanted), IN_CLAUSE_CHUNK):
+            chunk = wanted[start : start + IN_CLAUSE_CHUNK]
+            placeholders = ", ".join(["%s"] * len(chunk))
+            for row in tx.execute(
+                f"SELECT {', '.join(self.columns)} FROM {self.table} "
+                f"WHERE {self.key} IN ({placeholders})",
+                chunk,
+            ):
+                self.rows[str(row[self.key])] = row
+
+    def get(self, key: str) -> Row | None:
+        return self.rows.get(key)
+
+    def put(self, row: Row) -> None:
+        key = str(row[self.key])
+        self.rows[key] = row
+        self._dirty.add(key)
+
+    def flush(self, tx: Transaction) -> None:
+        tx.executemany(
+            self._upsert,
+            [[sql_value(self.rows[k][c]) for c in self.columns] for k in sorted(self._dirty)],
+        )
+        self.rows.clear()
+        self._dirty.clear()
+
+
+def insert_rows(tx: Transaction, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+    """Append rows to a table in one round trip."""
+    if not rows:
+        return
+    placeholders = ", ".join(["%s"] * len(columns))
+    tx.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+        [[sql_value(row[c]) for c in columns] for row in rows],
+    )
+
+
+def add_counts(
+    tx: Transaction, table: str, keys: Sequence[str], counts: dict[tuple[Any, ...], int]
+) -> None:
+    """Add ``counts`` (keyed by the values of ``keys``) to a counter table's ``count``."""
+    if not counts:
+        return
+    columns = [*keys, "count"]
+    placeholders = ", ".join(["%s"] * len(columns))
+    tx.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET count = {table}.count + excluded.count",
+        [[*key, n] for key, n in sorted(counts.items())],
+    )
+
+
+def in_clause(values: Sequence[Any]) -> str:
+    """``IN (%s, …)`` for ``values``; an always-false condition when empty."""
+    if not values:
+        return "IN (NULL)"
+    return "IN (" + ", ".join(["%s"] * len(values)) + ")"

@@ -1,0 +1,540 @@
+"""The sales funnel: every opportunity's current stage and value, and its stage history.
+
+Tables:
+- ``funnel_opportunities``: one row per opportunity (owner, region, product, source,
+  amount, expected close, stage, status, when it entered its stage, outcome).
+- ``funnel_stage_intervals``: one row per finished stay in a stage (entered, left,
+  seconds, where it went), the history behind funnel health, conversion and velocity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from eventsourcing.utils import get_topic
+from pydantic import BaseModel, Field
+
+from aggregates.funnel import LAST_OPEN_STAGE, STAGE_NAMES, STAGE_PROBABILITY, WON_STAGE
+from events import opportunity as opportunity_events
+from projections.base import (
+    KeyedRows,
+    Projection,
+    RecordedEvent,
+    as_decimal,
+    in_clause,
+    insert_rows,
+    iso_timestamp,
+)
+from services.database import Database, Row, Transaction
+
+DEAL_COLUMNS = (
+    "opportunity_id",
+    "customer_id",
+    "owner_id",
+    "title",
+    "source",
+    "product",
+    "region",
+    "amount",
+    "expected_close",
+    "stage",
+    "status",
+    "qualification",
+    "opened_at",
+    "stage_entered_at",
+    "max_stage",
+    "won_amount",
+    "closed_on",
+    "closed_at",
+)
+INTERVAL_COLUMNS = (
+    "opportunity_id",
+    "left_position",
+    "stage",
+    "entered_at",
+    "left_at",
+    "seconds",
+    "outcome",
+    "amount",
+    "owner_id",
+    "source",
+    "product",
+    "region",
+    "expected_close",
+)
+FUNNEL_EVENT_TYPES = (
+    opportunity_events.OpportunityOpened,
+    opportunity_events.OpportunityQualified,
+    opportunity_events.OpportunityDisqualified,
+    opportunity_events.StageAdvanced,
+    opportunity_events.PrimaryOwnerChanged,
+    opportunity_events.AmountRevised,
+    opportunity_events.CloseDateRevised,
+    opportunity_events.OpportunityWon,
+    opportunity_events.OpportunityLost,
+    opportunity_events.OpportunityReopened,
+)
+FUNNEL_TOPICS = tuple(get_topic(cls) for cls in FUNNEL_EVENT_TYPES)
+HEALTH_EXCELLENT = Decimal("1.00")
+HEALTH_GOOD = Decimal("0.70")
+DEFAULT_HISTORY_MONTHS = 6
+
+
+def _seconds_between(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def evolve_deal(row: Row | None, recorded: RecordedEvent) -> tuple[Row | None, Row | None]:
+    """The deal's row after ``recorded``, and the stage interval the event closed (if any).
+
+    Pure: used by the projection and by the as-of fold alike.
+    """
+    event = recorded.event
+    kind = recorded.type_name
+    at = recorded.recorded_at
+    if kind == "OpportunityOpened":
+        return {
+            "opportunity_id": recorded.aggregate_id,
+            "customer_id": event.customer_id,
+            "owner_id": event.owner_id,
+            "title": event.title,
+            "source": event.source,
+            "product": event.product,
+            "region": event.region,
+            "amount": event.amount,
+            "expected_close": event.expected_close.isoformat(),
+            "stage": 1,
+            "status": "open",
+            "qualification": "pending",
+            "opened_at": at,
+            "stage_entered_at": at,
+            "max_stage": 1,
+            "won_amount": None,
+            "closed_on": None,
+            "closed_at": None,
+        }, None
+    if row is None or kind not in _DEAL_CHANGES:
+        return row, None
+    new = dict(row)
+    _DEAL_CHANGES[kind](new, event, at)
+    interval = None
+    left_stage = new["stage"] != row["stage"] or new["status"] != "open"
+    if row["status"] == "open" and left_stage:
+        interval = {
+            "opportunity_id": row["opportunity_id"],
+            "left_position": recorded.position,
+            "stage": row["stage"],
+            "entered_at": row["stage_entered_at"],
+            "left_at": at,
+            "seconds": _seconds_between(row["stage_entered_at"], at),
+            "outcome": new["status"] if new["status"] != "open" else f"stage {new['stage']}",
+            "amount": row["amount"],
+            "owner_id": row["owner_id"],
+            "source": row["source"],
+            "product": row["product"],
+            "region": row["region"],
+            "expected_close": row["expected_close"],
+        }
+    return new, interval
+
+
+def _enter_stage(row: Row, stage: int, at: str) -> None:
+    row["stage"] = stage
+    row["stage_entered_at"] = at
+    row["max_stage"] = max(int(row["max_stage"]), stage)
+
+
+def _qualified(row: Row, event: Any, at: str) -> None:
+    row["qualification"] = "qualified"
+
+
+def _disqualified(row: Row, event: Any, at: str) -> None:
+    row["qualification"] = "nurturing"
+    if int(row["stage"]) != 1:
+        _enter_stage(row, 1, at)
+
+
+def _stage_advanced(row: Row, event: Any, at: str) -> None:
+    _enter_stage(row, event.to_stage, at)
+
+
+def _owner_changed(row: Row, event: Any, at: str) -> None:
+    row["owner_id"] = event.owner_id
+
+
+def _amount_revised(row: Row, event: Any, at: str) -> None:
+    row["amount"] = event.amount
+
+
+def _close_date_revised(row: Row, event: Any, at: str) -> None:
+    row["expected_close"] = event.expected_close.isoformat()
+
+
+def _won(row: Row, event: Any, at: str) -> None:
+    _enter_stage(row, WON_STAGE, at)
+    row["status"] = "won"
+    row["won_amount"] = event.amount
+    row["closed_on"] = event.closed_on.isoformat()
+    row["closed_at"] = at
+
+
+def _lost(row: Row, event: Any, at: str) -> None:
+    row["status"] = "lost"
+    row["stage_entered_at"] = at
+    row["closed_on"] = event.closed_on.isoformat()
+    row["closed_at"] = at
+
+
+def _reopened(row: Row, event: Any, at: str) -> None:
+    row["status"] = "open"
+    row["stage"] = event.stage
+    row["stage_entered_at"] = at
+    row["won_amount"] = None
+    row["closed_on"] = None
+    row["closed_at"] = None
+
+
+_DEAL_CHANGES: dict[str, Callable[[Row, Any, str], None]] = {
+    "OpportunityQualified": _qualified,
+    "OpportunityDisqualified": _disqualified,
+    "StageAdvanced": _stage_advanced,
+    "PrimaryOwnerChanged": _owner_changed,
+    "AmountRevised": _amount_revised,
+    "CloseDateRevised": _close_date_revised,
+    "OpportunityWon": _won,
+    "OpportunityLost": _lost,
+    "OpportunityReopened": _reopened,
+}
+
+
+class FunnelProjection(Projection):
+    """Opportunities by stage, with the history of every stage they passed through."""
+
+    name = "funnel"
+    tables = ("funnel_opportunities", "funnel_stage_intervals")
+
+    def create_tables(self, tx: Transaction) -> None:
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS funnel_opportunities ("
+            "opportunity_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, owner_id TEXT NOT NULL, "
+            "title TEXT NOT NULL, source TEXT NOT NULL, product TEXT NOT NULL, "
+            "region TEXT NOT NULL, amount NUMERIC NOT NULL, expected_close TEXT NOT NULL, "
+            "stage INTEGER NOT NULL, status TEXT NOT NULL, qualification TEXT NOT NULL, "
+            "opened_at TEXT NOT NULL, stage_entered_at TEXT NOT NULL, max_stage INTEGER NOT NULL, "
+            "won_amount NUMERIC, closed_on TEXT, closed_at TEXT)"
+        )
+        tx.execute(
+            "CREATE INDEX IF NOT EXISTS funnel_opportunities_status_stage "
+            "ON funnel_opportunities (status, stage)"
+        )
+        tx.execute(
+            "CREATE INDEX IF NOT EXISTS funnel_opportunities_owner "
+            "ON funnel_opportunities (owner_id, status)"
+        )
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS funnel_stage_intervals ("
+            "opportunity_id TEXT NOT NULL, left_position BIGINT NOT NULL, stage INTEGER NOT NULL, "
+            "entered_at TEXT NOT NULL, left_at TEXT NOT NULL, seconds DOUBLE PRECISION NOT NULL, "
+            "outcome TEXT NOT NULL, amount NUMERIC NOT NULL, owner_id TEXT NOT NULL, "
+            "source TEXT NOT NULL, product TEXT NOT NULL, region TEXT NOT NULL, "
+            "expected_close TEXT NOT NULL, PRIMARY KEY (opportunity_id, left_position))"
+        )
+        tx.execute(
+            "CREATE INDEX IF NOT EXISTS funnel_stage_intervals_time "
+            "ON funnel_stage_intervals (entered_at, left_at)"
+        )
+
+    def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+        relevant = [e for e in events if e.type_name in _FUNNEL_TYPE_NAMES]
+        if not relevant:
+            return
+        deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)
+        deals.load(tx, (e.aggregate_id for e in relevant if e.type_name != "OpportunityOpened"))
+        intervals: list[Row] = []
+        for recorded in relevant:
+            row, interval = evolve_deal(deals.get(recorded.aggregate_id), recorded)
+            if row is not None:
+                deals.put(row)
+            if interval is not None:
+                intervals.append(interval)
+        deals.flush(tx)
+        insert_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, intervals)
+
+
+_FUNNEL_TYPE_NAMES = frozenset(cls.__name__ for cls in FUNNEL_EVENT_TYPES)
+
+
+# Queries.
+
+
+@dataclass(frozen=True)
+class FunnelFilter:
+    """Which deals to count: each given criterion must match (``owner_ids``: any of them)."""
+
+    owner_ids: Collection[str] | None = None
+    region: str | None = None
+    product: str | None = None
+    source: str | None = None
+    close_from: date | None = None
+    close_to: date | None = None
+
+    def sql(self, close_column: str = "expected_close") -> tuple[str, list[Any]]:
+        """SQL conditions (prefixed with AND) and their parameters."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if self.owner_ids is not None:
+            owners = sorted(self.owner_ids)
+            conditions.append(f"owner_id {in_clause(owners)}")
+            params.extend(owners)
+        for column in ("region", "product", "source"):
+            value = getattr(self, column)
+            if value is not None:
+                conditions.append(f"{column} = %s")
+                params.append(value)
+        if self.close_from is not None:
+            conditions.append(f"{close_column} >= %s")
+            params.append(self.close_from.isoformat())
+        if self.close_to is not None:
+            conditions.append(f"{close_column} <= %s")
+            params.append(self.close_to.isoformat())
+        return "".join(f" AND {c}" for c in conditions), params
+
+    def matches(self, row: Row, close_column: str = "expected_close") -> bool:
+        if self.owner_ids is not None and row["owner_id"] not in self.owner_ids:
+            return False
+        for column in ("region", "product", "source"):
+            value = getattr(self, column)
+            if value is not None and row[column] != value:
+                return False
+        close = row[close_column]
+        if self.close_from is not None and (close is None or close < self.close_from.isoformat()):
+            return False
+        return not (
+            self.close_to is not None and (close is None or close > self.close_to.isoformat())
+        )
+
+
+class FunnelStage(BaseModel):
+    """One funnel stage: how many deals, their value and their probability-weighted value."""
+
+    stage: int = Field(examples=[3])
+    name: str = Field(examples=[STAGE_NAMES[3]])
+    probability: Decimal = Field(examples=["0.20"])
+    count: int = Field(examples=[12])
+    amount: Decimal = Field(examples=["480000"])
+    weighted_amount: Decimal = Field(examples=["96000"])
+
+
+class Funnel(BaseModel):
+    """Open deals per stage 1–7 and won deals as stage 8 (closed in the close period, if given)."""
+
+    as_of: datetime | None = None
+    stages: list[FunnelStage]
+    open_count: int
+    open_amount: Decimal
+    weighted_amount: Decimal
+
+
+def _funnel_from_totals(
+    totals: dict[int, tuple[int, Decimal]], as_of: datetime | None = None
+) -> Funnel:
+    stages = []
+    for stage in range(1, WON_STAGE + 1):
+        count, amount = totals.get(stage, (0, Decimal(0)))
+        probability = STAGE_PROBABILITY[stage]
+        stages.append(
+            FunnelStage(
+                stage=stage,
+                name=STAGE_NAMES[stage],
+                probability=probability,
+                count=count,
+                amount=amount,
+                weighted_amount=(amount * probability).quantize(Decimal("0.01")),
+            )
+        )
+    open_stages = [s for s in stages if s.stage <= LAST_OPEN_STAGE]
+    return Funnel(
+        as_of=as_of,
+        stages=stages,
+        open_count=sum(s.count for s in open_stages),
+        open_amount=sum((s.amount for s in open_stages), Decimal(0)),
+        weighted_amount=sum((s.weighted_amount for s in open_stages), Decimal(0)),
+    )
+
+
+def query_funnel(database: Database, selection: FunnelFilter = FunnelFilter()) -> Funnel:
+    """The live funnel, from the projection's rows."""
+    conditions, params = selection.sql()
+    won_conditions, won_params = selection.sql(close_column="closed_on")
+    with database.transaction() as tx:
+        rows = tx.execute(
+            "SELECT stage, COUNT(*) AS n, SUM(amount) AS amount FROM funnel_opportunities "
+            f"WHERE status = 'open'{conditions} GROUP BY stage",
+            params,
+        )
+        won = tx.execute(
+            "SELECT COUNT(*) AS n, SUM(won_amount) AS amount FROM funnel_opportunities "
+            f"WHERE status = 'won'{won_conditions}",
+            won_params,
+        )
+    totals = {int(r["stage"]): (int(r["n"]), as_decimal(r["amount"])) for r in rows}
+    totals[WON_STAGE] = (int(won[0]["n"]), as_decimal(won[0]["amount"]))
+    return _funnel_from_totals(totals)
+
+
+def fold_deals_as_of(ledger: Any, moment: datetime, batch_size: int = 5000) -> dict[str, Row]:
+    """Every opportunity's funnel row as it was at ``moment``, folded from the events alone.
+
+    Reads only the funnel's event types; an opportunity's events after its first
+    event later than ``moment`` are ignored, as ``SalesLedger.load_as_of`` does.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    deals: dict[str, Row] = {}
+    cut: set[str] = set()
+    start: int | None = None
+    while True:
+        notifications = ledger.recorder.select_notifications(
+            start, batch_size, topics=FUNNEL_TOPICS, inclusive_of_start=False
+        )
+        if not notifications:
+            return deals
+        for notification in notifications:
+            key = str(notification.originator_id)
+            if key in cut:
+                continue
+            event = ledger.mapper.to_domain_event(notification)
+            if event.timestamp > moment:
+                cut.add(key)
+                continue
+            row, _ = evolve_deal(deals.get(key), RecordedEvent(notification.id, event))
+            if row is not None:
+                deals[key] = row
+        start = notifications[-1].id
+
+
+def funnel_from_deals(
+    deals: Iterable[Row], selection: FunnelFilter = FunnelFilter(), as_of: datetime | None = None
+) -> Funnel:
+    """The funnel over in-memory deal rows (for as-of queries)."""
+    totals: dict[int, tuple[int, Decimal]] = {}
+    for row in deals:
+        if row["status"] == "open" and selection.matches(row):
+            stage = int(row["stage"])
+        elif row["status"] == "won" and selection.matches(row, close_column="closed_on"):
+            stage = WON_STAGE
+        else:
+            continue
+        count, amount = totals.get(stage, (0, Decimal(0)))
+        value = row["won_amount"] if stage == WON_STAGE else row["amount"]
+        totals[stage] = (count + 1, amount + as_decimal(value))
+    return _funnel_from_totals(totals, as_of)
+
+
+def query_funnel_as_of(
+    ledger: Any, moment: datetime, selection: FunnelFilter = FunnelFilter()
+) -> Funnel:
+    """The funnel as it was at ``moment``, from the events alone."""
+    return funnel_from_deals(fold_deals_as_of(ledger, moment).values(), selection, moment)
+
+
+class FunnelHealthStage(BaseModel):
+    """A stage's current figures against what history says to expect there."""
+
+    stage: int = Field(examples=[2])
+    count: int = Field(examples=[9])
+    expected_count: Decimal = Field(examples=["10.5"])
+    count_ratio: Decimal | None = Field(examples=["0.86"])
+    amount: Decimal = Field(examples=["300000"])
+    expected_amount: Decimal = Field(examples=["350000"])
+    amount_ratio: Decimal | None = Field(examples=["0.86"])
+    label: str = Field(description="excellent (>100 %), good (70–100 %), warning (<70 %), "
+                       "or no history", examples=["good"])
+
+
+class FunnelHealth(BaseModel):
+    """Funnel health: live counts ÷ the average count at the same stage at past month-ends."""
+
+    history_moments: list[datetime]
+    stages: list[FunnelHealthStage]
+
+
+def health_label(ratio: Decimal | None) -> str:
+    if ratio is None:
+        return "no history"
+    if ratio > HEALTH_EXCELLENT:
+        return "excellent"
+    if ratio >= HEALTH_GOOD:
+        return "good"
+    return "warning"
+
+
+def past_month_ends(now: datetime, months: int) -> list[datetime]:
+    """The last ``months`` month-ends (midnight starting each month) before ``now``."""
+    moments = []
+    year, month = now.year, now.month
+    for _ in range(months):
+        moments.append(datetime(year, month, 1, tzinfo=UTC))
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return [m for m in moments if m < now] or [now]
+
+
+def query_funnel_health(
+    database: Database,
+    selection: FunnelFilter = FunnelFilter(),
+    now: datetime | None = None,
+    history_months: int = DEFAULT_HISTORY_MONTHS,
+) -> FunnelHealth:
+    """Per open stage: live count and amount ÷ their average at the past month-ends."""
+    now = now or datetime.now(UTC)
+    moments = past_month_ends(now, history_months)
+    current = query_funnel(database, selection)
+    conditions, params = selection.sql()
+    sums: dict[int, list[Decimal]] = {s: [Decimal(0), Decimal(0)] for s in STAGE_NAMES}
+    with database.transaction() as tx:
+        for moment in moments:
+            at = iso_timestamp(moment)
+            for sql, extra in (
+                (
+                    "SELECT stage, COUNT(*) AS n, SUM(amount) AS amount FROM funnel_stage_intervals"
+                    " WHERE entered_at <= %s AND left_at > %s",
+                    [at, at],
+                ),
+                (
+                    "SELECT stage, COUNT(*) AS n, SUM(amount) AS amount FROM funnel_opportunities"
+                    " WHERE status = 'open' AND stage_entered_at <= %s",
+                    [at],
+                ),
+            ):
+                for row in tx.execute(f"{sql}{conditions} GROUP BY stage", [*extra, *params]):
+                    totals = sums[int(row["stage"])]
+                    totals[0] += int(row["n"])
+                    totals[1] += as_decimal(row["amount"])
+    stages = []
+    for live in current.stages[:LAST_OPEN_STAGE]:
+        expected_count = sums[live.stage][0] / len(moments)
+        expected_amount = sums[live.stage][1] / len(moments)
+        count_ratio = _ratio(Decimal(live.count), expected_count)
+        stages.append(
+            FunnelHealthStage(
+                stage=live.stage,
+                count=live.count,
+                expected_count=expected_count.quantize(Decimal("0.01")),
+                count_ratio=count_ratio,
+                amount=live.amount,
+                expected_amount=expected_amount.quantize(Decimal("0.01")),
+                amount_ratio=_ratio(live.amount, expected_amount),
+                label=health_label(count_ratio),
+            )
+        )
+    return FunnelHealth(history_moments=moments, stages=stages)
+
+
+def _ratio(value: Decimal, expected: Decimal) -> Decimal | None:
+    if expected == 0:
+        return None
+    return (value / expected).quantize(Decimal("0.0001"))

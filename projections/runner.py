@@ -1,0 +1,210 @@
+"""Feeding projections: read the ledger's notifications in batches, apply, record position.
+
+One runner serves several projections. Each batch is read and decoded once; every
+projection receives the events after its own position, and all rows plus the new
+positions commit in one transaction, so a crash never applies an event twice or loses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from projections.base import Projection, RecordedEvent
+from services.database import Database, Transaction
+
+log = logging.getLogger(__name__)
+
+POSITIONS_TABLE = "projection_positions"
+DEFAULT_BATCH_SIZE = 2000
+
+
+class ProjectionRunner:
+    """Brings a set of projections up to date with the ledger, batch by batch."""
+
+    def __init__(
+        self,
+        ledger: Any,
+        database: Database,
+        projections: Sequence[Projection],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.ledger = ledger
+        self.database = database
+        self.projections = list(projections)
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self.ensure_tables()
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.projections]
+
+    def ensure_tables(self) -> None:
+        with self.database.transaction() as tx:
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {POSITIONS_TABLE} "
+                "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
+            for projection in self.projections:
+                projection.create_tables(tx)
+
+    def positions(self) -> dict[str, int]:
+        """Each projection's position: the last event it has applied (0 before any)."""
+        with self.database.transaction() as tx:
+            return self._positions(tx, lock=False)
+
+    def _positions(self, tx: Transaction, *, lock: bool) -> dict[str, int]:
+        suffix = " FOR UPDATE" if lock and tx.dialect == "postgres" else ""
+        rows = tx.execute(f"SELECT name, position FROM {POSITIONS_TABLE}{suffix}")
+        known = {row["name"]: int(row["position"]) for row in rows}
+        return {name: known.get(name, 0) for name in self.names}
+
+    def process_batch(self) -> int:
+        """Apply the next batch of events; the number of events read (0: up to date)."""
+        with self._lock:
+            positions = self.positions()
+            start = min(positions.values(), default=0)
+            notifications = self.ledger.recorder.select_notifications(
+                start, self.batch_size, inclusive_of_start=False
+            )
+            if not notifications:
+                return 0
+            to_domain_event = self.ledger.mapper.to_domain_event
+            events = [RecordedEvent(n.id, to_domain_event(n)) for n in notifications]
+            last = events[-1].position
+            with self.database.transaction() as tx:
+                current = self._positions(tx, lock=True)
+                if any(current[name] < positions[name] for name in self.names):
+                    log.info("a projection was reset while reading; retrying the batch")
+                    return len(events)
+                for projection in self.projections:
+                    since = current[projection.name]
+                    if since >= last:
+                        continue
+                    fresh = events if since <= start else [e for e in events if e.position > since]
+                    projection.process(tx, fresh)
+                    self._record_position(tx, projection.name, last)
+            return len(events)
+
+    def catch_up(self) -> int:
+        """Apply batches until no new event is readable; the number of events read."""
+        total = 0
+        while count := self.process_batch():
+            total += count
+        return total
+
+    def rebuild(self, names: Sequence[str] | None = None) -> int:
+        """Drop the named projections' tables (default: all), recreate them, replay every event."""
+        chosen = [p for p in self.projections if names is None or p.name in names]
+        with self._lock, self.database.transaction() as tx:
+            for projection in chosen:
+                projection.drop_tables(tx)
+                projection.create_tables(tx)
+                self._record_position(tx, projection.name, 0)
+        return self.catch_up()
+
+    @staticmethod
+    def _record_position(tx: Transaction, name: str, position: int) -> None:
+        tx.execute(
+            f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            [name, position],
+        )
+
+
+class ProjectionLagError(Exception):
+    """A projection did not reach the requested position within the allowed wait."""
+
+    def __init__(self, projection: str, position: int, reached: int, waited: float) -> None:
+        super().__init__(
+            f"projection {projection!r} reached position {reached}, not {position}, "
+            f"within {waited:g} s; retry shortly"
+        )
+        self.projection = projection
+        self.position = position
+        self.reached = reached
+
+
+class ProjectionWorker:
+    """Keeps a runner's projections current until stopped.
+
+    On PostgreSQL it sleeps on LISTEN for the event store's NOTIFY and also wakes every
+    ``poll_interval`` seconds (an event becomes readable only once every older writing
+    transaction has finished, which sends no notification). On SQLite it polls, and
+    in-process writers may call ``wake()``.
+    """
+
+    def __init__(
+        self,
+        runner: ProjectionRunner,
+        channel: str,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.runner = runner
+        self.channel = channel
+        self.poll_interval = poll_interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        """Process events until ``stop()``; errors are logged and retried after a pause."""
+        while not self._stop.is_set():
+            try:
+                if self.runner.catch_up() == 0:
+                    self._idle()
+            except Exception:
+                log.exception("projection batch failed; retrying")
+                self._stop.wait(self.poll_interval)
+
+    def _idle(self) -> None:
+        if self.runner.database.dialect == "postgres":
+            self.runner.database.wait_for_notify(self.channel, self.poll_interval)
+        else:
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def start(self) -> None:
+        """Run in a daemon thread."""
+        self._thread = threading.Thread(target=self.run, name="projection-worker", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def wait_for_position(
+    database: Database,
+    projection: str,
+    position: int,
+    timeout: float,
+    on_wait: Any = None,
+) -> None:
+    """Return once ``projection`` has applied ``position``; raise ProjectionLagError after
+    ``timeout`` seconds. ``on_wait`` (e.g. a worker's ``wake``) is called while waiting."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        with database.transaction() as tx:
+            rows = tx.execute(
+                f"SELECT position FROM {POSITIONS_TABLE} WHERE name = %s", [projection]
+            )
+        reached = int(rows[0]["position"]) if rows else 0
+        if reached >= position:
+            return
+        if time.monotonic() >= deadline:
+            raise ProjectionLagError(projection, position, reached, timeout)
+        if on_wait is not None:
+            on_wait()
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)

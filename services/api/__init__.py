@@ -1,0 +1,1 @@
+"""The HTTP API: commands of the ledger and queries of its projections."""

@@ -1,0 +1,43 @@
+"""Any single aggregate as JSON, as it is now or as it was at a past moment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field
+
+from commands.ledger import SalesLedger
+
+
+class AggregateState(BaseModel):
+    """An aggregate's state, reconstructed from its events (up to ``as_of`` if given)."""
+
+    aggregate_id: str = Field(examples=["5b0c6c1e-54f8-4f57-9e4f-7a0d2f1b8c11"])
+    aggregate_type: str = Field(examples=["Opportunity"])
+    version: int = Field(examples=[7])
+    as_of: datetime | None = None
+    state: dict[str, Any] = Field(examples=[{"stage": 3, "status": "open", "owner_id": "alice"}])
+
+
+def aggregate_state(
+    ledger: SalesLedger,
+    aggregate_class: type[Aggregate],
+    aggregate_id: str,
+    as_of: datetime | None = None,
+) -> AggregateState:
+    """Load and describe an aggregate; NotFoundError if it does not exist (then)."""
+    if as_of is None:
+        aggregate = ledger.load(aggregate_class, aggregate_id)
+    else:
+        aggregate = ledger.load_as_of(aggregate_class, aggregate_id, as_of)
+    state = {k: v for k, v in vars(aggregate).items() if not k.startswith("_")}
+    return AggregateState(
+        aggregate_id=str(aggregate.id),
+        aggregate_type=type(aggregate).__name__,
+        version=aggregate.version,
+        as_of=as_of,
+        state=jsonable_encoder(state),
+    )

@@ -1,0 +1,87 @@
+"""Builds the FastAPI application from settings: the one place the API is wired."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from commands.ledger import SalesLedger
+from projections.registry import all_projections
+from projections.runner import ProjectionRunner, ProjectionWorker
+from services.api.dependencies import ApiContext
+from services.api.errors import install_error_handlers
+from services.api.routers import (
+    audit,
+    customers,
+    forecasts,
+    funnel,
+    opportunities,
+    people,
+    plans,
+)
+from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.database import Database
+from services.settings import Settings
+
+DESCRIPTION = """
+Commands of the sales-process ledger and queries of its live projections.
+
+Authenticate with `Authorization: Bearer <token>` (`salesledger token PERSON`).
+Every command returns the ledger `position` of its last event; pass it to a query as
+`min_position` to read your own write (the query waits up to 5 s, then answers 504).
+Errors are JSON `{"error": code, "message": text}`: 401 unauthenticated, 403 not allowed,
+404 not found, 409 conflict or duplicate, 422 invalid or against a business rule,
+504 projection still behind.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    ledger: SalesLedger | None = None,
+    *,
+    project_in_process: bool | None = None,
+) -> FastAPI:
+    """The API. ``project_in_process`` (default: on the embedded SQLite store) runs the
+    projection worker in a background thread while the app runs."""
+    settings = settings or Settings()
+    ledger = ledger or build_ledger(settings)
+    database = Database(settings)
+    if project_in_process is None:
+        project_in_process = settings.store == "sqlite"
+    runner = ProjectionRunner(ledger, database, all_projections())
+    worker = None
+    if project_in_process:
+        worker = ProjectionWorker(runner, EVENTS_CHANNEL, poll_interval=0.2)
+    context = ApiContext(settings=settings, ledger=ledger, database=database, worker=worker)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    app = FastAPI(
+        title="Sales ledger",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    for router in (
+        people.router,
+        customers.router,
+        opportunities.router,
+        plans.router,
+        forecasts.router,
+        funnel.router,
+        audit.router,
+    ):
+        app.include_router(router)
+    return app

@@ -1,0 +1,95 @@
+"""What routes depend on: the ledger, the read database, the projection worker, freshness."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request
+
+from commands.ledger import CommandResult, SalesLedger
+from commands.models import CommandAccepted
+from projections.runner import ProjectionWorker, wait_for_position
+from services.database import Database
+from services.settings import Settings
+
+READ_YOUR_WRITES_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass
+class ApiContext:
+    """Everything the app wires once at start-up."""
+
+    settings: Settings
+    ledger: SalesLedger
+    database: Database
+    worker: ProjectionWorker | None
+
+
+def get_context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context
+
+
+def get_ledger(request: Request) -> SalesLedger:
+    return get_context(request).ledger
+
+
+def get_database(request: Request) -> Database:
+    return get_context(request).database
+
+
+ContextDep = Annotated[ApiContext, Depends(get_context)]
+LedgerDep = Annotated[SalesLedger, Depends(get_ledger)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Repeat a command safely: the same key records it only once.",
+    ),
+]
+
+
+def accepted(result: CommandResult, context: ApiContext | None = None) -> CommandAccepted:
+    """A command's result as the API returns it (and a nudge to the in-process worker)."""
+    if context is not None and context.worker is not None:
+        context.worker.wake()
+    return CommandAccepted(
+        aggregate_id=result.aggregate_id,
+        version=result.version,
+        position=result.position,
+        duplicate=result.duplicate,
+    )
+
+
+def fresh(projection: str) -> Callable[..., None]:
+    """A dependency that waits until ``projection`` has applied ``min_position``."""
+
+    def wait(
+        context: ContextDep,
+        min_position: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                description="Wait (up to 5 s) until this query's projection has applied this "
+                "ledger position (a command's `position`); 504 if it has not by then.",
+                examples=[1042],
+            ),
+        ] = None,
+    ) -> None:
+        if min_position is None:
+            return
+        on_wait: Any = context.worker.wake if context.worker is not None else None
+        wait_for_position(
+            context.database,
+            projection,
+            min_position,
+            READ_YOUR_WRITES_TIMEOUT_SECONDS,
+            on_wait=on_wait,
+        )
+
+    wait.__name__ = f"wait_for_{projection}"
+    return wait

@@ -1,0 +1,53 @@
+"""Query filters shared by the read endpoints, parsed from query parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from aggregates.plan import period_bounds
+from projections.funnel import FunnelFilter
+from services.api.dependencies import LedgerDep
+
+
+def owners_in_scope(ledger: LedgerDep, owner: str | None, team: str | None) -> set[str] | None:
+    """The owners to count: one person, a manager's whole subtree, both (intersected) or all."""
+    owners: set[str] | None = None
+    if team is not None:
+        owners = ledger.organisation().subtree(team)
+    if owner is not None:
+        owners = {owner} if owners is None else owners & {owner}
+    return owners
+
+
+def funnel_filter(
+    ledger: LedgerDep,
+    owner: Annotated[str | None, Query(description="primary owner's person id")] = None,
+    team: Annotated[
+        str | None, Query(description="a manager: counts the whole subtree under them")
+    ] = None,
+    region: str | None = None,
+    product: str | None = None,
+    source: Annotated[str | None, Query(description="lead source, e.g. referral")] = None,
+    close_period: Annotated[
+        str | None,
+        Query(
+            description="expected-close period (won deals: closing date): 2026, 2026-Q2, "
+            "2026-05, 2026-W20 or 2026-05-14",
+            examples=["2026-Q2"],
+        ),
+    ] = None,
+) -> FunnelFilter:
+    bounds = period_bounds(close_period) if close_period is not None else (None, None)
+    return FunnelFilter(
+        owner_ids=owners_in_scope(ledger, owner, team),
+        region=region,
+        product=product,
+        source=source,
+        close_from=bounds[0],
+        close_to=bounds[1],
+    )
+
+
+FunnelFilterDep = Annotated[FunnelFilter, Depends(funnel_filter)]

@@ -1,0 +1,75 @@
+"""Sales plans: drafting, decomposition, revision, approval."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+
+from aggregates.plan import SalesPlan
+from commands.models import ApprovePlan, CommandAccepted, DecomposePlan, DraftPlan, RevisePlan
+from services.api.aggregate_views import AggregateState, aggregate_state
+from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
+from services.api.security import CurrentActor
+
+router = APIRouter(prefix="/plans", tags=["plans"])
+
+
+@router.post("", response_model=CommandAccepted, status_code=201)
+def draft_plan(
+    body: DraftPlan, context: ContextDep, actor: CurrentActor, command_id: IdempotencyKey = None
+) -> CommandAccepted:
+    """Draft a plan with targets for a period (managers and admins)."""
+    result = context.ledger.draft_plan(**body.model_dump(), actor=actor, command_id=command_id)
+    return accepted(result, context)
+
+
+@router.get("/{plan_id}", response_model=AggregateState)
+def get_plan(
+    plan_id: str, ledger: LedgerDep, actor: CurrentActor, as_of: datetime | None = None
+) -> AggregateState:
+    """A plan as it is now, or as it was at ``as_of``."""
+    return aggregate_state(ledger, SalesPlan, plan_id, as_of)
+
+
+@router.post("/{plan_id}/decompositions", response_model=CommandAccepted, status_code=201)
+def decompose_plan(
+    plan_id: str,
+    body: DecomposePlan,
+    context: ContextDep,
+    actor: CurrentActor,
+    command_id: IdempotencyKey = None,
+) -> CommandAccepted:
+    """Split a node's targets along a dimension; the parts must sum to the parent."""
+    result = context.ledger.decompose_plan(
+        plan_id, body.parent, body.dimension, body.allocations, actor=actor, command_id=command_id
+    )
+    return accepted(result, context)
+
+
+@router.post("/{plan_id}/revisions", response_model=CommandAccepted, status_code=201)
+def revise_plan(
+    plan_id: str,
+    body: RevisePlan,
+    context: ContextDep,
+    actor: CurrentActor,
+    command_id: IdempotencyKey = None,
+) -> CommandAccepted:
+    """Revise targets at several nodes at once, bottom-up or top-down, with a reason."""
+    result = context.ledger.revise_plan(
+        plan_id, body.changes, body.direction, body.reason, actor=actor, command_id=command_id
+    )
+    return accepted(result, context)
+
+
+@router.post("/{plan_id}/approval", response_model=CommandAccepted)
+def approve_plan(
+    plan_id: str,
+    body: ApprovePlan,
+    context: ContextDep,
+    actor: CurrentActor,
+    command_id: IdempotencyKey = None,
+) -> CommandAccepted:
+    """Approve the plan (managers and admins)."""
+    result = context.ledger.approve_plan(plan_id, body.note, actor=actor, command_id=command_id)
+    return accepted(result, context)

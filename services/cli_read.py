@@ -1,0 +1,95 @@
+"""Read-side subcommands: serve (the HTTP API), project (the workers), rebuild."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from typing import Any
+
+from projections.registry import all_projections, projection_names
+from projections.runner import ProjectionRunner, ProjectionWorker
+from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.database import Database
+from services.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve", help="run the HTTP API (on SQLite it also keeps the projections current)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--project",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="run the projection worker in-process (auto: only on SQLite)",
+    )
+    serve.set_defaults(handler=_serve)
+
+    project = subparsers.add_parser(
+        "project", help="run the projection workers until interrupted (for PostgreSQL)"
+    )
+    project.add_argument("--poll-interval", type=float, default=0.5, help="seconds")
+    project.add_argument("--batch-size", type=int, default=2000)
+    project.add_argument(
+        "--once", action="store_true", help="catch up once and exit instead of following"
+    )
+    project.set_defaults(handler=_project)
+
+    rebuild = subparsers.add_parser("rebuild", help="rebuild projections from event 1")
+    rebuild.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"default: all of {', '.join(projection_names())}"
+    )
+    rebuild.set_defaults(handler=_rebuild)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.api.app import create_app
+
+    in_process = {"auto": None, "yes": True, "no": False}[args.project]
+    app = create_app(Settings(), project_in_process=in_process)
+    uvicorn.run(app, host=args.host, port=args.port)
+    return 0
+
+
+def _project(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    database = Database(settings)
+    runner = ProjectionRunner(
+        build_ledger(settings), database, all_projections(), batch_size=args.batch_size
+    )
+    if args.once:
+        print(f"applied {runner.catch_up()} events; positions {runner.positions()}")
+        return 0
+    worker = ProjectionWorker(runner, EVENTS_CHANNEL, poll_interval=args.poll_interval)
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        stopped.set()
+        worker.stop(timeout=0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"projecting {', '.join(runner.names)} from positions {runner.positions()}", flush=True)
+    worker.run()
+    database.close()
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    unknown = sorted(set(args.names) - set(projection_names()))
+    if unknown:
+        print(f"error: unknown projections {unknown}; choose from {projection_names()}")
+        return 2
+    settings = Settings()
+    runner = ProjectionRunner(build_ledger(settings), Database(settings), all_projections())
+    applied = runner.rebuild(args.names or None)
+    print(f"rebuilt {', '.join(args.names or runner.names)} from {applied} events; "
+          f"positions {runner.positions()}")
+    return 0
