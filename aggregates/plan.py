@@ -152,7 +152,7 @@ class SalesPlan(Aggregate):
             raise RuleViolationError(f"dimension must be one of {DIMENSIONS}")
         if dimension in self.children.get(parent, {}):
             raise RuleViolationError(f"{parent!r} is already decomposed by {dimension}; revise it")
-        if parent != ROOT and any(
+        if dimension != "period" and any(
             s.startswith(f"{dimension}=") for s in parent.split("/")[1:]
         ):
             raise RuleViolationError(f"{parent!r} is already a {dimension} node")
