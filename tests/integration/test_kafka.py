@@ -185,7 +185,9 @@ class SalesFloor:
                 )
                 deal.update(status="won", stage=8)
             elif self.rng.random() < 0.08:
-                self.ledger.lose_opportunity(deal_id, "price", "Rival", date(2025, 6, 1), actor=actor)
+                self.ledger.lose_opportunity(
+                    deal_id, "price", "Rival", date(2025, 6, 1), actor=actor
+                )
                 deal.update(status="lost")
             elif self.rng.random() < 0.15:
                 self.ledger.revise_amount(
