@@ -17,6 +17,7 @@ from services.api.routers import (
     customers,
     forecasts,
     funnel,
+    monitoring,
     opportunities,
     people,
     plans,
@@ -81,6 +82,7 @@ def create_app(
         plans.router,
         forecasts.router,
         funnel.router,
+        monitoring.router,
         audit.router,
     ):
         app.include_router(router)

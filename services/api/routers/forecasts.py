@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Query
+
+from aggregates.plan import period_level
 from commands.models import CommandAccepted, ReviseForecast, SubmitForecast
-from services.api.dependencies import ContextDep, IdempotencyKey, accepted
+from projections.forecasts import ForecastReport, query_forecast_report
+from services.api.dependencies import (
+    ContextDep,
+    DatabaseDep,
+    IdempotencyKey,
+    LedgerDep,
+    accepted,
+    fresh,
+)
 from services.api.security import CurrentActor
 
 router = APIRouter(prefix="/forecasts", tags=["forecasts"])
@@ -40,3 +52,22 @@ def revise_forecast(
         person_id, period, body.adjusted_total, body.reason, actor=actor, command_id=command_id
     )
     return accepted(result, context)
+
+
+@router.get(
+    "/{period}", response_model=ForecastReport, dependencies=[Depends(fresh("forecasts"))]
+)
+def get_forecast_report(
+    period: str,
+    database: DatabaseDep,
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    as_of: Annotated[
+        datetime | None,
+        Query(description="what was believed at this moment", examples=["2026-04-15T00:00:00Z"]),
+    ] = None,
+) -> ForecastReport:
+    """Each person's forecast and revisions, roll-ups at every level, and accuracy."""
+    period_level(period)
+    managers = {p.person_id: p.manager_id for p in ledger.organisation().people.values()}
+    return query_forecast_report(database, period, managers, as_of)

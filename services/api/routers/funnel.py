@@ -1,4 +1,4 @@
-"""The funnel and its health, live or as of a past moment."""
+"""The funnel, its health and its conversion and velocity, live or as of a past moment."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from projections.conversion import ConversionReport, query_conversion
 from projections.funnel import (
     Funnel,
     FunnelHealth,
@@ -52,3 +53,11 @@ def get_funnel_health(
 ) -> FunnelHealth:
     """Per stage: live count ÷ the average at past month-ends (excellent/good/warning)."""
     return query_funnel_health(database, selection, history_months=history_months)
+
+
+@router.get("/conversion", response_model=ConversionReport)
+def get_conversion(
+    database: DatabaseDep, actor: CurrentActor, selection: FunnelFilterDep
+) -> ConversionReport:
+    """Conversion by cohort, win rate, days per stage, sales velocity, lead sources."""
+    return query_conversion(database, selection)

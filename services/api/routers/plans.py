@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from aggregates.plan import SalesPlan
+from fastapi import APIRouter, Depends, Query
+
+from aggregates.plan import ROOT, SalesPlan
 from commands.models import ApprovePlan, CommandAccepted, DecomposePlan, DraftPlan, RevisePlan
+from projections.plans import (
+    CustomerResourcePlan,
+    PlanAttainment,
+    query_customer_resource_plan,
+    query_plan_attainment,
+)
 from services.api.aggregate_views import AggregateState, aggregate_state
-from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
+from services.api.dependencies import (
+    ContextDep,
+    DatabaseDep,
+    IdempotencyKey,
+    LedgerDep,
+    accepted,
+    fresh,
+)
 from services.api.security import CurrentActor
 
 router = APIRouter(prefix="/plans", tags=["plans"])
@@ -73,3 +88,31 @@ def approve_plan(
     """Approve the plan (managers and admins)."""
     result = context.ledger.approve_plan(plan_id, body.note, actor=actor, command_id=command_id)
     return accepted(result, context)
+
+
+@router.get(
+    "/{plan_id}/attainment", response_model=PlanAttainment, dependencies=[Depends(fresh("plans"))]
+)
+def get_plan_attainment(
+    plan_id: str, database: DatabaseDep, ledger: LedgerDep, actor: CurrentActor
+) -> PlanAttainment:
+    """Plan vs actual at every node: product, customer, region, department, employee, period."""
+    organisation = ledger.organisation()
+    return query_plan_attainment(database, plan_id, organisation.subtree)
+
+
+@router.get(
+    "/{plan_id}/customer-resources",
+    response_model=CustomerResourcePlan,
+    dependencies=[Depends(fresh("plans"))],
+)
+def get_customer_resource_plan(
+    plan_id: str,
+    database: DatabaseDep,
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    path: Annotated[str, Query(examples=["total/region=east"])] = ROOT,
+) -> CustomerResourcePlan:
+    """Deals needed at each stage now to reach the remaining target, vs the live funnel."""
+    organisation = ledger.organisation()
+    return query_customer_resource_plan(database, plan_id, organisation.subtree, path)
