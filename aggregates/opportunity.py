@@ -257,6 +257,8 @@ class Opportunity(Aggregate):
             raise RuleViolationError("reopening needs a reason")
         if not FIRST_STAGE <= stage <= LAST_OPEN_STAGE:
             raise RuleViolationError(f"reopen at a stage {FIRST_STAGE}–{LAST_OPEN_STAGE}")
+        if stage >= STAGE_REQUIRING_QUALIFICATION and self.qualification != Qualification.QUALIFIED:
+            raise RuleViolationError("an unqualified deal reopens at stage 1")
         self.trigger_event(OpportunityReopened, reason=reason, stage=stage, actor=actor)
 
     def _require_open(self) -> None:

@@ -164,6 +164,8 @@ class SalesPlan(Aggregate):
                 raise RuleViolationError(f"invalid key {key!r}")
             if dimension == "period" and not is_sub_period(key, parent_period):
                 raise RuleViolationError(f"{key!r} is not a sub-period of {parent_period!r}")
+            if any(amount < 0 for amount in targets.values()):
+                raise RuleViolationError("targets may not be negative")
             if set(targets) != set(self.targets[parent]):
                 raise RuleViolationError(
                     f"{key!r} must have the parent's metrics {sorted(self.targets[parent])}"
