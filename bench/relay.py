@@ -127,7 +127,7 @@ def encoded_messages(settings: Settings, config: RelayConfig) -> list[EventMessa
     ledger = build_ledger(settings)
     database = Database(settings)
     relay = OutboxRelay(ledger, database, config, topic_creator=lambda t: None)
-    messages = []
+    messages: list[EventMessage] = []
     position = 0
     while True:
         batch = ledger.recorder.select_notifications(position, 5000, inclusive_of_start=False)

@@ -94,7 +94,7 @@ def event_schema(event_class: type) -> dict[str, Any]:
     hints = typing.get_type_hints(event_class)
     names = [
         f.name
-        for f in dataclasses.fields(event_class)  # type: ignore[arg-type]
+        for f in dataclasses.fields(event_class)
         if f.name not in STORAGE_ONLY_FIELDS
     ]
     aggregate_type = aggregate_type_of(event_class)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -26,8 +27,9 @@ from events.organisation import PersonJoined
 MOMENT = datetime(2025, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
 
 
-def opened(aggregate_id: str | None = None) -> OpportunityOpened:
-    return OpportunityOpened(
+def opened(aggregate_id: UUID | None = None) -> OpportunityOpened:
+    event_class: Any = OpportunityOpened  # mypy does not see the fields eventsourcing adds
+    event: OpportunityOpened = event_class(
         originator_id=aggregate_id or uuid4(),
         originator_version=1,
         timestamp=MOMENT,
@@ -42,6 +44,7 @@ def opened(aggregate_id: str | None = None) -> OpportunityOpened:
         product="hardware",
         region="north",
     )
+    return event
 
 
 def headers_of(message_headers: list[tuple[str, bytes]]) -> dict[str, str]:
@@ -122,7 +125,8 @@ def test_times_are_published_in_utc() -> None:
 
 
 def test_nested_decimals_are_strings() -> None:
-    event = ForecastSubmitted(
+    forecast_submitted: Any = ForecastSubmitted
+    event = forecast_submitted(
         originator_id=uuid4(),
         originator_version=3,
         timestamp=MOMENT,
