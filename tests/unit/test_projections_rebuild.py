@@ -1,0 +1,153 @@
+"""Property: projections maintained batch by batch equal a rebuild from event 1."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregates.errors import DomainError
+from aggregates.evaluation import QUALIFICATION_CRITERIA
+from aggregates.funnel import LAST_OPEN_STAGE
+from aggregates.opportunity import Opportunity, Qualification
+from commands.ledger import SalesLedger
+from events.base import recorded_at
+from projections.registry import all_projections
+from projections.runner import ProjectionRunner
+from services.bootstrap import build_ledger
+from services.database import Database
+from services.settings import Settings
+
+PEOPLE = ("boss", "rep", "rep2")
+ALL_MET = {criterion: True for criterion in QUALIFICATION_CRITERIA}
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+operation = st.one_of(
+    st.tuples(st.just("register"), st.sampled_from(PEOPLE + (None,))),
+    st.tuples(st.just("win"), st.integers(0, 9)),
+    st.tuples(st.just("open"), st.integers(0, 5), st.sampled_from(PEOPLE[1:])),
+    st.tuples(st.just("open"), st.integers(0, 5), st.sampled_from(PEOPLE[1:])),
+    st.tuples(st.just("advance"), st.integers(0, 9), st.integers(1, 7)),
+    st.tuples(st.just("qualify"), st.integers(0, 9)),
+    st.tuples(st.just("advance"), st.integers(0, 9), st.integers(1, 7)),
+    st.tuples(st.just("win"), st.integers(0, 9)),
+    st.tuples(st.just("lose"), st.integers(0, 9)),
+    st.tuples(st.just("reopen"), st.integers(0, 9), st.integers(1, 7)),
+    st.tuples(st.just("amount"), st.integers(0, 9), st.integers(1, 9)),
+    st.tuples(st.just("activity"), st.integers(0, 9)),
+    st.tuples(st.just("owner"), st.integers(0, 9), st.sampled_from(PEOPLE[1:])),
+    st.tuples(st.just("assign"), st.integers(0, 5), st.sampled_from(PEOPLE)),
+    st.tuples(st.just("forecast"), st.sampled_from(PEOPLE)),
+    st.tuples(st.just("revise_forecast"), st.sampled_from(PEOPLE), st.integers(0, 9)),
+    st.tuples(st.just("plan"), st.integers(1, 9)),
+)
+
+
+def qualify_if_pending(ledger: SalesLedger, deal: str) -> None:
+    if ledger.load(Opportunity, deal).qualification == Qualification.PENDING:
+        ledger.qualify_opportunity(deal, ALL_MET, actor="boss")
+
+
+def run(ledger: SalesLedger, op: tuple[Any, ...], customers: list[str], deals: list[str]) -> None:
+    kind = op[0]
+    deal = deals[op[1] % len(deals)] if deals and kind not in ("register", "open", "assign",
+                                                                  "forecast", "revise_forecast",
+                                                                  "plan") else None
+    if kind == "register":
+        customers.append(ledger.register_customer(
+            name=f"Customer {len(customers)}", source="web", owner_id=op[1], actor="boss"
+        ).aggregate_id)
+    elif kind == "open" and customers:
+        deals.append(ledger.open_opportunity(
+            customer_id=customers[op[1] % len(customers)], owner_id=op[2], title="deal",
+            source=("web", "referral")[len(deals) % 2], amount=Decimal(1000 + len(deals)),
+            expected_close=date(2026, 1 + len(deals) % 12, 15), product="arm",
+            region=("east", "west")[len(deals) % 2], actor="boss",
+        ).aggregate_id)
+    elif kind == "assign" and customers:
+        ledger.assign_customer(customers[op[1] % len(customers)], op[2], "territory", actor="boss")
+    elif kind == "forecast":
+        ledger.submit_forecast("2026", [], actor=op[1])
+    elif kind == "revise_forecast":
+        ledger.revise_forecast(op[1], "2026", Decimal(op[2] * 100), "adjusted", actor="boss")
+    elif kind == "plan":
+        ledger.draft_plan(name="FY", period="2026", targets={"revenue": Decimal(op[1] * 1000)},
+                          actor="boss")
+    elif deal is None:
+        return
+    elif kind == "qualify":
+        ledger.qualify_opportunity(deal, ALL_MET, actor="boss")
+    elif kind == "advance":
+        qualify_if_pending(ledger, deal)
+        ledger.advance_stage(deal, op[2], "back", actor="boss")
+    elif kind == "win":
+        qualify_if_pending(ledger, deal)
+        if ledger.load(Opportunity, deal).stage != LAST_OPEN_STAGE:
+            ledger.advance_stage(deal, LAST_OPEN_STAGE, "back", actor="boss")
+        ledger.win_opportunity(deal, Decimal(900), date(2026, 3, 1), actor="boss")
+    elif kind == "lose":
+        ledger.lose_opportunity(deal, "price", "ABB", date(2026, 3, 1), actor="boss")
+    elif kind == "reopen":
+        ledger.reopen_opportunity(deal, "back", op[2], actor="boss")
+    elif kind == "amount":
+        ledger.revise_amount(deal, Decimal(op[2] * 500), "rescoped", actor="boss")
+    elif kind == "activity":
+        ledger.log_opportunity_activity(deal, "call", "called", actor="rep")
+    elif kind == "owner":
+        ledger.change_primary_owner(deal, op[2], "handover", actor="boss")
+
+
+def table_rows(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+    dump = {}
+    with database.transaction() as tx:
+        for projection in all_projections():
+            for table in projection.tables:
+                rows = tx.execute(f"SELECT * FROM {table}")
+                dump[table] = sorted(tuple(str(v) for v in row.values()) for row in rows)
+    return dump
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    operations=st.lists(operation, min_size=1, max_size=60),
+    batch_size=st.integers(1, 7),
+    catch_up_every=st.integers(1, 10),
+)
+def test_incremental_projections_equal_a_rebuild(
+    operations: list[tuple[Any, ...]], batch_size: int, catch_up_every: int
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        config = Settings(store="sqlite", sqlite_path=str(Path(directory) / "ledger.db"))
+        ledger = build_ledger(config)
+        database = Database(config)
+        ledger.set_up_organisation("Co", "admin", "Admin")
+        ledger.add_person("boss", "Boss", "manager", None, actor="admin")
+        ledger.add_person("rep", "Rep", "sales_rep", "boss", actor="admin")
+        ledger.add_person("rep2", "Rep 2", "sales_rep", "boss", actor="admin")
+        runner = ProjectionRunner(ledger, database, all_projections(), batch_size=batch_size)
+        customers: list[str] = []
+        deals: list[str] = []
+        preamble = [("register", "rep"), ("register", None), *[("open", i, "rep") for i in range(4)]]
+        for step, op in enumerate([*preamble, *operations]):
+            with recorded_at(START + timedelta(days=step, hours=step % 5)):
+                try:
+                    run(ledger, op, customers, deals)
+                except DomainError:
+                    pass
+            if step % catch_up_every == 0:
+                runner.process_batch()
+        runner.catch_up()
+        incremental = table_rows(database)
+
+        rebuilt_runner = ProjectionRunner(ledger, database, all_projections(), batch_size=1000)
+        rebuilt_runner.rebuild()
+
+        assert table_rows(database) == incremental
+        last = ledger.recorder.max_notification_id()
+        assert set(rebuilt_runner.positions().values()) == {last}
+        database.close()
