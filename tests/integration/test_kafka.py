@@ -99,13 +99,15 @@ def store() -> Iterator[Store]:
     except psycopg.OperationalError as error:
         pytest.fail(f"PostgreSQL unreachable ({error}); run scripts/postgres start")
     settings = base.model_copy(update={"postgres_dbname": name})
-    ledger = build_ledger(settings)
-    database = Database(settings)
-    yield Store(settings, ledger, database)
-    database.close()
-    ledger.close()
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        ledger = build_ledger(settings)
+        database = Database(settings)
+        yield Store(settings, ledger, database)
+        database.close()
+        ledger.close()
+    finally:
+        with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
