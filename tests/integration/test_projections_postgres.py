@@ -1,0 +1,225 @@
+"""Projection workers on real PostgreSQL, running as their own process (`salesledger project`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from commands.ledger import SalesLedger
+from projections.registry import all_projections, projection_names
+from services.bootstrap import build_ledger
+from services.database import Database
+from services.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+WRITERS = 8
+COMMANDS_PER_WRITER = 40
+
+
+def server_env() -> dict[str, str]:
+    """Connection settings from the environment the test runner exports."""
+    return {
+        "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+        "POSTGRES_PORT": os.environ.get("POSTGRES_PORT", "55432"),
+        "POSTGRES_USER": os.environ.get("POSTGRES_USER", "ledger"),
+        "POSTGRES_PASSWORD": os.environ.get("POSTGRES_PASSWORD", "ledger"),
+        "POSTGRES_DBNAME": os.environ.get("POSTGRES_DBNAME", "ledger_test"),
+    }
+
+
+def admin_connection(env: dict[str, str]) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(
+        host=env["POSTGRES_HOST"],
+        port=int(env["POSTGRES_PORT"]),
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"],
+        dbname=env["POSTGRES_DBNAME"],
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+@pytest.fixture
+def fresh_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A new, empty database for one test; its environment is set for this process too."""
+    env = server_env()
+    name = f"projections_{uuid.uuid4().hex[:12]}"
+    with admin_connection(env) as conn:  # fails, not skips, if PostgreSQL is unreachable
+        conn.execute(f'CREATE DATABASE "{name}"')
+    test_env = {**env, "POSTGRES_DBNAME": name, "LEDGER_STORE": "postgres"}
+    for key, value in test_env.items():
+        monkeypatch.setenv(key, value)
+    yield test_env
+    with admin_connection(env) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "project", "--poll-interval", "0.2"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def wait_until_projected(database: Database, position: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with database.transaction() as tx:
+                rows = tx.execute("SELECT name, position FROM projection_positions")
+        except psycopg.errors.UndefinedTable:
+            rows = []
+        reached = {row["name"]: int(row["position"]) for row in rows}
+        if all(reached.get(name, 0) >= position for name in projection_names()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"projections did not reach {position}: {reached}")
+
+
+def set_up(ledger: SalesLedger) -> None:
+    ledger.set_up_organisation("Co", "admin", "Admin")
+    ledger.add_person("boss", "Boss", "manager", None, actor="admin")
+    for n in range(WRITERS):
+        ledger.add_person(f"rep{n}", f"Rep {n}", "sales_rep", "boss", actor="admin")
+
+
+def open_deal(ledger: SalesLedger, owner: str, n: int) -> int | None:
+    customer = ledger.register_customer(
+        name=f"{owner} customer {n}", source="web", owner_id=owner, actor=owner
+    )
+    deal = ledger.open_opportunity(
+        customer_id=customer.aggregate_id, owner_id=owner, title=f"deal {n}", source="web",
+        amount=Decimal(1000), expected_close=date(2026, 6, 30), product="arm",
+        region="east", actor=owner,
+    )
+    return deal.position
+
+
+def projected_positions(database: Database) -> list[int]:
+    with database.transaction() as tx:
+        return [int(r["position"]) for r in tx.execute("SELECT position FROM audit_trail ORDER BY position")]
+
+
+def all_event_positions(ledger: SalesLedger) -> list[int]:
+    """The full log, read straight from the event store."""
+    positions: list[int] = []
+    while batch := ledger.recorder.select_notifications(
+        positions[-1] if positions else None, 10_000, inclusive_of_start=False
+    ):
+        positions.extend(n.id for n in batch)
+    return positions
+
+
+def test_a_separate_worker_process_follows_and_resumes_after_a_restart(
+    fresh_database: dict[str, str],
+) -> None:
+    settings = Settings()
+    ledger = build_ledger(settings)
+    database = Database(settings)
+    set_up(ledger)
+    worker = start_worker(fresh_database)
+    try:
+        for n in range(5):
+            last = open_deal(ledger, "rep0", n)
+        assert last is not None
+        wait_until_projected(database, last)
+    finally:
+        stop_worker(worker)
+    for n in range(5, 10):
+        last = open_deal(ledger, "rep1", n)
+    assert last is not None
+    worker = start_worker(fresh_database)
+    try:
+        wait_until_projected(database, last)
+    finally:
+        stop_worker(worker)
+
+    assert projected_positions(database) == all_event_positions(ledger)
+    with database.transaction() as tx:
+        counts = tx.execute("SELECT COUNT(*) AS n FROM funnel_opportunities")[0]["n"]
+    assert counts == 10
+    database.close()
+
+
+def test_a_follower_sees_every_event_with_many_concurrent_writers(
+    fresh_database: dict[str, str],
+) -> None:
+    settings = Settings()
+    ledger = build_ledger(settings)
+    database = Database(settings)
+    set_up(ledger)
+    worker = start_worker(fresh_database)
+    errors: list[BaseException] = []
+
+    def write(owner: str) -> None:
+        try:
+            for n in range(COMMANDS_PER_WRITER // 2):
+                open_deal(ledger, owner, n)
+        except BaseException as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    try:
+        threads = [threading.Thread(target=write, args=(f"rep{n}",)) for n in range(WRITERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        events = all_event_positions(ledger)
+        wait_until_projected(database, events[-1])
+    finally:
+        stop_worker(worker)
+
+    assert projected_positions(database) == events
+    assert len(events) == 3 + WRITERS + WRITERS * COMMANDS_PER_WRITER
+    database.close()
+
+
+def test_rebuild_from_the_command_line_gives_the_same_rows(
+    fresh_database: dict[str, str],
+) -> None:
+    settings = Settings()
+    ledger = build_ledger(settings)
+    database = Database(settings)
+    set_up(ledger)
+    for n in range(5):
+        open_deal(ledger, "rep0", n)
+    env = {**os.environ, **fresh_database}
+    command = [sys.executable, "-m", "services.cli"]
+    subprocess.run([*command, "project", "--once"], env=env, check=True, capture_output=True)
+    before = dump(database)
+    subprocess.run([*command, "rebuild"], env=env, check=True, capture_output=True)
+    assert dump(database) == before
+    database.close()
+
+
+def dump(database: Database) -> dict[str, list[tuple[str, ...]]]:
+    result = {}
+    with database.transaction() as tx:
+        for projection in all_projections():
+            for table in projection.tables:
+                rows = tx.execute(f"SELECT * FROM {table}")
+                result[table] = sorted(tuple(str(v) for v in row.values()) for row in rows)
+    return result
