@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every knob of the ledger; see the README's Configuration section."""
 
-    model_config = SettingsConfigDict(env_prefix="LEDGER_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="LEDGER_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     store: Literal["sqlite", "postgres"] = Field(
         default="sqlite",
