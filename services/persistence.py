@@ -17,15 +17,18 @@ still to commit: followers see every event, in order, exactly once.
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from uuid import UUID
 from collections.abc import Iterable, Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
     Notification,
+    PersistenceError,
+    ProgrammingError,
     StoredEvent,
     Subscription,
 )
@@ -41,17 +44,34 @@ from eventsourcing.sqlite import (
     SQLiteDatastore,
     SQLiteFactory,
 )
+from psycopg.errors import InsufficientPrivilege
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
+
+from services.chain import (
+    GENESIS,
+    ChainedRecord,
+    Seal,
+    event_hash,
+    pack_positions,
+    split_hashes,
+    unpack_positions,
+)
 
 Claim = tuple[str, str]
 """A unique key and the value recorded with it (e.g. the id of the customer holding it)."""
 
 INSERT_LOCK_KEY = 0x53414C45  # "SALE": the advisory lock that orders event inserts
 POLL_INTERVAL_SECONDS = 0.25
+SCHEMA_LOCK_KEY = 0x53434845  # "SCHE": serialises schema creation between processes
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
-    """Application recorder with claims, short insert locks and a safe read horizon."""
+    """Application recorder with claims, short insert locks, a safe read horizon and
+    the per-aggregate hash chain (see ``services.chain``)."""
+
+    chain_events = True
+    """Compute each event's chained hash in the append function (off only to measure its cost)."""
 
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
@@ -72,19 +92,36 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "recorded_at timestamptz NOT NULL DEFAULT now())"
             ).format(schema=schema)
         )
+        self.sql_create_statements.append(
+            SQL(
+                "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS hash bytea"
+            ).format(schema=schema, table=table)
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.ledger_seals ("
+                "upto_position bigint PRIMARY KEY, after_position bigint NOT NULL UNIQUE, "
+                "positions bytea NOT NULL, event_hashes bytea NOT NULL, "
+                "ledger_hash bytea NOT NULL, sealed_at timestamptz NOT NULL DEFAULT now())"
+            ).format(schema=schema)
+        )
         self.ledger_insert_function = f"ledger_append_{self.events_table_name}"
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{function}("
                 "events {schema}.{event_type}[], claim_keys text[], claim_values text[]) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
-                "DECLARE ids bigint[]; "
+                "DECLARE ids bigint[]; hashes bytea[] := '{{}}'; previous bytea; "
+                "  e {schema}.{event_type}; i int; "
                 "BEGIN "
+                "{chain}"
                 "  PERFORM pg_advisory_lock({key}); "
                 "  BEGIN "
                 "    WITH inserted AS ("
-                "      INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-                "      SELECT originator_id, originator_version, topic, state FROM unnest(events) "
+                "      INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state, hash) "
+                "      SELECT u.originator_id, u.originator_version, u.topic, u.state, hashes[u.n] "
+                "      FROM unnest(events) WITH ORDINALITY "
+                "        AS u(originator_id, originator_version, topic, state, n) ORDER BY u.n "
                 "      RETURNING notification_id) "
                 "    SELECT array_agg(notification_id ORDER BY notification_id) INTO ids FROM inserted; "
                 "  EXCEPTION WHEN OTHERS OR query_canceled THEN "
@@ -101,6 +138,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 schema=schema,
                 function=Identifier(self.ledger_insert_function),
                 event_type=Identifier(self.stored_event_type_name),
+                chain=self._sql_chain_hashes() if self.chain_events else SQL(""),
                 key=INSERT_LOCK_KEY,
                 table=table,
                 channel=Identifier(self.channel_name),
@@ -125,6 +163,174 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.max_notification_id_statement = SQL(
             "SELECT MAX(notification_id) FROM {schema}.{table} WHERE {horizon}"
         ).format(schema=schema, table=table, horizon=self.horizon)
+
+    def _sql_chain_hashes(self) -> SQL:
+        """The part of the append function, before the lock, that hashes each event
+        onto the previous hash of its aggregate (from the same batch or the table).
+
+        Writers of one aggregate are serialised by its (originator_id, version) key:
+        the previous version is committed before anyone can append the next one.
+        """
+        return SQL(
+            "  FOR i IN 1 .. coalesce(array_length(events, 1), 0) LOOP "
+            "    e := events[i]; "
+            "    IF i > 1 AND events[i - 1].originator_id = e.originator_id "
+            "       AND events[i - 1].originator_version = e.originator_version - 1 THEN "
+            "      previous := hashes[i - 1]; "
+            "    ELSE "
+            "      SELECT s.hash INTO previous FROM {schema}.{table} s "
+            "      WHERE s.originator_id = e.originator_id "
+            "        AND s.originator_version = e.originator_version - 1; "
+            "    END IF; "
+            "    hashes[i] := sha256(coalesce(previous, {genesis}) || uuid_send(e.originator_id) "
+            "      || int8send(e.originator_version) || int4send(octet_length(e.topic)) "
+            "      || convert_to(e.topic, 'UTF8') || e.state); "
+            "    previous := NULL; "
+            "  END LOOP; "
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            genesis=SQL("'\\x{}'::bytea").format(SQL(GENESIS.hex())),
+        )
+
+    def create_table(self) -> None:
+        """Create or update the schema; a role that may not (the application role of
+        ``salesledger init-db``) uses the schema its owner created."""
+        if self._schema_is_current():
+            self.datastore.register_type_adapters()
+            return
+        try:
+            super().create_table()
+        except InsufficientPrivilege:
+            self.datastore.register_type_adapters()
+
+    @property
+    def schema_fingerprint(self) -> str:
+        """A digest of every statement that creates the schema: it changes with them."""
+        text = "\n".join(
+            s if isinstance(s, str) else s.as_string(None) for s in self.sql_create_statements
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _schema_is_current(self) -> bool:
+        # Re-running the DDL takes table locks that deadlock with live writers, so a
+        # process that finds the schema already made by this very code leaves it be.
+        try:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(
+                    SQL(
+                        "SELECT fingerprint FROM {schema}.ledger_schema WHERE fingerprint = %s"
+                    ).format(schema=Identifier(self.datastore.schema)),
+                    (self.schema_fingerprint,),
+                )
+                return curs.fetchone() is not None
+        except (ProgrammingError, PersistenceError):
+            return False
+
+    def _create_table(self, curs: Any) -> None:
+        # Processes starting together would deadlock on each other's DDL; take turns.
+        curs.execute(SQL("SELECT pg_advisory_xact_lock({key})").format(key=SCHEMA_LOCK_KEY))
+        super()._create_table(curs)
+        schema = Identifier(self.datastore.schema)
+        curs.execute(
+            SQL("CREATE TABLE IF NOT EXISTS {schema}.ledger_schema (fingerprint text PRIMARY KEY)")
+            .format(schema=schema)
+        )
+        curs.execute(
+            SQL("INSERT INTO {schema}.ledger_schema VALUES (%s) ON CONFLICT DO NOTHING").format(
+                schema=schema
+            ),
+            (self.schema_fingerprint,),
+        )
+
+    # The chains: reads for the verifier and the sealer, and seals.
+
+    def horizon_position(self) -> int:
+        """The highest position below the read horizon: every lower one is final."""
+        return self.max_notification_id() or 0
+
+    def select_chained(self, after: int, upto: int, limit: int) -> list[ChainedRecord]:
+        """Events after position ``after`` up to ``upto``, in order, with their hashes."""
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state, hash "
+            "FROM {schema}.{table} WHERE notification_id > %s AND notification_id <= %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, (after, upto, limit), prepare=True)
+            return [
+                ChainedRecord(row[0], row[1], row[2], row[3], bytes(row[4]), _bytes_or_none(row[5]))
+                for row in curs.fetchall()
+            ]
+
+    def select_aggregate_chain(self, originator_id: UUID) -> list[ChainedRecord]:
+        """One aggregate's events in version order, with positions and hashes."""
+        statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state, hash "
+            "FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, (originator_id,))
+            return [
+                ChainedRecord(row[0], row[1], row[2], row[3], bytes(row[4]), _bytes_or_none(row[5]))
+                for row in curs.fetchall()
+            ]
+
+    def select_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], bytes | None]:
+        """The stored hashes of the given (aggregate, version) pairs that exist."""
+        if not keys:
+            return {}
+        statement = SQL(
+            "SELECT e.originator_id, e.originator_version, e.hash "
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, version) "
+            "JOIN {schema}.{table} e ON e.originator_id = k.id AND e.originator_version = k.version"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, ([k[0] for k in keys], [k[1] for k in keys]))
+            return {(row[0], row[1]): _bytes_or_none(row[2]) for row in curs.fetchall()}
+
+    def select_seals(self, after: int = 0, upto: int | None = None) -> list[Seal]:
+        """Seals that end after position ``after`` (and start before ``upto``), in order."""
+        statement = SQL(
+            "SELECT after_position, upto_position, positions, event_hashes, ledger_hash, sealed_at "
+            "FROM {schema}.ledger_seals WHERE upto_position > %s AND after_position < %s "
+            "ORDER BY upto_position"
+        ).format(schema=Identifier(self.datastore.schema))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, (after, upto if upto is not None else 2**62))
+            return [_seal_from_row(row) for row in curs.fetchall()]
+
+    def last_seal(self, upto: int | None = None) -> Seal | None:
+        """The latest seal (ending at or before ``upto``), if any."""
+        statement = SQL(
+            "SELECT after_position, upto_position, positions, event_hashes, ledger_hash, sealed_at "
+            "FROM {schema}.ledger_seals WHERE upto_position <= %s "
+            "ORDER BY upto_position DESC LIMIT 1"
+        ).format(schema=Identifier(self.datastore.schema))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, (upto if upto is not None else 2**62,))
+            row = curs.fetchone()
+            return _seal_from_row(row) if row else None
+
+    def insert_seal(self, seal: Seal) -> bool:
+        """Record a seal; False if another sealer recorded that stretch first."""
+        statement = SQL(
+            "INSERT INTO {schema}.ledger_seals "
+            "(after_position, upto_position, positions, event_hashes, ledger_hash) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        ).format(schema=Identifier(self.datastore.schema))
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                statement,
+                (
+                    seal.after_position,
+                    seal.upto_position,
+                    pack_positions(seal.positions),
+                    b"".join(seal.event_hashes),
+                    seal.ledger_hash,
+                ),
+            )
+            return curs.rowcount == 1
 
     def insert_events(
         self,
@@ -228,6 +434,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         return PollingPostgresSubscription(recorder=self, gt=gt, topics=topics)
 
 
+def _bytes_or_none(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def _seal_from_row(row: Sequence[Any]) -> Seal:
+    return Seal(
+        after_position=row[0],
+        upto_position=row[1],
+        positions=unpack_positions(bytes(row[2])),
+        event_hashes=split_hashes(bytes(row[3])),
+        ledger_hash=bytes(row[4]),
+        sealed_at=str(row[5]),
+    )
+
+
 class PollingPostgresSubscription(PostgresSubscription):
     """LISTEN/NOTIFY subscription that also polls, since a committed event becomes
     readable only once every older writing transaction has finished."""
@@ -248,10 +469,17 @@ class LedgerPostgresFactory(PostgresFactory):
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
-    """SQLite application recorder with claims; SQLite has one writer, so order holds."""
+    """SQLite application recorder with claims and the per-aggregate hash chain, computed
+    in Python; SQLite has one writer, so order holds and the previous hash is final."""
+
+    chain_events = True
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
+        self.insert_events_statement = (
+            f"INSERT INTO {self.events_table_name} "
+            "(originator_id, originator_version, topic, state, hash) VALUES (?, ?, ?, ?, ?)"
+        )
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -259,7 +487,18 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS ledger_claims ("
             "claim TEXT PRIMARY KEY, value TEXT NOT NULL, "
             "recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+            "CREATE TABLE IF NOT EXISTS ledger_seals ("
+            "upto_position INTEGER PRIMARY KEY, after_position INTEGER NOT NULL UNIQUE, "
+            "positions BLOB NOT NULL, event_hashes BLOB NOT NULL, ledger_hash BLOB NOT NULL, "
+            "sealed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
         ]
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"PRAGMA table_info({self.events_table_name})")
+            if "hash" not in {row["name"] for row in c.fetchall()}:
+                c.execute(f"ALTER TABLE {self.events_table_name} ADD COLUMN hash BLOB")
 
     def _insert_events(
         self,
@@ -269,11 +508,112 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         claims: Iterable[Claim] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
-        ids = super()._insert_events(c, stored_events, **kwargs)
+        ids: list[int] = []
+        previous: dict[UUID, tuple[int, bytes]] = {}
+        for stored in stored_events:
+            uid = UUID(str(stored.originator_id))
+            hash_: bytes | None = None
+            if self.chain_events:
+                prior = previous.get(uid)
+                if prior is not None and prior[0] == stored.originator_version - 1:
+                    previous_hash: bytes | None = prior[1]
+                else:
+                    c.execute(
+                        f"SELECT hash FROM {self.events_table_name} "
+                        "WHERE originator_id = ? AND originator_version = ?",
+                        (uid.hex, stored.originator_version - 1),
+                    )
+                    row = c.fetchone()
+                    previous_hash = row["hash"] if row is not None else None
+                hash_ = event_hash(
+                    previous_hash or GENESIS, uid, stored.originator_version, stored.topic, stored.state
+                )
+                previous[uid] = (stored.originator_version, hash_)
+            c.execute(
+                self.insert_events_statement,
+                (uid.hex, stored.originator_version, stored.topic, stored.state, hash_),
+            )
+            ids.append(c.lastrowid or 0)
         claim_rows = list(claims)
         if claim_rows:
             c.executemany("INSERT INTO ledger_claims (claim, value) VALUES (?, ?)", claim_rows)
         return ids
+
+    # The chains: reads for the verifier and the sealer, and seals.
+
+    def horizon_position(self) -> int:
+        return self.max_notification_id() or 0
+
+    def select_chained(self, after: int, upto: int, limit: int) -> list[ChainedRecord]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state, hash "
+                f"FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ? "
+                "ORDER BY rowid LIMIT ?",
+                (after, upto, limit),
+            )
+            return [_sqlite_record(row) for row in c.fetchall()]
+
+    def select_aggregate_chain(self, originator_id: UUID) -> list[ChainedRecord]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state, hash "
+                f"FROM {self.events_table_name} WHERE originator_id = ? "
+                "ORDER BY originator_version",
+                (originator_id.hex,),
+            )
+            return [_sqlite_record(row) for row in c.fetchall()]
+
+    def select_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], bytes | None]:
+        found: dict[tuple[UUID, int], bytes | None] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for originator_id, version in keys:
+                c.execute(
+                    f"SELECT hash FROM {self.events_table_name} "
+                    "WHERE originator_id = ? AND originator_version = ?",
+                    (originator_id.hex, version),
+                )
+                row = c.fetchone()
+                if row is not None:
+                    found[(originator_id, version)] = row["hash"]
+        return found
+
+    def select_seals(self, after: int = 0, upto: int | None = None) -> list[Seal]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT after_position, upto_position, positions, event_hashes, ledger_hash, "
+                "sealed_at FROM ledger_seals WHERE upto_position > ? AND after_position < ? "
+                "ORDER BY upto_position",
+                (after, upto if upto is not None else 2**62),
+            )
+            return [_seal_from_row(tuple(row)) for row in c.fetchall()]
+
+    def last_seal(self, upto: int | None = None) -> Seal | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT after_position, upto_position, positions, event_hashes, ledger_hash, "
+                "sealed_at FROM ledger_seals WHERE upto_position <= ? "
+                "ORDER BY upto_position DESC LIMIT 1",
+                (upto if upto is not None else 2**62,),
+            )
+            row = c.fetchone()
+            return _seal_from_row(tuple(row)) if row is not None else None
+
+    def insert_seal(self, seal: Seal) -> bool:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                "INSERT INTO ledger_seals "
+                "(after_position, upto_position, positions, event_hashes, ledger_hash) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    seal.after_position,
+                    seal.upto_position,
+                    pack_positions(seal.positions),
+                    b"".join(seal.event_hashes),
+                    seal.ledger_hash,
+                ),
+            )
+            return bool(c.sqlite_cursor.rowcount == 1)
 
     def select_events_after(self, positions: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         events: list[StoredEvent] = []
@@ -291,6 +631,17 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 list(keys),
             )
             return {row["claim"]: row["value"] for row in c.fetchall()}
+
+
+def _sqlite_record(row: Any) -> ChainedRecord:
+    return ChainedRecord(
+        position=row[0],
+        originator_id=UUID(row[1]),
+        version=row[2],
+        topic=row[3],
+        state=bytes(row[4]),
+        hash=None if row[5] is None else bytes(row[5]),
+    )
 
 
 class LedgerSQLiteFactory(SQLiteFactory):

@@ -1,0 +1,92 @@
+"""The canonical encoding of stored events and the two hash chains built on it.
+
+An event's hash chains it to the previous event of the same aggregate::
+
+    hash(v) = sha256(hash(v - 1) || uuid(16 bytes) || version (int8, big-endian)
+                     || len(topic) (int4, big-endian) || topic (UTF-8) || state)
+
+with ``hash(0)`` = 32 zero bytes (``GENESIS``). Every field has a fixed length or a
+length prefix except ``state``, which comes last, so two different events never share
+an encoding. The PostgreSQL append function computes exactly the same bytes with
+``sha256(prev || uuid_send(id) || int8send(version) || int4send(octet_length(topic))
+|| convert_to(topic, 'UTF8') || state)``.
+
+The ledger-wide chain runs over the global order (the notification log)::
+
+    link(p) = sha256(link(previous position) || position (int8, big-endian) || hash)
+
+so removing, inserting or reordering events anywhere changes every later link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from uuid import UUID
+
+GENESIS = bytes(32)
+"""The 'previous hash' of an aggregate's first event and of the ledger's first link."""
+
+HASH_SIZE = 32
+_INT8 = struct.Struct(">q")
+_INT4 = struct.Struct(">i")
+
+
+def canonical_encoding(originator_id: UUID, version: int, topic: str, state: bytes) -> bytes:
+    """The bytes an event's hash covers (after the previous hash)."""
+    topic_bytes = topic.encode("utf-8")
+    return b"".join(
+        (originator_id.bytes, _INT8.pack(version), _INT4.pack(len(topic_bytes)), topic_bytes, state)
+    )
+
+
+def event_hash(previous: bytes, originator_id: UUID, version: int, topic: str, state: bytes) -> bytes:
+    """The hash of an event chained to ``previous`` (its aggregate's previous event hash)."""
+    digest = hashlib.sha256(previous)
+    digest.update(canonical_encoding(originator_id, version, topic, state))
+    return digest.digest()
+
+
+def ledger_link(previous_link: bytes, position: int, hash_: bytes) -> bytes:
+    """The next link of the ledger-wide chain: the event at ``position`` with ``hash_``."""
+    return hashlib.sha256(previous_link + _INT8.pack(position) + hash_).digest()
+
+
+def pack_positions(positions: list[int]) -> bytes:
+    """Positions as consecutive int8 values (how a seal stores them)."""
+    return struct.pack(f">{len(positions)}q", *positions)
+
+
+def unpack_positions(data: bytes) -> list[int]:
+    return list(struct.unpack(f">{len(data) // 8}q", data))
+
+
+def split_hashes(data: bytes) -> list[bytes]:
+    return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
+
+
+@dataclass(frozen=True)
+class ChainedRecord:
+    """A stored event as the chains see it: its position, identity, content and hash."""
+
+    position: int
+    originator_id: UUID
+    version: int
+    topic: str
+    state: bytes
+    hash: bytes | None
+
+
+@dataclass(frozen=True)
+class Seal:
+    """A sealed stretch of the notification log: positions ``after_position + 1 ..
+    upto_position`` that existed then, their event hashes, and the ledger link at
+    ``upto_position``. Seals chain too: each starts where the previous one ended."""
+
+    after_position: int
+    upto_position: int
+    positions: list[int]
+    event_hashes: list[bytes]
+    ledger_hash: bytes
+    sealed_at: str = ""

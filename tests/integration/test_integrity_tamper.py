@@ -1,0 +1,241 @@
+"""Tampering with the stored events, bypassing the append-only triggers, is detected
+and located: a flipped byte, a deleted event, two reordered events, a forged event.
+Digests: a genuine one proves the ledger unchanged; a forged one is rejected."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from commands.ledger import SalesLedger
+from services.chain import GENESIS, event_hash
+from services.integrity import (
+    ChainVerifier,
+    DigestSigner,
+    Sealer,
+    check_digest,
+    issue_digest,
+)
+from services.schema_admin import init_db
+from services.settings import Settings
+from tests.conftest import build_team, postgres_admin_conninfo
+
+Execute = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+class TamperedStore:
+    """A ledger with a few deals, sealed, plus a raw connection that bypasses the triggers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        init_db(settings, app_role="ledger_app_tamper_tests")
+        self.ledger = SalesLedger(env=settings.event_store_env())
+        self.table: str = self.ledger.recorder.events_table_name  # type: ignore[attr-defined]
+        build_team(self.ledger)
+        self.deals = [self._deal("rep1"), self._deal("rep2")]
+        self.burned = self._burn_positions()
+        for deal in self.deals:
+            self.ledger.log_opportunity_activity(deal, "call", "follow-up", actor="rep1" if deal == self.deals[0] else "rep2")
+        self._clear_burnt()
+        self.wait_for_horizon()
+        Sealer(self.ledger.recorder).seal()  # type: ignore[arg-type]
+
+    def wait_for_horizon(self) -> None:
+        """Wait until every stored event is below the read horizon (transactions of other
+        databases on the same server can hold it back for a moment)."""
+        column = "notification_id" if self.settings.store == "postgres" else "rowid"
+        top = self.execute(f"SELECT max({column}) FROM {{table}}", ())[0][0]
+        deadline = time.monotonic() + 60
+        while self.ledger.recorder.max_notification_id() != top:
+            assert time.monotonic() < deadline, "the read horizon did not reach the last event"
+            time.sleep(0.05)
+
+    def _deal(self, owner: str) -> str:
+        customer = self.ledger.register_customer(name=f"Customer of {owner}", source="web", actor=owner)
+        deal = self.ledger.open_opportunity(
+            customer_id=customer.aggregate_id, owner_id=owner, title="ERP", source="web",
+            amount=Decimal("1000"), expected_close=date(2026, 9, 1), product="erp",
+            region="north", actor=owner,
+        ).aggregate_id
+        self.ledger.log_opportunity_activity(deal, "visit", "first visit", actor=owner)
+        return deal
+
+    def _burn_positions(self) -> list[int]:
+        """Positions that never held an event (as a rolled-back insert leaves them)."""
+        if self.settings.store == "postgres":
+            rows = self.execute("SELECT nextval(pg_get_serial_sequence('{table}', 'notification_id')) FROM generate_series(1, 3)", ())
+            return [int(r[0]) for r in rows]
+        top = self.ledger.recorder.max_notification_id() or 0
+        for position in (top + 1, top + 2):
+            self.execute(
+                "INSERT INTO {table} (rowid, originator_id, originator_version, topic, state) "
+                "VALUES (?, 'burnt', ?, 'x', x'00')",
+                (position, position),
+            )
+        return [top + 1, top + 2]
+
+    def _clear_burnt(self) -> None:
+        if self.settings.store == "sqlite":
+            self.execute("DELETE FROM {table} WHERE originator_id = 'burnt'", ())
+
+    def execute(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        statement = statement.replace("{table}", self.table)
+        if self.settings.store == "postgres":
+            with psycopg.connect(postgres_admin_conninfo(self.settings.postgres_dbname), autocommit=True) as conn:
+                conn.execute("SET session_replication_role = replica")
+                cursor = conn.execute(statement, params)
+                return list(cursor.fetchall()) if cursor.description else []
+        with sqlite3.connect(self.settings.sqlite_path) as conn:
+            conn.execute(f"DROP TRIGGER IF EXISTS {self.table}_no_update")
+            conn.execute(f"DROP TRIGGER IF EXISTS {self.table}_no_delete")
+            return list(conn.execute(statement.replace("%s", "?"), params).fetchall())
+
+    def position_of(self, aggregate_id: str, version: int) -> int:
+        key = aggregate_id if self.settings.store == "postgres" else UUID(aggregate_id).hex
+        column = "notification_id" if self.settings.store == "postgres" else "rowid"
+        rows = self.execute(
+            f"SELECT {column} FROM {{table}} WHERE originator_id = %s AND originator_version = %s",
+            (key, version),
+        )
+        return int(rows[0][0])
+
+    def verify(self) -> Any:
+        self.wait_for_horizon()
+        return ChainVerifier(self.ledger.recorder).verify_range()  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(store_settings: Settings) -> Iterator[TamperedStore]:
+    tampered = TamperedStore(store_settings)
+    yield tampered
+    tampered.ledger.close()
+
+
+def test_an_untouched_store_verifies(store: TamperedStore) -> None:
+    report = store.verify()
+    assert report.ok, report.breaks
+    assert report.events == store.ledger.recorder.max_notification_id() - len(store.burned)
+    one = ChainVerifier(store.ledger.recorder).verify_aggregate(UUID(store.deals[0]))  # type: ignore[arg-type]
+    assert one.ok and one.events == 3
+
+
+def test_a_flipped_byte_is_located(store: TamperedStore) -> None:
+    position = store.position_of(store.deals[0], 2)
+    column = "notification_id" if store.settings.store == "postgres" else "rowid"
+    if store.settings.store == "postgres":
+        store.execute(f"UPDATE {{table}} SET state = overlay(state placing '\\x7a'::bytea from 12 for 1) WHERE {column} = %s", (position,))
+    else:
+        state = store.execute(f"SELECT state FROM {{table}} WHERE {column} = ?", (position,))[0][0]
+        flipped = state[:11] + bytes([state[11] ^ 0x01]) + state[12:]
+        store.execute(f"UPDATE {{table}} SET state = ? WHERE {column} = ?", (flipped, position))
+    first = store.verify().first_break
+    assert first is not None and first.kind == "hash mismatch"
+    assert (first.position, first.aggregate_id, first.version) == (position, store.deals[0], 2)
+
+
+def test_a_deleted_event_is_located(store: TamperedStore) -> None:
+    position = store.position_of(store.deals[0], 2)
+    column = "notification_id" if store.settings.store == "postgres" else "rowid"
+    store.execute(f"DELETE FROM {{table}} WHERE {column} = %s", (position,))
+    report = store.verify()
+    first = report.first_break
+    assert first is not None and first.kind == "missing event" and first.position == position
+    assert any(b.kind == "version out of order" and b.version == 3 for b in report.breaks)
+
+
+def test_a_deleted_last_event_is_located_by_the_seals(store: TamperedStore) -> None:
+    position = store.position_of(store.deals[1], 3)
+    column = "notification_id" if store.settings.store == "postgres" else "rowid"
+    store.execute(f"DELETE FROM {{table}} WHERE {column} = %s", (position,))
+    first = store.verify().first_break
+    assert first is not None and (first.kind, first.position) == ("missing event", position)
+
+
+def test_two_reordered_events_are_located(store: TamperedStore) -> None:
+    first_position = store.position_of(store.deals[0], 2)
+    second_position = store.position_of(store.deals[1], 1)
+    column = "notification_id" if store.settings.store == "postgres" else "rowid"
+    store.execute(f"UPDATE {{table}} SET {column} = -1 WHERE {column} = %s", (first_position,))
+    store.execute(f"UPDATE {{table}} SET {column} = %s WHERE {column} = %s", (first_position, second_position))
+    store.execute(f"UPDATE {{table}} SET {column} = %s WHERE {column} = -1", (second_position,))
+    first = store.verify().first_break
+    assert first is not None and first.kind == "differs from seal"
+    assert first.position == min(first_position, second_position)
+
+
+def test_a_forged_event_is_located(store: TamperedStore) -> None:
+    deal = UUID(store.deals[0])
+    records = store.ledger.recorder.select_aggregate_chain(deal)  # type: ignore[attr-defined]
+    last = records[-1]
+    topic, state = last.topic, last.state.replace(b"follow-up", b"forged-up")
+    forged_hash = event_hash(last.hash, deal, last.version + 1, topic, state)
+    forged_position = store.burned[0]
+    if store.settings.store == "postgres":
+        store.execute(
+            "INSERT INTO {table} (originator_id, originator_version, topic, state, notification_id, hash) VALUES (%s, %s, %s, %s, %s, %s)",
+            (deal, last.version + 1, topic, state, forged_position, forged_hash),
+        )
+    else:
+        store.execute(
+            "INSERT INTO {table} (rowid, originator_id, originator_version, topic, state, hash) VALUES (?, ?, ?, ?, ?, ?)",
+            (forged_position, deal.hex, last.version + 1, topic, state, forged_hash),
+        )
+    report = store.verify()
+    first = report.first_break
+    assert first is not None
+    assert (first.position, first.aggregate_id, first.version) == (forged_position, str(deal), last.version + 1)
+    assert "unsealed event" in {b.kind for b in report.breaks if b.position == forged_position}
+
+
+def test_a_forged_event_with_a_wrong_hash_is_located_even_unsealed(store: TamperedStore) -> None:
+    deal = UUID(store.deals[1])
+    last = store.ledger.recorder.select_aggregate_chain(deal)[-1]  # type: ignore[attr-defined]
+    position = (store.ledger.recorder.max_notification_id() or 0) + 100
+    if store.settings.store == "postgres":
+        store.execute(
+            "INSERT INTO {table} (originator_id, originator_version, topic, state, notification_id, hash) VALUES (%s, %s, %s, %s, %s, %s)",
+            (deal, last.version + 1, last.topic, last.state, position, GENESIS),
+        )
+    else:
+        store.execute(
+            "INSERT INTO {table} (rowid, originator_id, originator_version, topic, state, hash) VALUES (?, ?, ?, ?, ?, ?)",
+            (position, deal.hex, last.version + 1, last.topic, last.state, GENESIS),
+        )
+    first = store.verify().first_break
+    assert first is not None and (first.kind, first.position, first.version) == ("hash mismatch", position, last.version + 1)
+
+
+def test_a_digest_proves_the_ledger_unchanged_until_it_is_changed(store: TamperedStore) -> None:
+    signer = DigestSigner(b"test-key")
+    recorder: Any = store.ledger.recorder
+    digest = issue_digest(recorder, signer)
+    check = check_digest(recorder, signer, digest)
+    assert check.authentic and check.unchanged, check.reason
+    store.ledger.log_opportunity_activity(store.deals[0], "call", "later work", actor="rep1")
+    store.wait_for_horizon()
+    assert check_digest(recorder, signer, digest).unchanged
+    column = "notification_id" if store.settings.store == "postgres" else "rowid"
+    store.execute(f"DELETE FROM {{table}} WHERE {column} = %s", (store.position_of(store.deals[1], 2),))
+    tampered = check_digest(recorder, signer, digest)
+    assert tampered.authentic and not tampered.unchanged
+
+
+def test_forged_digests_are_rejected(store: TamperedStore) -> None:
+    signer = DigestSigner(b"test-key")
+    recorder: Any = store.ledger.recorder
+    digest = issue_digest(recorder, signer)
+    forged_hash = replace(digest, ledger_hash="00" * 32)
+    other_key = DigestSigner(b"someone-else").sign(replace(digest, ledger_hash="11" * 32))
+    earlier = replace(digest, position=digest.position - 1)
+    for forged in (forged_hash, other_key, earlier, replace(digest, signature="0" * 64)):
+        check = check_digest(recorder, signer, forged)
+        assert not check.authentic and not check.unchanged
