@@ -411,7 +411,7 @@ def fold_deals_as_of(ledger: Any, moment: datetime, batch_size: int = 5000) -> d
             if event.timestamp > moment:
                 cut.add(key)
                 continue
-            row, _ = evolve_deal(deals.get(key), RecordedEvent(notification.id, event))
+            row, _ = evolve_deal(deals.get(key), RecordedEvent.of(notification.id, event))
             if row is not None:
                 deals[key] = row
         start = notifications[-1].id

@@ -26,6 +26,7 @@ from projections.base import (
     in_clause,
     insert_rows,
     sql_value,
+    write_rows,
 )
 from projections.conversion import stage_conversion_rates
 from services.database import Database, Row, Transaction
@@ -116,10 +117,12 @@ class PlanProjection(Projection):
             else:
                 plans.put({**plan, "status": "approved"})
         plans.flush(tx)
-        tx.executemany(
-            "INSERT INTO plan_targets (plan_id, path, metric, target) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (plan_id, path, metric) DO UPDATE SET target = excluded.target",
+        write_rows(
+            tx,
+            "plan_targets",
+            ("plan_id", "path", "metric", "target"),
             [[*key, sql_value(amount)] for key, amount in sorted(targets.items())],
+            " ON CONFLICT (plan_id, path, metric) DO UPDATE SET target = excluded.target",
         )
         insert_rows(tx, "plan_revisions", REVISION_COLUMNS, revisions)
 

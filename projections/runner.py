@@ -74,7 +74,7 @@ class ProjectionRunner:
             if not notifications:
                 return 0
             to_domain_event = self.ledger.mapper.to_domain_event
-            events = [RecordedEvent(n.id, to_domain_event(n)) for n in notifications]
+            events = [RecordedEvent.of(n.id, to_domain_event(n)) for n in notifications]
             last = events[-1].position
             with self.database.transaction() as tx:
                 current = self._positions(tx, lock=True)

@@ -1,0 +1,251 @@
+"""Projection catch-up speed, funnel query latency and worker memory, on PostgreSQL.
+
+    python bench/projections.py [--events 1000000] [--opportunities 100000]
+
+Creates (and afterwards keeps, for inspection) a fresh database ``ledger_bench`` on the
+server named by the ``POSTGRES_*`` environment. The data set is synthetic but shaped like
+the demo: an organisation of 5 managers and 50 reps, one customer per 5 opportunities,
+and each opportunity opened, qualified, advanced through a random number of stages,
+worked with activities, and won, lost or left open. The events are real domain event
+objects encoded by the ledger's own mapper and written through the ledger's recorder in
+batches of 10,000 (``insert_events``), which skips loading aggregates but stores exactly
+what the commands would store.
+
+Then, in the same run:
+1. raw read: every notification read with ``select_notifications`` in batches of 2,000;
+2. catch-up: ``salesledger project --once`` in a child process from position 0, timed,
+   with the child's peak RSS;
+3. funnel query latency over the projected opportunities (unfiltered, by owner, by team).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from eventsourcing.utils import get_topic  # noqa: E402
+
+from aggregates.customer import Customer  # noqa: E402
+from aggregates.evaluation import QUALIFICATION_CRITERIA  # noqa: E402
+from aggregates.opportunity import Opportunity  # noqa: E402
+from events.customer import CustomerRegistered  # noqa: E402
+from events.opportunity import (  # noqa: E402
+    OpportunityActivityLogged,
+    OpportunityLost,
+    OpportunityOpened,
+    OpportunityQualified,
+    OpportunityWon,
+    StageAdvanced,
+)
+from projections.funnel import FunnelFilter, query_funnel  # noqa: E402
+from services.bootstrap import build_ledger  # noqa: E402
+from services.database import Database  # noqa: E402
+from services.settings import Settings  # noqa: E402
+
+MANAGERS = 5
+REPS_PER_MANAGER = 10
+INSERT_BATCH = 10_000
+READ_BATCH = 2_000
+CUSTOMER_TOPIC = get_topic(Customer)
+OPPORTUNITY_TOPIC = get_topic(Opportunity)
+SOURCES = ("web", "referral", "campaign", "channel partner", "trade fair")
+REGIONS = ("east", "west", "north", "south", "central")
+PRODUCTS = ("robot-arm", "conveyor", "vision", "controller", "service")
+
+
+def server_env(dbname: str) -> dict[str, str]:
+    return {
+        "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+        "POSTGRES_PORT": os.environ.get("POSTGRES_PORT", "55432"),
+        "POSTGRES_USER": os.environ.get("POSTGRES_USER", "ledger"),
+        "POSTGRES_PASSWORD": os.environ.get("POSTGRES_PASSWORD", "ledger"),
+        "POSTGRES_DBNAME": dbname,
+        "LEDGER_STORE": "postgres",
+    }
+
+
+def recreate_database(dbname: str) -> None:
+    admin = server_env(os.environ.get("POSTGRES_DBNAME", "ledger"))
+    with psycopg.connect(
+        host=admin["POSTGRES_HOST"], port=int(admin["POSTGRES_PORT"]),
+        user=admin["POSTGRES_USER"], password=admin["POSTGRES_PASSWORD"],
+        dbname=admin["POSTGRES_DBNAME"], autocommit=True,
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def synthetic_events(opportunities: int, events: int, seed: int = 7) -> Iterator[Any]:
+    """Domain events for ``opportunities`` deals, about ``events`` in all, in time order
+    per aggregate (deals are interleaved in small groups, as concurrent work would be)."""
+    rng = random.Random(seed)
+    reps = [f"rep{m}-{r}" for m in range(MANAGERS) for r in range(REPS_PER_MANAGER)]
+    customers = max(1, opportunities // 5)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    per_deal = max(4.0, (events - customers) / opportunities)
+    for n in range(customers):
+        yield CustomerRegistered(
+            originator_id=uuid5(NAMESPACE_URL, f"bench:customer:{n}"), originator_version=1,
+            timestamp=start + timedelta(minutes=n), originator_topic=CUSTOMER_TOPIC,
+            actor=reps[n % len(reps)], name=f"Customer {n}", source=SOURCES[n % 5],
+            tax_id=None, phone=None, email=None, owner_id=reps[n % len(reps)], profile={},
+        )
+    criteria = {c: True for c in QUALIFICATION_CRITERIA}
+    for n in range(opportunities):
+        deal_id = uuid5(NAMESPACE_URL, f"bench:opportunity:{n}")
+        owner = reps[rng.randrange(len(reps))]
+        moment = start + timedelta(days=rng.uniform(0, 480))
+        version = 1
+
+        def stamp() -> dict[str, Any]:
+            nonlocal moment, version
+            moment += timedelta(hours=rng.uniform(1, 240))
+            fields = {"originator_id": deal_id, "originator_version": version,
+                      "timestamp": moment, "actor": owner}
+            version += 1
+            return fields
+
+        yield OpportunityOpened(
+            **stamp(), originator_topic=OPPORTUNITY_TOPIC,
+            customer_id=str(uuid5(NAMESPACE_URL, f"bench:customer:{n % customers}")),
+            owner_id=owner, title=f"Deal {n}", source=SOURCES[rng.randrange(5)],
+            amount=Decimal(rng.randrange(10, 500) * 1000),
+            expected_close=(moment + timedelta(days=rng.uniform(30, 240))).date(),
+            product=PRODUCTS[rng.randrange(5)], region=REGIONS[rng.randrange(5)],
+        )
+        yield OpportunityQualified(**stamp(), criteria=criteria)
+        top = rng.randint(1, 7)
+        for stage in range(2, top + 1):
+            yield StageAdvanced(**stamp(), from_stage=stage - 1, to_stage=stage, reason=None)
+        activities = round(per_deal - 2 - (top - 1) - 0.5 + rng.uniform(-1, 1))
+        for _ in range(max(0, activities)):
+            yield OpportunityActivityLogged(**stamp(), kind="call", summary="follow-up")
+        outcome = rng.random()
+        if top == 7 and outcome < 0.6:
+            yield OpportunityWon(**stamp(), amount=Decimal(rng.randrange(10, 500) * 1000),
+                                 closed_on=moment.date())
+        elif outcome < 0.3:
+            yield OpportunityLost(**stamp(), reason="price", competitor="ABB",
+                                  closed_on=moment.date())
+
+
+def populate(settings: Settings, opportunities: int, events: int) -> int:
+    ledger = build_ledger(settings)
+    ledger.set_up_organisation("Bench Co", "admin", "Admin")
+    for m in range(MANAGERS):
+        ledger.add_person(f"mgr{m}", f"Manager {m}", "manager", None, actor="admin")
+        for r in range(REPS_PER_MANAGER):
+            ledger.add_person(f"rep{m}-{r}", f"Rep {m}-{r}", "sales_rep", f"mgr{m}", actor="admin")
+    batch = []
+    written = 0
+    for event in synthetic_events(opportunities, events):
+        batch.append(ledger.mapper.to_stored_event(event))
+        if len(batch) == INSERT_BATCH:
+            ledger.recorder.insert_events(batch)
+            written += len(batch)
+            batch = []
+    ledger.recorder.insert_events(batch)
+    return written + len(batch)
+
+
+def raw_read(settings: Settings) -> tuple[int, float]:
+    ledger = build_ledger(settings)
+    count, start, position = 0, time.perf_counter(), None
+    while batch := ledger.recorder.select_notifications(
+        position, READ_BATCH, inclusive_of_start=False
+    ):
+        count += len(batch)
+        position = batch[-1].id
+    return count, time.perf_counter() - start
+
+
+def catch_up(env: dict[str, str]) -> tuple[float, float]:
+    """Seconds for a cold-start catch-up in a child process, and its peak RSS in MB."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "services.cli", "project", "--once", "--batch-size",
+         str(READ_BATCH)],
+        env={**os.environ, **env}, check=True, cwd=Path(__file__).resolve().parent.parent,
+    )
+    elapsed = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, peak_kb / 1024
+
+
+def latency(database: Database, selection: FunnelFilter, runs: int) -> dict[str, float]:
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        query_funnel(database, selection)
+        timings.append((time.perf_counter() - start) * 1000)
+    timings.sort()
+    return {
+        "p50_ms": round(statistics.median(timings), 2),
+        "p99_ms": round(timings[int(len(timings) * 0.99) - 1], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--opportunities", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--dbname", default="ledger_bench")
+    args = parser.parse_args()
+
+    env = server_env(args.dbname)
+    recreate_database(args.dbname)
+    os.environ.update(env)
+    settings = Settings()
+    started = time.perf_counter()
+    total = populate(settings, args.opportunities, args.events)
+    generated = time.perf_counter() - started
+    print(f"generated {total:,} events in {generated:.1f} s", flush=True)
+
+    read_count, read_seconds = raw_read(settings)
+    catch_up_seconds, peak_rss_mb = catch_up(env)
+    database = Database(settings)
+    with database.transaction() as tx:
+        deals = tx.execute("SELECT COUNT(*) AS n FROM funnel_opportunities")[0]["n"]
+        tx.execute("ANALYZE funnel_opportunities")
+    team = {f"rep0-{r}" for r in range(REPS_PER_MANAGER)} | {"mgr0"}
+    results = {
+        "events": read_count,
+        "raw_read_events_per_s": round(read_count / read_seconds),
+        "catch_up_events_per_s": round(read_count / catch_up_seconds),
+        "catch_up_to_raw_ratio": round(read_seconds / catch_up_seconds, 3),
+        "catch_up_seconds": round(catch_up_seconds, 1),
+        "worker_peak_rss_mb": round(peak_rss_mb, 1),
+        "opportunities": int(deals),
+        "funnel_all": latency(database, FunnelFilter(), args.queries),
+        "funnel_by_owner": latency(database, FunnelFilter(owner_ids={"rep0-0"}), args.queries),
+        "funnel_by_team": latency(database, FunnelFilter(owner_ids=team), args.queries),
+        "funnel_by_region_and_quarter": latency(
+            database,
+            FunnelFilter(region="east", close_from=date(2025, 4, 1), close_to=date(2025, 6, 30)),
+            args.queries,
+        ),
+    }
+    database.close()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
