@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 from uuid import uuid4
 
+import jsonschema
 import pytest
 
 from events.messages import encode_event
@@ -61,7 +62,6 @@ def test_schemas_describe_every_field_and_nothing_else() -> None:
 
 
 def test_encoded_messages_validate_against_their_schema() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     events: list[Any] = [
         cast(Any, OpportunityOpened)(
             originator_id=uuid4(), originator_version=1, timestamp=datetime.now(UTC),
