@@ -51,7 +51,7 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.directory = tempfile.TemporaryDirectory()
         path = Path(self.directory.name) / "ledger.db"
-        self.ledger = SalesLedger(env=Settings(sqlite_path=str(path)).event_store_env())
+        self.ledger = SalesLedger(env=Settings(store="sqlite", sqlite_path=str(path)).event_store_env())
         build_team(self.ledger)
         self.deal_id = ""
         self.plan_id = ""
