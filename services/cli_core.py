@@ -9,7 +9,7 @@ from typing import Any
 
 from aggregates.errors import DomainError
 from services.bootstrap import build_ledger
-from services.history import deal_history
+from services.history import history_with_chain
 
 
 def register(subparsers: Any) -> None:
@@ -57,7 +57,7 @@ def _token(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     ledger = build_ledger()
     try:
-        entries = deal_history(ledger, args.aggregate_id, as_of=args.as_of)
+        entries = history_with_chain(ledger, args.aggregate_id, as_of=args.as_of)
     except DomainError as error:
         print(f"error: {error}")
         return 1
@@ -66,7 +66,7 @@ def _history(args: argparse.Namespace) -> int:
             print(json.dumps(entry, default=str))
         else:
             changes = ", ".join(f"{k}={v}" for k, v in entry["changes"].items())
-            print(f"v{entry['version']:>3}  {entry['timestamp']}  {entry['actor']:<12} "
+            print(f"v{entry['version']:>3}  {entry['chain']:<8} {entry['timestamp']}  {entry['actor']:<12} "
                   f"{entry['event_type']:<26} {changes}")
     return 0
 

@@ -40,3 +40,18 @@ def deal_history(
     if not entries:
         raise NotFoundError(f"no history for {aggregate_id}" + (" at that time" if as_of else ""))
     return entries
+
+
+def history_with_chain(
+    ledger: SalesLedger, aggregate_id: str, as_of: datetime | None = None
+) -> list[dict[str, Any]]:
+    """``deal_history`` entries, each with ``chain``: "ok", or the kind of break found at
+    that event when its hash chain is recomputed (see ``services.integrity``)."""
+    from services.integrity import ChainVerifier
+
+    entries = deal_history(ledger, aggregate_id, as_of=as_of)
+    report = ChainVerifier(ledger.recorder).verify_aggregate(UUID(aggregate_id))  # type: ignore[arg-type]
+    return [
+        {**entry, "chain": report.version_statuses.get(entry["version"], "unchained event")}
+        for entry in entries
+    ]

@@ -127,6 +127,9 @@ class VerificationReport:
     ledger_hash: str | None = None
     breaks: list[ChainBreak] = field(default_factory=list)
     statuses: dict[int, str] = field(default_factory=dict)
+    """Per position: "ok" or the kind of the first break found there."""
+    version_statuses: dict[int, str] = field(default_factory=dict)
+    """Per version, when one aggregate was verified."""
 
     @property
     def ok(self) -> bool:
@@ -229,8 +232,10 @@ class ChainVerifier:
             report.first_position = report.first_position or record.position
             report.last_position = record.position
         report.breaks.sort(key=lambda b: b.position)
-        for chain_break in report.breaks:
+        for chain_break in reversed(report.breaks):
             report.statuses[chain_break.position] = chain_break.kind
+        for record in records:
+            report.version_statuses[record.version] = report.statuses[record.position]
         return report
 
     def ledger_hash_at(self, position: int) -> tuple[bytes, int]:

@@ -11,7 +11,9 @@ from commands.ledger import SalesLedger
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
 from services.api.dependencies import ApiContext
+from services.api import integrity, tokens
 from services.api.errors import install_error_handlers
+from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
     audit,
     customers,
@@ -84,6 +86,8 @@ def create_app(
         funnel.router,
         monitoring.router,
         audit.router,
+        tokens.router,
+        integrity.router,
     ):
-        app.include_router(router)
+        app.include_router(router, dependencies=ACCESS_CHECKED)
     return app

@@ -1,0 +1,204 @@
+"""Who may do what through the HTTP API: the one place the access policy lives.
+
+- a sales rep reads and changes only the customers and opportunities they own or are
+  on the team of (and their own forecasts);
+- a manager those of everyone under them in the reporting hierarchy;
+- an auditor reads everything and changes nothing;
+- an admin manages people, roles and tokens, and reads everything.
+
+Every API route is listed in ``ROUTE_POLICY`` with the rule that guards it; a route
+missing from it is refused (deny by default), and a test checks the table covers
+``app.routes``. A record the actor may not see is refused with the same 403 whether or
+not it exists, so a refusal never reveals existence. The domain still enforces its own
+finer rules on changes (only an owner's superior may reassign, and so on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from aggregates.customer import Customer
+from aggregates.errors import NotFoundError
+from aggregates.forecast import Forecast
+from aggregates.opportunity import Opportunity
+from aggregates.organisation import Organisation, Role
+from aggregates.plan import SalesPlan
+from commands.ledger import SalesLedger
+
+NOT_ALLOWED_MESSAGE = "you are not allowed to do this here"
+"""The one message of every policy refusal: it says nothing about the record."""
+
+
+class AccessDeniedError(Exception):
+    """The actor may not use this route (on this record)."""
+
+
+class Access(StrEnum):
+    """What a route does, as far as the policy is concerned."""
+
+    MEMBER_READ = "member_read"
+    """Aggregated figures and the people list: any active member of the organisation."""
+    MEMBER_WRITE = "member_write"
+    """Creating something new (customer, deal, plan, own forecast): any member but auditors."""
+    ADMIN = "admin"
+    """People, roles and tokens."""
+    OVERSIGHT = "oversight"
+    """Monitoring lists across people (stale, slipped deals …): managers, auditors, admins."""
+    AUDIT = "audit"
+    """Bulk reads, exports and integrity proofs: auditors and admins."""
+    RECORD_READ = "record_read"
+    """Reading one record: those who may see it."""
+    RECORD_WRITE = "record_write"
+    """Changing one record: those who may see it, never auditors."""
+
+
+@dataclass(frozen=True)
+class RouteRule:
+    """The rule for one route, and where its record id is in the path."""
+
+    access: Access
+    record_param: str | None = None
+    record_kind: type[Aggregate] | None = None
+    recorded: bool = False
+    """A bulk read or export: serving it is recorded as an ``ExportRecorded`` event."""
+
+
+def _record(
+    access: Access, param: str, kind: type[Aggregate] | None, *, recorded: bool = False
+) -> RouteRule:
+    return RouteRule(access, param, kind, recorded)
+
+
+ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
+    ("GET", "/people"): RouteRule(Access.MEMBER_READ),
+    ("POST", "/people"): RouteRule(Access.ADMIN),
+    ("POST", "/people/{person_id}/role"): RouteRule(Access.ADMIN),
+    ("POST", "/people/{person_id}/manager"): RouteRule(Access.ADMIN),
+    ("POST", "/people/{person_id}/departure"): RouteRule(Access.ADMIN),
+    ("POST", "/tokens"): RouteRule(Access.ADMIN),
+    ("DELETE", "/tokens/{token_id}"): RouteRule(Access.ADMIN),
+    ("POST", "/customers"): RouteRule(Access.MEMBER_WRITE),
+    ("GET", "/customers/{customer_id}"): _record(Access.RECORD_READ, "customer_id", Customer),
+    **{
+        ("POST", f"/customers/{{customer_id}}/{action}"): _record(
+            Access.RECORD_WRITE, "customer_id", Customer
+        )
+        for action in ("profile", "classification", "assignment", "activities")
+    },
+    ("POST", "/opportunities"): RouteRule(Access.MEMBER_WRITE),
+    ("GET", "/opportunities/{opportunity_id}"): _record(
+        Access.RECORD_READ, "opportunity_id", Opportunity
+    ),
+    ("GET", "/opportunities/{opportunity_id}/history"): _record(
+        Access.RECORD_READ, "opportunity_id", Opportunity, recorded=True
+    ),
+    **{
+        ("POST", f"/opportunities/{{opportunity_id}}/{action}"): _record(
+            Access.RECORD_WRITE, "opportunity_id", Opportunity
+        )
+        for action in (
+            "qualification", "disqualification", "evaluation", "stage", "owner", "team",
+            "team/{person_id}/removal", "bid-details", "amount", "close-date", "activities",
+            "win", "loss", "reopening",
+        )
+    },
+    ("POST", "/plans"): RouteRule(Access.MEMBER_WRITE),
+    ("GET", "/plans/{plan_id}"): RouteRule(Access.MEMBER_READ),
+    ("POST", "/plans/{plan_id}/decompositions"): RouteRule(Access.MEMBER_WRITE),
+    ("POST", "/plans/{plan_id}/revisions"): RouteRule(Access.MEMBER_WRITE),
+    ("POST", "/plans/{plan_id}/approval"): RouteRule(Access.MEMBER_WRITE),
+    ("GET", "/plans/{plan_id}/attainment"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/plans/{plan_id}/customer-resources"): RouteRule(Access.MEMBER_READ),
+    ("POST", "/forecasts/{period}/submission"): RouteRule(Access.MEMBER_WRITE),
+    ("POST", "/forecasts/{period}/people/{person_id}/revisions"): RouteRule(Access.MEMBER_WRITE),
+    ("GET", "/forecasts/{period}"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/funnel"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/funnel/health"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/funnel/conversion"): RouteRule(Access.MEMBER_READ),
+    **{
+        ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
+        for view in (
+            "stale-deals", "slipped-deals", "activity", "unowned-customers", "ownership-transfers"
+        )
+    },
+    ("GET", "/audit"): RouteRule(Access.AUDIT, recorded=True),
+    ("GET", "/aggregates/{aggregate_id}"): _record(Access.RECORD_READ, "aggregate_id", None),
+    ("GET", "/integrity/digest"): RouteRule(Access.AUDIT, recorded=True),
+    ("POST", "/integrity/verify"): RouteRule(Access.AUDIT, recorded=True),
+}
+
+
+def sees_everything(actor: str, org: Organisation) -> bool:
+    """Auditors and admins read every record."""
+    return org.has_role(actor, Role.AUDITOR, Role.ADMIN)
+
+
+def _covers(actor: str, people: set[str], org: Organisation) -> bool:
+    """The actor is one of ``people`` or a superior of one of them."""
+    return actor in people or any(actor in org.chain_above(p) for p in people)
+
+
+def may_see(actor: str, record: Aggregate, org: Organisation) -> bool:
+    """Whether ``actor`` may read ``record``."""
+    if sees_everything(actor, org):
+        return True
+    if not org.has_role(actor, Role.SALES_REP, Role.MANAGER):
+        return False
+    if isinstance(record, Opportunity):
+        return _covers(actor, {record.owner_id, *record.team}, org)
+    if isinstance(record, Customer):
+        if record.owner_id is None:
+            return True
+        return _covers(actor, {record.owner_id}, org)
+    if isinstance(record, Forecast):
+        return _covers(actor, {record.person_id}, org)
+    return isinstance(record, SalesPlan)
+
+
+def check_route(
+    method: str,
+    path: str,
+    path_params: dict[str, Any],
+    actor: str,
+    ledger: SalesLedger,
+) -> RouteRule:
+    """The route's rule, if the policy lets ``actor`` use this route; else AccessDeniedError.
+    A record that does not exist raises NotFoundError only for those who see everything."""
+    rule = ROUTE_POLICY.get((method, path))
+    if rule is None:
+        raise AccessDeniedError(f"no access rule for {method} {path}")
+    org = ledger.organisation()
+    active = org.has_role(actor, *Role)
+    writer = org.has_role(actor, Role.SALES_REP, Role.MANAGER, Role.ADMIN)
+    checks: dict[Access, Callable[[], bool]] = {
+        Access.MEMBER_READ: lambda: active,
+        Access.MEMBER_WRITE: lambda: writer,
+        Access.ADMIN: lambda: org.has_role(actor, Role.ADMIN),
+        Access.OVERSIGHT: lambda: org.has_role(actor, Role.MANAGER, Role.AUDITOR, Role.ADMIN),
+        Access.AUDIT: lambda: sees_everything(actor, org),
+        Access.RECORD_READ: lambda: active,
+        Access.RECORD_WRITE: lambda: writer,
+    }
+    if not checks[rule.access]():
+        raise AccessDeniedError(NOT_ALLOWED_MESSAGE)
+    if rule.record_param is None:
+        return rule
+    record = _load_record(ledger, rule.record_kind, str(path_params.get(rule.record_param, "")))
+    if record is None or not may_see(actor, record, org):
+        if record is None and sees_everything(actor, org):
+            raise NotFoundError(f"no record {path_params.get(rule.record_param)}")
+        raise AccessDeniedError(NOT_ALLOWED_MESSAGE)
+    return rule
+
+
+def _load_record(ledger: SalesLedger, kind: type[Aggregate] | None, record_id: str) -> Aggregate | None:
+    try:
+        return ledger.load(kind or Aggregate, record_id)
+    except NotFoundError:
+        return None
+

@@ -1,0 +1,32 @@
+"""The access policy (``services.access``) as one FastAPI dependency on every router."""
+
+from __future__ import annotations
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.params import Depends as DependsParam
+
+from services.access import NOT_ALLOWED_MESSAGE, AccessDeniedError, check_route
+from services.api.dependencies import LedgerDep
+from services.api.security import CurrentActor
+from services.exports import record_export
+
+
+def enforce_access(request: Request, ledger: LedgerDep, actor: CurrentActor) -> None:
+    """401 without a valid token; 403 unless the policy allows this route (and record)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    try:
+        rule = check_route(request.method, path, dict(request.path_params), actor, ledger)
+    except AccessDeniedError:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=NOT_ALLOWED_MESSAGE) from None
+    if rule.recorded:
+        record_export(
+            ledger,
+            actor,
+            f"{request.method} {path}",
+            {**request.path_params, **dict(request.query_params)},
+        )
+
+
+ACCESS_CHECKED: list[DependsParam] = [Depends(enforce_access)]
+"""Router dependencies that apply the policy: ``include_router(r, dependencies=ACCESS_CHECKED)``."""
