@@ -8,10 +8,10 @@ import signal
 import threading
 from typing import Any
 
+from projections.read_store import open_read_store
 from projections.registry import all_projections, projection_names
 from projections.runner import ProjectionRunner, ProjectionWorker
 from services.bootstrap import EVENTS_CHANNEL, build_ledger
-from services.database import Database
 from services.settings import Settings
 
 
@@ -60,7 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _project(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
-    database = Database(settings)
+    database = open_read_store(settings)
     runner = ProjectionRunner(
         build_ledger(settings), database, all_projections(), batch_size=args.batch_size
     )
@@ -88,7 +88,7 @@ def _rebuild(args: argparse.Namespace) -> int:
         print(f"error: unknown projections {unknown}; choose from {projection_names()}")
         return 2
     settings = Settings()
-    runner = ProjectionRunner(build_ledger(settings), Database(settings), all_projections())
+    runner = ProjectionRunner(build_ledger(settings), open_read_store(settings), all_projections())
     applied = runner.rebuild(args.names or None)
     print(f"rebuilt {', '.join(args.names or runner.names)} from {applied} events; "
           f"positions {runner.positions()}")

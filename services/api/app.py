@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from commands.ledger import SalesLedger
+from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
 from services.api.dependencies import ApiContext
@@ -25,7 +26,6 @@ from services.api.routers import (
     plans,
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger
-from services.database import Database
 from services.settings import Settings
 
 DESCRIPTION = """
@@ -50,7 +50,7 @@ def create_app(
     projection worker in a background thread while the app runs."""
     settings = settings or Settings()
     ledger = ledger or build_ledger(settings)
-    database = Database(settings)
+    database = open_read_store(settings)
     if project_in_process is None:
         project_in_process = settings.store == "sqlite"
     runner = ProjectionRunner(ledger, database, all_projections())
