@@ -1,0 +1,87 @@
+"""The canonical encoding and the chains, without servers: pure functions, the embedded
+store's write-time hashes, and checking published messages against the store."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from commands.ledger import SalesLedger
+from services.chain import GENESIS, canonical_encoding, event_hash, ledger_link
+from services.integrity import ChainVerifier, DigestSigner, Sealer, check_digest, issue_digest
+from services.kafka_verify import ConsumedMessage, compare, expected_messages
+from services.settings import Settings
+from tests.conftest import build_team
+
+AGGREGATE = UUID("12345678-1234-5678-1234-567812345678")
+
+
+def test_the_encoding_is_the_documented_one() -> None:
+    encoded = canonical_encoding(AGGREGATE, 3, "a:B", b"{}")
+    assert encoded == AGGREGATE.bytes + (3).to_bytes(8, "big") + (3).to_bytes(4, "big") + b"a:B{}"
+    assert event_hash(GENESIS, AGGREGATE, 3, "a:B", b"{}") == hashlib.sha256(GENESIS + encoded).digest()
+    assert ledger_link(GENESIS, 7, b"h" * 32) == hashlib.sha256(GENESIS + (7).to_bytes(8, "big") + b"h" * 32).digest()
+
+
+@given(
+    st.tuples(st.integers(1, 2**40), st.text(max_size=20), st.binary(max_size=40)),
+    st.tuples(st.integers(1, 2**40), st.text(max_size=20), st.binary(max_size=40)),
+)
+def test_different_events_never_share_an_encoding(
+    first: tuple[int, str, bytes], second: tuple[int, str, bytes]
+) -> None:
+    if first != second:
+        assert canonical_encoding(AGGREGATE, *first) != canonical_encoding(AGGREGATE, *second)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> SalesLedger:
+    app = SalesLedger(env=Settings(store="sqlite", sqlite_path=str(tmp_path / "l.db")).event_store_env())
+    build_team(app)
+    customer = app.register_customer(name="Acme", source="web", actor="rep1")
+    app.log_customer_activity(customer.aggregate_id, "call", "hello", actor="rep1")
+    return app
+
+
+def test_the_embedded_store_chains_each_event_at_write_time(ledger: SalesLedger) -> None:
+    recorder: Any = ledger.recorder
+    records = recorder.select_chained(0, 10_000, 10_000)
+    previous: dict[UUID, bytes] = {}
+    for record in records:
+        expected = event_hash(previous.get(record.originator_id, GENESIS), record.originator_id,
+                              record.version, record.topic, record.state)
+        assert record.hash == expected
+        previous[record.originator_id] = expected
+    Sealer(recorder).seal()
+    assert ChainVerifier(recorder).verify_range().ok
+
+
+def test_a_digest_signed_with_another_key_is_rejected(ledger: SalesLedger) -> None:
+    recorder: Any = ledger.recorder
+    digest = issue_digest(recorder, DigestSigner(b"ours"))
+    assert check_digest(recorder, DigestSigner(b"ours"), digest).unchanged
+    assert not check_digest(recorder, DigestSigner(b"theirs"), digest).authentic
+    assert not check_digest(recorder, DigestSigner(b"ours"), replace(digest, events=digest.events + 1)).authentic
+
+
+def test_published_messages_are_checked_against_the_store(ledger: SalesLedger) -> None:
+    upto = ledger.recorder.max_notification_id()
+    expected = expected_messages(ledger, upto, "sales")
+    consumed = [
+        ConsumedMessage(m.topic, 0, offset, list(m.headers), m.value)
+        for offset, m in enumerate(expected.values())
+    ]
+    assert compare(consumed, expected, upto).ok
+    altered = consumed[1]
+    tampered = [*consumed[:1], replace(altered, value=(altered.value or b"")[:-1] + b" }"), *consumed[2:]]
+    check = compare(tampered, expected, upto)
+    assert not check.ok and check.altered[0][0] == sorted(expected)[1]
+    dropped = compare(consumed[:-1], expected, upto)
+    assert dropped.missing == [sorted(expected)[-1]]
