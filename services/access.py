@@ -196,7 +196,9 @@ def check_route(
     return rule
 
 
-def _load_record(ledger: SalesLedger, kind: type[Aggregate] | None, record_id: str) -> Aggregate | None:
+def _load_record(
+    ledger: SalesLedger, kind: type[Aggregate] | None, record_id: str
+) -> Aggregate | None:
     try:
         return ledger.load(kind or Aggregate, record_id)
     except NotFoundError:

@@ -41,7 +41,9 @@ def canonical_encoding(originator_id: UUID, version: int, topic: str, state: byt
     )
 
 
-def event_hash(previous: bytes, originator_id: UUID, version: int, topic: str, state: bytes) -> bytes:
+def event_hash(
+    previous: bytes, originator_id: UUID, version: int, topic: str, state: bytes
+) -> bytes:
     """The hash of an event chained to ``previous`` (its aggregate's previous event hash)."""
     digest = hashlib.sha256(previous)
     digest.update(canonical_encoding(originator_id, version, topic, state))

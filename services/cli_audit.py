@@ -69,7 +69,8 @@ def _seal(args: argparse.Namespace) -> int:
 
 def _print_report(report: VerificationReport) -> None:
     print(
-        f"checked {report.events} events (positions {report.first_position}..{report.last_position}), "
+        f"checked {report.events} events "
+        f"(positions {report.first_position}..{report.last_position}), "
         f"sealed up to {report.sealed_upto}"
     )
     first = report.first_break

@@ -381,7 +381,8 @@ def issue_digest(store: ChainStore, signer: DigestSigner, position: int | None =
     Sealer(store).seal(upto=target)
     link, count = ChainVerifier(store).ledger_hash_at(target)
     issued_at = datetime.now(UTC).isoformat()
-    return signer.sign(Digest(position=target, ledger_hash=link.hex(), events=count, issued_at=issued_at))
+    digest = Digest(position=target, ledger_hash=link.hex(), events=count, issued_at=issued_at)
+    return signer.sign(digest)
 
 
 def check_digest(store: ChainStore, signer: DigestSigner, digest: Digest) -> DigestCheck:

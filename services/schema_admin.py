@@ -130,6 +130,7 @@ def _sqlite_triggers(settings: Settings, tables: tuple[str, ...]) -> None:
                 conn.execute(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} "
                     f"BEFORE {operation} ON {table} BEGIN "
-                    f"SELECT RAISE(ABORT, 'the {table} table is append-only: {operation} refused'); "
+                    f"SELECT RAISE(ABORT, 'the {table} table is append-only: "
+                    f"{operation} refused'); "
                     "END"
                 )

@@ -76,7 +76,9 @@ def get_digest(
     request: Request,
     ledger: LedgerDep,
     actor: CurrentActor,
-    position: Annotated[int | None, Query(ge=0, description="default: the latest final position")] = None,
+    position: Annotated[
+        int | None, Query(ge=0, description="default: the latest final position")
+    ] = None,
 ) -> LedgerDigest:
     """A signed, timestamped digest of the ledger up to a position."""
     try:
