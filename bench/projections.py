@@ -12,7 +12,7 @@ batches of 10,000 (``insert_events``), which skips loading aggregates but stores
 what the commands would store.
 
 Then, in the same run:
-1. raw read: every notification read with ``select_notifications`` in batches of 2,000;
+1. raw read: every notification read with ``select_notifications`` in batches of 5,000;
 2. catch-up: ``salesledger project --once`` in a child process from position 0, timed,
    with the child's peak RSS;
 3. funnel query latency over the projected opportunities (unfiltered, by owner, by team).
@@ -62,7 +62,7 @@ from services.settings import Settings  # noqa: E402
 MANAGERS = 5
 REPS_PER_MANAGER = 10
 INSERT_BATCH = 10_000
-READ_BATCH = 2_000
+READ_BATCH = 5_000
 CUSTOMER_TOPIC = get_topic(Customer)
 OPPORTUNITY_TOPIC = get_topic(Opportunity)
 SOURCES = ("web", "referral", "campaign", "channel partner", "trade fair")

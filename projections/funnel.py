@@ -28,6 +28,7 @@ from projections.base import (
     in_clause,
     insert_rows,
     iso_timestamp,
+    write_rows,
 )
 from services.database import Database, Row, Transaction
 
@@ -215,7 +216,7 @@ class FunnelProjection(Projection):
     """Opportunities by stage, with the history of every stage they passed through."""
 
     name = "funnel"
-    tables = ("funnel_opportunities", "funnel_stage_intervals")
+    tables = ("funnel_opportunities", "funnel_stage_intervals", "funnel_stage_totals")
 
     def create_tables(self, tx: Transaction) -> None:
         tx.execute(
@@ -247,6 +248,12 @@ class FunnelProjection(Projection):
             "CREATE INDEX IF NOT EXISTS funnel_stage_intervals_time "
             "ON funnel_stage_intervals (entered_at, left_at)"
         )
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS funnel_stage_totals ("
+            "owner_id TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
+            "count BIGINT NOT NULL, amount NUMERIC NOT NULL, "
+            "PRIMARY KEY (owner_id, stage, status))"
+        )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         relevant = [e for e in events if e.type_name in _FUNNEL_TYPE_NAMES]
@@ -255,14 +262,37 @@ class FunnelProjection(Projection):
         deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)
         deals.load(tx, (e.aggregate_id for e in relevant if e.type_name != "OpportunityOpened"))
         intervals: list[Row] = []
+        totals: dict[tuple[str, int, str], list[Any]] = {}
         for recorded in relevant:
-            row, interval = evolve_deal(deals.get(recorded.aggregate_id), recorded)
-            if row is not None:
+            before = deals.get(recorded.aggregate_id)
+            row, interval = evolve_deal(before, recorded)
+            if row is not None and row is not before:
                 deals.put(row)
+                _count(totals, before, -1)
+                _count(totals, row, +1)
             if interval is not None:
                 intervals.append(interval)
         deals.flush(tx)
         insert_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, intervals)
+        write_rows(
+            tx,
+            "funnel_stage_totals",
+            ("owner_id", "stage", "status", "count", "amount"),
+            [[*key, n, str(amount)] for key, (n, amount) in sorted(totals.items())],
+            " ON CONFLICT (owner_id, stage, status) DO UPDATE SET "
+            "count = funnel_stage_totals.count + excluded.count, "
+            "amount = funnel_stage_totals.amount + excluded.amount",
+        )
+
+
+def _count(totals: dict[tuple[str, int, str], list[Any]], row: Row | None, sign: int) -> None:
+    """Add (or with ``sign`` −1, remove) a deal to the per owner/stage/status totals."""
+    if row is None:
+        return
+    value = row["won_amount"] if row["status"] == "won" else row["amount"]
+    entry = totals.setdefault((row["owner_id"], int(row["stage"]), row["status"]), [0, Decimal(0)])
+    entry[0] += sign
+    entry[1] += sign * as_decimal(value)
 
 
 _FUNNEL_TYPE_NAMES = frozenset(cls.__name__ for cls in FUNNEL_EVENT_TYPES)
@@ -367,7 +397,13 @@ def _funnel_from_totals(
 
 
 def query_funnel(database: Database, selection: FunnelFilter = FunnelFilter()) -> Funnel:
-    """The live funnel, from the projection's rows."""
+    """The live funnel, from the projection's rows.
+
+    Filtered by owners only (or not at all), it sums the small per owner/stage totals
+    table; any other filter scans the matching deals.
+    """
+    if selection == FunnelFilter(owner_ids=selection.owner_ids):
+        return _funnel_from_stage_totals(database, selection)
     conditions, params = selection.sql()
     won_conditions, won_params = selection.sql(close_column="closed_on")
     with database.transaction() as tx:
@@ -383,6 +419,23 @@ def query_funnel(database: Database, selection: FunnelFilter = FunnelFilter()) -
         )
     totals = {int(r["stage"]): (int(r["n"]), as_decimal(r["amount"])) for r in rows}
     totals[WON_STAGE] = (int(won[0]["n"]), as_decimal(won[0]["amount"]))
+    return _funnel_from_totals(totals)
+
+
+def _funnel_from_stage_totals(database: Database, selection: FunnelFilter) -> Funnel:
+    conditions, params = selection.sql()
+    with database.transaction() as tx:
+        rows = tx.execute(
+            "SELECT stage, status, SUM(count) AS n, SUM(amount) AS amount "
+            f"FROM funnel_stage_totals WHERE status IN ('open', 'won'){conditions} "
+            "GROUP BY stage, status",
+            params,
+        )
+    totals: dict[int, tuple[int, Decimal]] = {WON_STAGE: (0, Decimal(0))}
+    for row in rows:
+        stage = WON_STAGE if row["status"] == "won" else int(row["stage"])
+        count, amount = totals.get(stage, (0, Decimal(0)))
+        totals[stage] = (count + int(row["n"]), amount + as_decimal(row["amount"]))
     return _funnel_from_totals(totals)
 
 

@@ -17,6 +17,7 @@ from aggregates.funnel import LAST_OPEN_STAGE
 from aggregates.opportunity import Opportunity, Qualification
 from commands.ledger import SalesLedger
 from events.base import recorded_at
+from projections.funnel import FunnelFilter, funnel_from_deals, query_funnel
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
@@ -148,6 +149,12 @@ def test_incremental_projections_equal_a_rebuild(
         rebuilt_runner.rebuild()
 
         assert table_rows(database) == incremental
+        with database.transaction() as tx:
+            deal_rows = tx.execute("SELECT * FROM funnel_opportunities")
+        assert query_funnel(database) == funnel_from_deals(deal_rows)
+        assert query_funnel(database, FunnelFilter(owner_ids={"rep"})) == funnel_from_deals(
+            deal_rows, FunnelFilter(owner_ids={"rep"})
+        )
         last = ledger.recorder.max_notification_id()
         assert set(rebuilt_runner.positions().values()) == {last}
         database.close()
