@@ -1,0 +1,232 @@
+"""Each projection, fed hand-written event sequences, on an SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from events.customer import ActivityLogged, CustomerAssigned, CustomerRegistered
+from events.forecast import ForecastOpened, ForecastRevised, ForecastSubmitted
+from events.opportunity import (
+    OpportunityActivityLogged,
+    OpportunityOpened,
+    OpportunityQualified,
+    OpportunityWon,
+    PrimaryOwnerChanged,
+    StageAdvanced,
+)
+from projections.audit import AuditTrailProjection, query_audit_trail
+from projections.base import Projection, RecordedEvent
+from projections.forecasts import ForecastProjection, query_forecast_report
+from projections.funnel import (
+    FunnelFilter,
+    FunnelProjection,
+    funnel_from_deals,
+    health_label,
+    query_funnel,
+)
+from projections.monitoring import (
+    MonitoringProjection,
+    query_activity_counts,
+    query_ownership_transfers,
+    query_slipped_deals,
+    query_stale_deals,
+    query_unowned_customers,
+)
+from services.database import Database
+from services.settings import Settings
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(Settings(store="sqlite", sqlite_path=str(tmp_path / "read.db")))
+    yield db
+    db.close()
+
+
+class Stream:
+    """Hand-written events for one aggregate, numbered and stamped in order."""
+
+    position = 0
+
+    def __init__(self, topic: str, aggregate_id: UUID | None = None) -> None:
+        self.id = aggregate_id or uuid4()
+        self.topic = topic
+        self.version = 0
+
+    def __call__(self, cls: type[Any], at: datetime, actor: str = "rep", **fields: Any) -> RecordedEvent:
+        self.version += 1
+        Stream.position += 1
+        extra = {"originator_topic": self.topic} if self.version == 1 else {}
+        event = cls(originator_id=self.id, originator_version=self.version, timestamp=at,
+                    actor=actor, **extra, **fields)
+        return RecordedEvent.of(Stream.position, event)
+
+
+def apply(database: Database, projection: Projection, events: list[RecordedEvent]) -> None:
+    with database.transaction() as tx:
+        projection.create_tables(tx)
+        projection.process(tx, events)
+
+
+def opened(deal: Stream, at: datetime, owner: str = "rep", amount: int = 1000,
+           close: date = date(2026, 6, 30), region: str = "east") -> RecordedEvent:
+    return deal(OpportunityOpened, at, customer_id="c1", owner_id=owner, title="deal",
+                source="web", amount=Decimal(amount), expected_close=close, product="arm",
+                region=region)
+
+
+def test_funnel_counts_stages_and_weights_amounts(database: Database) -> None:
+    a, b = Stream("o"), Stream("o")
+    apply(database, FunnelProjection(), [
+        opened(a, T0), opened(b, T0, owner="rep2", amount=500, region="west"),
+        a(OpportunityQualified, T0 + timedelta(days=1), criteria={}),
+        a(StageAdvanced, T0 + timedelta(days=2), from_stage=1, to_stage=3, reason=None),
+    ])
+
+    funnel = query_funnel(database)
+    west = query_funnel(database, FunnelFilter(region="west"))
+
+    assert [s.count for s in funnel.stages] == [1, 0, 1, 0, 0, 0, 0, 0]
+    assert funnel.stages[2].weighted_amount == Decimal("200.00")
+    assert funnel.weighted_amount == Decimal("225.00")
+    assert west.open_count == 1 and west.open_amount == Decimal(500)
+
+
+def test_a_won_deal_leaves_the_open_stages_and_counts_as_stage_8(database: Database) -> None:
+    deal = Stream("o")
+    events = [opened(deal, T0),
+              deal(StageAdvanced, T0 + timedelta(days=1), from_stage=1, to_stage=7, reason=None),
+              deal(OpportunityWon, T0 + timedelta(days=3), amount=Decimal(900),
+                   closed_on=date(2026, 3, 5))]
+    apply(database, FunnelProjection(), events)
+
+    funnel = query_funnel(database)
+    in_q1 = query_funnel(database, FunnelFilter(close_from=date(2026, 1, 1),
+                                                close_to=date(2026, 3, 31)))
+
+    assert funnel.open_count == 0 and funnel.stages[7].amount == Decimal(900)
+    assert in_q1.stages[7].count == 1
+    with database.transaction() as tx:
+        stays = tx.execute("SELECT stage, seconds, outcome FROM funnel_stage_intervals "
+                           "ORDER BY left_position")
+    assert [(r["stage"], r["outcome"]) for r in stays] == [(1, "stage 7"), (7, "won")]
+    assert stays[1]["seconds"] == 2 * 86400
+
+
+def test_the_owner_totals_agree_with_the_deals(database: Database) -> None:
+    deal = Stream("o")
+    apply(database, FunnelProjection(), [
+        opened(deal, T0),
+        deal(PrimaryOwnerChanged, T0 + timedelta(days=1), owner_id="rep2",
+             previous_owner_id="rep", reason="handover"),
+    ])
+    with database.transaction() as tx:
+        rows = tx.execute("SELECT * FROM funnel_opportunities")
+    for owners in (None, {"rep"}, {"rep2"}):
+        selection = FunnelFilter(owner_ids=owners)
+        assert query_funnel(database, selection) == funnel_from_deals(rows, selection)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "label"),
+    [(Decimal("1.01"), "excellent"), (Decimal("1.00"), "good"), (Decimal("0.70"), "good"),
+     (Decimal("0.69"), "warning"), (None, "no history")],
+)
+def test_funnel_health_labels_follow_the_thresholds(ratio: Decimal | None, label: str) -> None:
+    assert health_label(ratio) == label
+
+
+def test_monitoring_finds_stale_and_slipped_deals_and_counts_activity(database: Database) -> None:
+    idle, busy = Stream("o"), Stream("o")
+    customer = Stream("c")
+    apply(database, MonitoringProjection(), [
+        opened(idle, T0, close=date(2026, 3, 10)),
+        opened(busy, T0),
+        busy(OpportunityActivityLogged, T0 + timedelta(days=40), kind="call", summary="x"),
+        customer(CustomerRegistered, T0, name="Acme", source="web", tax_id=None, phone=None,
+                 email=None, owner_id=None, profile={}),
+        customer(ActivityLogged, T0 + timedelta(days=41), kind="visit", summary="y",
+                 opportunity_id=str(idle.id)),
+    ])
+    now = T0 + timedelta(days=45)
+
+    stale = query_stale_deals(database, days=30, now=now - timedelta(days=5))
+    slipped = query_slipped_deals(database, today=date(2026, 4, 1))
+    activity = query_activity_counts(database, person_ids={"rep"})
+
+    assert [d.opportunity_id for d in stale.items] == []
+    assert [d.opportunity_id for d in slipped.items] == [str(idle.id)]
+    assert sum(a.total for a in activity) == 2
+    assert query_unowned_customers(database).total == 1
+
+
+def test_monitoring_records_every_ownership_transfer(database: Database) -> None:
+    customer, deal = Stream("c"), Stream("o")
+    apply(database, MonitoringProjection(), [
+        customer(CustomerRegistered, T0, name="Acme", source="web", tax_id=None, phone=None,
+                 email=None, owner_id=None, profile={}),
+        customer(CustomerAssigned, T0, actor="boss", owner_id="rep", previous_owner_id=None,
+                 reason="new"),
+        opened(deal, T0),
+        deal(PrimaryOwnerChanged, T0, actor="boss", owner_id="rep2", previous_owner_id="rep",
+             reason="handover"),
+    ])
+
+    transfers = query_ownership_transfers(database, person_id="rep").items
+
+    assert [(t.aggregate_type, t.from_owner, t.to_owner) for t in transfers] == [
+        ("customer", None, "rep"), ("opportunity", "rep", "rep2")]
+    assert query_unowned_customers(database).total == 0
+
+
+def test_forecasts_roll_up_and_what_was_believed_then(database: Database) -> None:
+    rep, boss = Stream("f"), Stream("f")
+    events = [
+        rep(ForecastOpened, T0, person_id="rep", period="2026-Q2"),
+        rep(ForecastSubmitted, T0, lines=[], team={}, own_total=Decimal(100),
+            team_total=Decimal(0), total=Decimal(100)),
+        boss(ForecastOpened, T0, actor="boss", person_id="boss", period="2026-Q2"),
+        boss(ForecastSubmitted, T0 + timedelta(days=1), actor="boss", lines=[],
+             team={"rep": Decimal(100)}, own_total=Decimal(50), team_total=Decimal(100),
+             total=Decimal(150)),
+        boss(ForecastRevised, T0 + timedelta(days=2), actor="boss",
+             adjusted_total=Decimal(120), previous_total=Decimal(150), reason="cautious"),
+    ]
+    apply(database, FunnelProjection(), [])
+    apply(database, ForecastProjection(), events)
+    managers = {"boss": None, "rep": "boss"}
+
+    now = {p.person_id: p for p in query_forecast_report(database, "2026-Q2", managers).people}
+    then = {p.person_id: p for p in query_forecast_report(
+        database, "2026-Q2", managers, as_of=T0 + timedelta(days=1, hours=1)).people}
+
+    assert (now["boss"].rollup_unadjusted, now["boss"].rollup_adjusted) == (150, 120)
+    assert now["boss"].revisions[0].reason == "cautious"
+    assert (then["boss"].rollup_adjusted, then["boss"].adjusted_total) == (150, None)
+    assert now["rep"].accuracy is None
+
+
+def test_the_audit_trail_filters_by_aggregate_actor_and_time(database: Database) -> None:
+    a, b = Stream("o"), Stream("o")
+    events = [opened(a, T0), opened(b, T0 + timedelta(days=1), owner="rep2"),
+              a(OpportunityQualified, T0 + timedelta(days=2), actor="boss", criteria={})]
+    apply(database, AuditTrailProjection(), events)
+
+    by_aggregate = query_audit_trail(database, aggregate_id=str(a.id)).items
+    by_actor = query_audit_trail(database, actor="boss").items
+    in_range = query_audit_trail(database, since=T0 + timedelta(hours=1),
+                                 until=T0 + timedelta(days=1, hours=1)).items
+
+    assert [e.event_type for e in by_aggregate] == ["OpportunityOpened", "OpportunityQualified"]
+    assert [e.position for e in by_actor] == [events[2].position]
+    assert [e.aggregate_id for e in in_range] == [str(b.id)]
+    assert by_aggregate[0].changes["amount"] == "1000"
