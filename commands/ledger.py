@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 import threading
@@ -30,6 +31,7 @@ from aggregates.opportunity import Opportunity, Status
 from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
 from aggregates.plan import SalesPlan, period_bounds
 from events.base import DateAsISO
+from commands.concurrency import GuardMovedError
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -43,6 +45,13 @@ class CommandResult:
     version: int
     position: int | None
     duplicate: bool = False
+
+
+MAX_DECISION_ATTEMPTS = 3
+
+
+class _StaleCacheError(Exception):
+    """A cached aggregate turned out to be behind the store."""
 
 
 def _claim_for_command(actor: str, command_id: str) -> str:
@@ -68,6 +77,7 @@ class SalesLedger(Application[UUID]):
         self._cache_lock = threading.Lock()
         self._organisation: Organisation | None = None
         self._organisation_lock = threading.Lock()
+        self._local = threading.local()
 
     def load(
         self,
@@ -118,9 +128,10 @@ class SalesLedger(Application[UUID]):
             raise NotFoundError(f"{aggregate_class.__name__.lower()} {aggregate_id} did not exist then")
         return self.load(aggregate_class, uid, version=version)
 
-    def organisation(self, *, for_change: bool = False) -> Organisation:
-        """The organisation, up to date. Without ``for_change`` it is a shared object:
-        read it, never change it."""
+    def organisation(self, *, for_change: bool = False, fresh: bool = True) -> Organisation:
+        """The organisation. Without ``for_change`` it is a shared object: read it, never
+        change it. ``fresh=False`` skips bringing it up to date — for decisions, whose
+        append is then guarded by the organisation's version (see ``_run``)."""
         if for_change:
             try:
                 return self.load(Organisation, ORGANISATION_ID)
@@ -134,11 +145,23 @@ class SalesLedger(Application[UUID]):
                     raise NotFoundError(
                         "the organisation is not set up; run `salesledger init`"
                     ) from None
-            else:
+            elif fresh:
                 for event in self.events.get(ORGANISATION_ID, gt=self._organisation.version):
                     event.mutate(self._organisation)
             assert self._organisation is not None
             return self._organisation
+
+    def _share_organisation(self, saved: Organisation) -> None:
+        with self._organisation_lock:
+            if self._organisation is None or self._organisation.version < saved.version:
+                self._organisation = copy.deepcopy(saved)
+
+    def _unverified(self) -> set[UUID]:
+        """Aggregates this thread took from the cache without checking the store."""
+        if not hasattr(self._local, "unverified"):
+            self._local.unverified = set()
+        unverified: set[UUID] = self._local.unverified
+        return unverified
 
     def _previous_result(self, actor: str, command_id: str | None) -> CommandResult | None:
         if not command_id:
@@ -156,6 +179,7 @@ class SalesLedger(Application[UUID]):
         actor: str,
         command_id: str | None,
         claims: Sequence[tuple[str, str]] = (),
+        guard: tuple[UUID, int] | None = None,
     ) -> CommandResult:
         all_claims = list(claims)
         if command_id:
@@ -163,17 +187,21 @@ class SalesLedger(Application[UUID]):
                 (_claim_for_command(actor, command_id), f"{aggregate.id}:{aggregate.version}")
             )
         try:
-            recordings = self.save(aggregate, claims=all_claims)
+            recordings = self.save(aggregate, claims=all_claims, guard=guard)
         except IntegrityError:
             previous = self._previous_result(actor, command_id)
             if previous is not None:
                 return previous
             self._raise_if_claimed([c for c in claims])
+            if aggregate.id in self._unverified():
+                raise _StaleCacheError from None
             raise ConcurrencyConflictError(
                 f"{type(aggregate).__name__.lower()} {aggregate.id} was changed by someone "
                 "else at the same time; reload and retry"
             ) from None
         self._keep(aggregate)
+        if isinstance(aggregate, Organisation):
+            self._share_organisation(aggregate)
         position = recordings[-1].notification.id if recordings else None
         return CommandResult(str(aggregate.id), aggregate.version, position)
 
@@ -190,35 +218,46 @@ class SalesLedger(Application[UUID]):
         command_id: str | None,
         decide: Callable[[], tuple[Aggregate, Sequence[tuple[str, str]]]],
     ) -> CommandResult:
+        """Decide and save, once the decision's inputs are known to be current.
+
+        Decisions read the shared organisation and cached aggregates without asking the
+        store first; the append proves them current (the organisation's version is
+        guarded, a stale aggregate collides on its next version), and a decision made
+        on stale inputs is simply made again on fresh ones.
+        """
         previous = self._previous_result(actor, command_id)
         if previous is not None:
             return previous
-        aggregate, claims = decide()
-        return self._save(aggregate, actor=actor, command_id=command_id, claims=claims)
+        for attempt in range(MAX_DECISION_ATTEMPTS):
+            org = self.organisation(fresh=attempt > 0)
+            guard = (ORGANISATION_ID, org.version)
+            self._unverified().clear()
+            try:
+                aggregate, claims = decide()
+                return self._save(
+                    aggregate, actor=actor, command_id=command_id, claims=claims, guard=guard
+                )
+            except (GuardMovedError, _StaleCacheError):
+                continue
+            finally:
+                self._unverified().clear()
+        raise ConcurrencyConflictError("the records kept changing while deciding; retry")
 
     def _load_with_organisation(
         self, aggregate_class: type[A], aggregate_id: str
     ) -> tuple[A, Organisation]:
-        """The aggregate for change and the organisation, both brought up to date in one
-        read of the store when the aggregate is cached."""
+        """The aggregate to change and the organisation, without a read of the store
+        when the aggregate is cached (the append proves it current; see ``_run``)."""
         try:
             uid = UUID(str(aggregate_id))
         except ValueError:
             raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
         with self._cache_lock:
             cached = self._cache.pop(uid, None)
+        org = self.organisation(fresh=False)
         if cached is None or not isinstance(cached, aggregate_class):
-            return self.load(aggregate_class, uid), self.organisation()
-        with self._organisation_lock:
-            org = self._organisation
-            if org is None:
-                return self.load(aggregate_class, uid), self.organisation()
-            stored = self.recorder.select_events_after(  # type: ignore[attr-defined]
-                [(ORGANISATION_ID, org.version), (uid, cached.version)]
-            )
-            for stored_event in stored:
-                event = self.mapper.to_domain_event(stored_event)
-                event.mutate(org if event.originator_id == ORGANISATION_ID else cached)
+            return self.load(aggregate_class, uid), org
+        self._unverified().add(uid)
         return cached, org
 
     def _change(
@@ -366,7 +405,7 @@ class SalesLedger(Application[UUID]):
         command_id: str | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(fresh=False)
             keys = uniqueness_keys(name, tax_id, phone, email)
             customer = Customer.register(
                 name=name,
@@ -413,7 +452,7 @@ class SalesLedger(Application[UUID]):
         self, customer_id: str, owner_id: str, reason: str, *, actor: str, command_id: str | None = None
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(fresh=False)
             customer = self.load(Customer, customer_id)
             customer.assign(owner_id, reason, actor, org)
             return customer, ()
@@ -455,7 +494,7 @@ class SalesLedger(Application[UUID]):
         command_id: str | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(fresh=False)
             self.load(Customer, customer_id)
             opportunity = Opportunity.open(
                 customer_id=customer_id,
@@ -531,7 +570,7 @@ class SalesLedger(Application[UUID]):
         command_id: str | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(fresh=False)
             opportunity = self.load(Opportunity, opportunity_id)
             opportunity.change_primary_owner(owner_id, reason, actor, org)
             return opportunity, ()
@@ -686,7 +725,7 @@ class SalesLedger(Application[UUID]):
         command_id: str | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(fresh=False)
             plan = SalesPlan.draft(name=name, period=period, targets=targets, actor=actor, org=org)
             return plan, ()
 
@@ -739,7 +778,7 @@ class SalesLedger(Application[UUID]):
         act: Callable[[SalesPlan, Organisation], None],
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(fresh=False)
             plan = self.load(SalesPlan, plan_id)
             act(plan, org)
             return plan, ()
@@ -763,7 +802,7 @@ class SalesLedger(Application[UUID]):
         closing in the period, plus the latest forecasts of their direct reports."""
 
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(fresh=False)
             start, end = period_bounds(period)
             lines = []
             for opportunity_id in opportunity_ids:
@@ -813,7 +852,7 @@ class SalesLedger(Application[UUID]):
         command_id: str | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
-            org = self.organisation()
+            org = self.organisation(fresh=False)
             forecast = self.forecast(person_id, period)
             forecast.revise(adjusted_total, reason, actor, org)
             return forecast, ()

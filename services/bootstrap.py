@@ -5,8 +5,9 @@ from __future__ import annotations
 from commands.ledger import SalesLedger
 from services.settings import Settings
 
-EVENTS_CHANNEL = "stored_events"
-"""The PostgreSQL NOTIFY channel the event store signals on each insert."""
+EVENTS_CHANNEL = "salesledger_events"
+"""The PostgreSQL NOTIFY channel the event store signals after appends (named after
+the events table, ``{application name}_events``)."""
 
 
 def build_ledger(settings: Settings | None = None) -> SalesLedger:

@@ -45,6 +45,8 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 from psycopg.errors import InsufficientPrivilege
+
+from commands.concurrency import GuardMovedError
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
@@ -64,6 +66,43 @@ Claim = tuple[str, str]
 INSERT_LOCK_KEY = 0x53414C45  # "SALE": the advisory lock that orders event inserts
 POLL_INTERVAL_SECONDS = 0.25
 SCHEMA_LOCK_KEY = 0x53434845  # "SCHE": serialises schema creation between processes
+GUARD_SQLSTATE = "LG001"
+NOTIFY_RETRY_SECONDS = 1.0
+
+
+class CoalescingNotifier:
+    """Wakes LISTENing followers after appends, from a thread of its own.
+
+    A transaction that runs NOTIFY holds a cluster-wide lock through its commit, which
+    would queue every writer's commit behind the previous one's disk flush; so appends
+    do not notify themselves. Bursts of appends are coalesced into one NOTIFY, and
+    followers also poll, so a lost wake-up only costs latency.
+    """
+
+    def __init__(self, datastore: PostgresDatastore, channel: str) -> None:
+        self._datastore = datastore
+        self._statement = SQL("NOTIFY {channel}").format(channel=Identifier(channel))
+        self._wanted = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def poke(self) -> None:
+        self._wanted.set()
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            try:
+                with self._datastore.get_connection() as conn:
+                    conn.execute(self._statement)
+            except Exception:  # noqa: BLE001 - the pool is closed or the server away
+                threading.Event().wait(NOTIFY_RETRY_SECONDS)
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -109,11 +148,17 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{function}("
-                "events {schema}.{event_type}[], claim_keys text[], claim_values text[]) "
+                "events {schema}.{event_type}[], claim_keys text[], claim_values text[], "
+                "guard_id uuid, guard_version bigint) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
                 "DECLARE ids bigint[]; hashes bytea[] := '{{}}'; previous bytea; "
                 "  e {schema}.{event_type}; i int; "
                 "BEGIN "
+                "  IF guard_id IS NOT NULL AND EXISTS (SELECT 1 FROM {schema}.{table} g "
+                "     WHERE g.originator_id = guard_id AND g.originator_version > guard_version) THEN "
+                "    RAISE EXCEPTION 'aggregate % moved past version %', guard_id, guard_version "
+                "      USING ERRCODE = '{guard_code}'; "
+                "  END IF; "
                 "{chain}"
                 "  PERFORM pg_advisory_lock({key}); "
                 "  BEGIN "
@@ -131,7 +176,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "  PERFORM pg_advisory_unlock({key}); "
                 "  INSERT INTO {schema}.ledger_claims (claim, value) "
                 "    SELECT * FROM unnest(claim_keys, claim_values); "
-                "  NOTIFY {channel}; "
                 "  RETURN QUERY SELECT unnest(ids); "
                 "END; $BODY$"
             ).format(
@@ -142,9 +186,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 key=INSERT_LOCK_KEY,
                 table=table,
                 channel=Identifier(self.channel_name),
+                guard_code=SQL(GUARD_SQLSTATE),
             )
         )
-        self.sql_append = SQL("SELECT * FROM {schema}.{function}(%s, %s, %s)").format(
+        self.sql_append = SQL("SELECT * FROM {schema}.{function}(%s, %s, %s, %s, %s)").format(
             schema=schema, function=Identifier(self.ledger_insert_function)
         )
         self.sql_insert_claims = SQL(
@@ -160,6 +205,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "ORDER BY e.originator_id, e.originator_version"
         ).format(schema=schema, table=table)
         self.horizon = SQL("tx_id < pg_snapshot_xmin(pg_current_snapshot())")
+        self._notifier = CoalescingNotifier(self.datastore, self.channel_name)
         self.max_notification_id_statement = SQL(
             "SELECT MAX(notification_id) FROM {schema}.{table} WHERE {horizon}"
         ).format(schema=schema, table=table, horizon=self.horizon)
@@ -337,8 +383,14 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         claims: Iterable[Claim] = (),
+        guard: tuple[UUID, int] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        """Append events with their claims, in one transaction.
+
+        ``guard`` is (aggregate id, version): the append is refused with
+        ``GuardMovedError`` if that aggregate has events past that version — for
+        decisions that read an aggregate (the organisation) they do not write."""
         if not stored_events:
             return []
         pg_events = [
@@ -348,15 +400,29 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             for e in stored_events
         ]
         claim_rows = list(claims)
+        guard_id, guard_version = guard if guard is not None else (None, None)
         # One statement, so one round trip and its own transaction: the function takes
         # the insert lock only while the rows are inserted (see the module docstring).
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                self.sql_append,
-                (pg_events, [k for k, _ in claim_rows], [v for _, v in claim_rows]),
-                prepare=True,
-            )
-            return [row[self.ledger_insert_function] for row in curs.fetchall()]
+        try:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(
+                    self.sql_append,
+                    (
+                        pg_events,
+                        [k for k, _ in claim_rows],
+                        [v for _, v in claim_rows],
+                        guard_id,
+                        guard_version,
+                    ),
+                    prepare=True,
+                )
+                ids = [row[self.ledger_insert_function] for row in curs.fetchall()]
+            self._notifier.poke()
+            return ids
+        except PersistenceError as error:
+            if getattr(error.__cause__, "sqlstate", None) == GUARD_SQLSTATE:
+                raise GuardMovedError(str(error.__cause__)) from None
+            raise
 
     def select_events_after(self, positions: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         """In one round trip, the events of several aggregates after the given versions."""
@@ -506,8 +572,17 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         claims: Iterable[Claim] = (),
+        guard: tuple[UUID, int] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        if guard is not None:
+            c.execute(
+                f"SELECT 1 FROM {self.events_table_name} "
+                "WHERE originator_id = ? AND originator_version > ? LIMIT 1",
+                (guard[0].hex, guard[1]),
+            )
+            if c.fetchone() is not None:
+                raise GuardMovedError(f"aggregate {guard[0]} moved past version {guard[1]}")
         ids: list[int] = []
         previous: dict[UUID, tuple[int, bytes]] = {}
         for stored in stored_events:
