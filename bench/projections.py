@@ -84,9 +84,12 @@ def server_env(dbname: str) -> dict[str, str]:
 def recreate_database(dbname: str) -> None:
     admin = server_env(os.environ.get("POSTGRES_DBNAME", "ledger"))
     with psycopg.connect(
-        host=admin["POSTGRES_HOST"], port=int(admin["POSTGRES_PORT"]),
-        user=admin["POSTGRES_USER"], password=admin["POSTGRES_PASSWORD"],
-        dbname=admin["POSTGRES_DBNAME"], autocommit=True,
+        host=admin["POSTGRES_HOST"],
+        port=int(admin["POSTGRES_PORT"]),
+        user=admin["POSTGRES_USER"],
+        password=admin["POSTGRES_PASSWORD"],
+        dbname=admin["POSTGRES_DBNAME"],
+        autocommit=True,
     ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{dbname}"')
@@ -102,10 +105,18 @@ def synthetic_events(opportunities: int, events: int, seed: int = 7) -> Iterator
     per_deal = max(4.0, (events - customers) / opportunities)
     for n in range(customers):
         yield CustomerRegistered(
-            originator_id=uuid5(NAMESPACE_URL, f"bench:customer:{n}"), originator_version=1,
-            timestamp=start + timedelta(minutes=n), originator_topic=CUSTOMER_TOPIC,
-            actor=reps[n % len(reps)], name=f"Customer {n}", source=SOURCES[n % 5],
-            tax_id=None, phone=None, email=None, owner_id=reps[n % len(reps)], profile={},
+            originator_id=uuid5(NAMESPACE_URL, f"bench:customer:{n}"),
+            originator_version=1,
+            timestamp=start + timedelta(minutes=n),
+            originator_topic=CUSTOMER_TOPIC,
+            actor=reps[n % len(reps)],
+            name=f"Customer {n}",
+            source=SOURCES[n % 5],
+            tax_id=None,
+            phone=None,
+            email=None,
+            owner_id=reps[n % len(reps)],
+            profile={},
         )
     criteria = {c: True for c in QUALIFICATION_CRITERIA}
     for n in range(opportunities):
@@ -114,21 +125,29 @@ def synthetic_events(opportunities: int, events: int, seed: int = 7) -> Iterator
         moment = start + timedelta(days=rng.uniform(0, 480))
         version = 1
 
-        def stamp() -> dict[str, Any]:
+        def stamp(deal_id: Any = deal_id, owner: str = owner) -> dict[str, Any]:
             nonlocal moment, version
             moment += timedelta(hours=rng.uniform(1, 240))
-            fields = {"originator_id": deal_id, "originator_version": version,
-                      "timestamp": moment, "actor": owner}
+            fields = {
+                "originator_id": deal_id,
+                "originator_version": version,
+                "timestamp": moment,
+                "actor": owner,
+            }
             version += 1
             return fields
 
         yield OpportunityOpened(
-            **stamp(), originator_topic=OPPORTUNITY_TOPIC,
+            **stamp(),
+            originator_topic=OPPORTUNITY_TOPIC,
             customer_id=str(uuid5(NAMESPACE_URL, f"bench:customer:{n % customers}")),
-            owner_id=owner, title=f"Deal {n}", source=SOURCES[rng.randrange(5)],
+            owner_id=owner,
+            title=f"Deal {n}",
+            source=SOURCES[rng.randrange(5)],
             amount=Decimal(rng.randrange(10, 500) * 1000),
             expected_close=(moment + timedelta(days=rng.uniform(30, 240))).date(),
-            product=PRODUCTS[rng.randrange(5)], region=REGIONS[rng.randrange(5)],
+            product=PRODUCTS[rng.randrange(5)],
+            region=REGIONS[rng.randrange(5)],
         )
         yield OpportunityQualified(**stamp(), criteria=criteria)
         top = rng.randint(1, 7)
@@ -139,11 +158,13 @@ def synthetic_events(opportunities: int, events: int, seed: int = 7) -> Iterator
             yield OpportunityActivityLogged(**stamp(), kind="call", summary="follow-up")
         outcome = rng.random()
         if top == 7 and outcome < 0.6:
-            yield OpportunityWon(**stamp(), amount=Decimal(rng.randrange(10, 500) * 1000),
-                                 closed_on=moment.date())
+            yield OpportunityWon(
+                **stamp(), amount=Decimal(rng.randrange(10, 500) * 1000), closed_on=moment.date()
+            )
         elif outcome < 0.3:
-            yield OpportunityLost(**stamp(), reason="price", competitor="ABB",
-                                  closed_on=moment.date())
+            yield OpportunityLost(
+                **stamp(), reason="price", competitor="ABB", closed_on=moment.date()
+            )
 
 
 def populate(settings: Settings, opportunities: int, events: int) -> int:
@@ -180,9 +201,18 @@ def catch_up(env: dict[str, str]) -> tuple[float, float]:
     """Seconds for a cold-start catch-up in a child process, and its peak RSS in MB."""
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "services.cli", "project", "--once", "--batch-size",
-         str(READ_BATCH)],
-        env={**os.environ, **env}, check=True, cwd=Path(__file__).resolve().parent.parent,
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "project",
+            "--once",
+            "--batch-size",
+            str(READ_BATCH),
+        ],
+        env={**os.environ, **env},
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
     )
     elapsed = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

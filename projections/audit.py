@@ -46,7 +46,8 @@ class AuditTrailProjection(Projection):
             "actor TEXT NOT NULL, recorded_at TEXT NOT NULL, changes TEXT NOT NULL)"
         )
         tx.execute(
-            "CREATE INDEX IF NOT EXISTS audit_trail_aggregate ON audit_trail (aggregate_id, position)"
+            "CREATE INDEX IF NOT EXISTS audit_trail_aggregate "
+            "ON audit_trail (aggregate_id, position)"
         )
         tx.execute("CREATE INDEX IF NOT EXISTS audit_trail_actor ON audit_trail (actor, position)")
         tx.execute(

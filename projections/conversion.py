@@ -79,9 +79,11 @@ class ConversionReport(BaseModel):
     sources: list[SourceEffectiveness]
 
 
-def query_conversion(database: Database, selection: FunnelFilter = FunnelFilter()) -> ConversionReport:
+def query_conversion(
+    database: Database, selection: FunnelFilter | None = None
+) -> ConversionReport:
     """The conversion and velocity report for the deals matching ``selection``."""
-    conditions, params = selection.sql()
+    conditions, params = (selection or FunnelFilter()).sql()
     with database.transaction() as tx:
         cohort_rows = tx.execute(
             f"SELECT SUBSTR(opened_at, 1, 7) AS cohort, COUNT(*) AS opened, {_REACHED}, "
@@ -133,7 +135,11 @@ def query_conversion(database: Database, selection: FunnelFilter = FunnelFilter(
                 win_rate=_rate(int(row["won"] or 0), int(row["won"] or 0) + int(row["lost"] or 0)),
             )
         )
-    won, lost, open_deals = int(totals["won"] or 0), int(totals["lost"] or 0), int(totals["open"] or 0)
+    won, lost, open_deals = (
+        int(totals["won"] or 0),
+        int(totals["lost"] or 0),
+        int(totals["open"] or 0),
+    )
     win_rate = _rate(won, won + lost)
     average_deal = (
         as_decimal(totals["average_won"]).quantize(Decimal("0.01"))

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-
 from pydantic import BaseModel, Field
 
 from aggregates.plan import period_bounds
@@ -299,5 +298,3 @@ def forecast_accuracy(forecast: Decimal, actual: Decimal) -> Decimal | None:
     if actual == 0:
         return None
     return max(Decimal(0), 1 - abs(forecast - actual) / actual).quantize(Decimal("0.0001"))
-
-

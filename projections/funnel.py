@@ -505,8 +505,10 @@ class FunnelHealthStage(BaseModel):
     amount: Decimal = Field(examples=["300000"])
     expected_amount: Decimal = Field(examples=["350000"])
     amount_ratio: Decimal | None = Field(examples=["0.86"])
-    label: str = Field(description="excellent (>100 %), good (70–100 %), warning (<70 %), "
-                       "or no history", examples=["good"])
+    label: str = Field(
+        description="excellent (>100 %), good (70–100 %), warning (<70 %), or no history",
+        examples=["good"],
+    )
 
 
 class FunnelHealth(BaseModel):

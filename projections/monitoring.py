@@ -176,8 +176,9 @@ class MonitoringProjection(Projection):
             row["owner_id"] = event.owner_id
         elif kind == "OpportunityActivityLogged":
             row["last_activity_at"] = at
-            activity[(recorded.actor, iso_week(event.timestamp.astimezone(UTC).date()),
-                      event.kind)] += 1
+            activity[
+                (recorded.actor, iso_week(event.timestamp.astimezone(UTC).date()), event.kind)
+            ] += 1
         deals.put(row)
 
     @staticmethod
@@ -207,8 +208,9 @@ class MonitoringProjection(Projection):
             if current is not None:
                 customers.put({**current, "owner_id": event.owner_id})
         elif kind == "ActivityLogged":
-            activity[(recorded.actor, iso_week(event.timestamp.astimezone(UTC).date()),
-                      event.kind)] += 1
+            activity[
+                (recorded.actor, iso_week(event.timestamp.astimezone(UTC).date()), event.kind)
+            ] += 1
             deal = deals.get(event.opportunity_id) if event.opportunity_id else None
             if deal is not None:
                 deals.put({**deal, "last_activity_at": recorded.recorded_at})
@@ -269,8 +271,10 @@ def _deal_page(
     limit: int,
     offset: int,
 ) -> WatchedDealPage:
-    idle_since = "CASE WHEN last_activity_at IS NOT NULL AND last_activity_at > " \
+    idle_since = (
+        "CASE WHEN last_activity_at IS NOT NULL AND last_activity_at > "
         "last_stage_change_at THEN last_activity_at ELSE last_stage_change_at END"
+    )
     with database.transaction() as tx:
         total = tx.execute(
             f"SELECT COUNT(*) AS n FROM monitoring_deals WHERE status = 'open'{condition}", params
@@ -330,8 +334,12 @@ def query_slipped_deals(
     owners, owner_params = _owner_condition(owner_ids)
     now = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
     return _deal_page(
-        database, f" AND expected_close < %s{owners}", [today.isoformat(), *owner_params],
-        now, limit, offset,
+        database,
+        f" AND expected_close < %s{owners}",
+        [today.isoformat(), *owner_params],
+        now,
+        limit,
+        offset,
     )
 
 
@@ -441,7 +449,8 @@ def query_ownership_transfers(
     limit: int = 100,
 ) -> OwnershipTransferPage:
     """Transfers in order; ``person_id`` matches the old owner, the new owner or the actor."""
-    conditions, params = ["position > %s"], [after]
+    conditions: list[str] = ["position > %s"]
+    params: list[Any] = [after]
     if aggregate_id is not None:
         conditions.append("aggregate_id = %s")
         params.append(aggregate_id)

@@ -186,8 +186,12 @@ def _won_condition(
     start, end = period_bounds(dimensions.get("period", period))
     conditions = ["status = 'won'", "closed_on >= %s", "closed_on <= %s"]
     params: list[Any] = [start.isoformat(), end.isoformat()]
-    columns = {"product": "product", "customer": "customer_id", "region": "region",
-               "employee": "owner_id"}
+    columns = {
+        "product": "product",
+        "customer": "customer_id",
+        "region": "region",
+        "employee": "owner_id",
+    }
     for dimension, key in dimensions.items():
         if dimension in columns:
             conditions.append(f"{columns[dimension]} = %s")
@@ -206,7 +210,8 @@ def query_plan_attainment(
     with database.transaction() as tx:
         plan = _plan_row(tx, plan_id)
         target_rows = tx.execute(
-            "SELECT path, metric, target FROM plan_targets WHERE plan_id = %s ORDER BY path, metric",
+            "SELECT path, metric, target FROM plan_targets WHERE plan_id = %s "
+            "ORDER BY path, metric",
             [plan_id],
         )
         revision_rows = tx.execute(
@@ -231,7 +236,7 @@ def query_plan_attainment(
                 NodeAttainment(
                     path=path,
                     dimensions=dimensions,
-                    period=dimensions.get("period", plan["period"]),
+                    period=str(dimensions.get("period", plan["period"])),
                     targets=node_targets,
                     actuals=actuals,
                     attainment={
@@ -323,9 +328,7 @@ def query_customer_resource_plan(
     for stage in range(1, LAST_OPEN_STAGE + 1):
         probability = _win_probability(rates, stage)
         needed = (
-            math.ceil(Decimal(to_win) / probability)
-            if to_win is not None and probability
-            else None
+            math.ceil(Decimal(to_win) / probability) if to_win is not None and probability else None
         )
         stages.append(
             StageRequirement(

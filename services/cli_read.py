@@ -90,6 +90,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     settings = Settings()
     runner = ProjectionRunner(build_ledger(settings), open_read_store(settings), all_projections())
     applied = runner.rebuild(args.names or None)
-    print(f"rebuilt {', '.join(args.names or runner.names)} from {applied} events; "
-          f"positions {runner.positions()}")
+    print(
+        f"rebuilt {', '.join(args.names or runner.names)} from {applied} events; "
+        f"positions {runner.positions()}"
+    )
     return 0

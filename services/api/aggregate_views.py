@@ -30,7 +30,7 @@ def aggregate_state(
 ) -> AggregateState:
     """Load and describe an aggregate; NotFoundError if it does not exist (then)."""
     if as_of is None:
-        aggregate = ledger.load(aggregate_class, aggregate_id)
+        aggregate = ledger.read(aggregate_class, aggregate_id)
     else:
         aggregate = ledger.load_as_of(aggregate_class, aggregate_id, as_of)
     state = {k: v for k, v in vars(aggregate).items() if not k.startswith("_")}

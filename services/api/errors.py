@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +11,6 @@ from starlette.exceptions import HTTPException
 from aggregates.errors import DomainError
 from commands.errors import body_for, status_for
 from projections.runner import ProjectionLagError
-
 
 _HTTP_CODES = {
     401: "unauthenticated",

@@ -25,7 +25,11 @@ class Api:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     def post(self, path: str, body: dict[str, Any], status: int = 200, **kw: Any) -> Any:
-        response = self.client.post(path, json=body, headers={**self.headers, **kw}, )
+        response = self.client.post(
+            path,
+            json=body,
+            headers={**self.headers, **kw},
+        )
         assert response.status_code == status, response.text
         return response.json()
 
@@ -127,9 +131,7 @@ def test_the_funnel_as_of_a_past_moment_comes_from_the_events(rep: Api, auditor:
     assert past_deal["state"]["stage"] == before["stage"] == 1
 
 
-def test_every_event_is_in_the_audit_trail_with_actor_and_changes(
-    rep: Api, auditor: Api
-) -> None:
+def test_every_event_is_in_the_audit_trail_with_actor_and_changes(rep: Api, auditor: Api) -> None:
     deal = open_deal(rep)
     moved = rep.post(f"/opportunities/{deal}/qualification", {"criteria": ALL_MET})
 
@@ -189,10 +191,12 @@ def test_reading_a_position_never_reached_times_out_with_504(rep: Api) -> None:
 
 
 def test_an_idempotency_key_records_a_command_once(rep: Api) -> None:
-    first = rep.post("/customers", {"name": "Once", "source": "web"}, status=201,
-                     **{"Idempotency-Key": "k1"})
-    again = rep.post("/customers", {"name": "Once", "source": "web"}, status=201,
-                     **{"Idempotency-Key": "k1"})
+    first = rep.post(
+        "/customers", {"name": "Once", "source": "web"}, status=201, **{"Idempotency-Key": "k1"}
+    )
+    again = rep.post(
+        "/customers", {"name": "Once", "source": "web"}, status=201, **{"Idempotency-Key": "k1"}
+    )
     assert again["duplicate"] and again["aggregate_id"] == first["aggregate_id"]
 
 

@@ -33,25 +33,52 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, dict[str, str
         yield test_client, headers
 
 
-def call(client: TestClient, headers: dict[str, str], method: str, path: str,
-         body: dict[str, Any] | None = None, **params: Any) -> Any:
+def call(
+    client: TestClient,
+    headers: dict[str, str],
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    **params: Any,
+) -> Any:
     response = client.request(method, path, json=body, params=params, headers=headers)
     assert response.status_code in (200, 201), response.text
     return response.json()
 
 
 def won_deal(client: TestClient, headers: dict[str, str], owner: str, amount: str) -> str:
-    customer = call(client, headers, "POST", "/customers",
-                    {"name": f"Customer of {owner} {amount}", "source": "web", "owner_id": owner})
-    deal = call(client, headers, "POST", "/opportunities", {
-        "customer_id": customer["aggregate_id"], "owner_id": owner, "title": "Deal",
-        "source": "referral", "amount": amount, "expected_close": "2026-05-15",
-        "product": "arm", "region": "east",
-    })["aggregate_id"]
+    customer = call(
+        client,
+        headers,
+        "POST",
+        "/customers",
+        {"name": f"Customer of {owner} {amount}", "source": "web", "owner_id": owner},
+    )
+    deal = call(
+        client,
+        headers,
+        "POST",
+        "/opportunities",
+        {
+            "customer_id": customer["aggregate_id"],
+            "owner_id": owner,
+            "title": "Deal",
+            "source": "referral",
+            "amount": amount,
+            "expected_close": "2026-05-15",
+            "product": "arm",
+            "region": "east",
+        },
+    )["aggregate_id"]
     call(client, headers, "POST", f"/opportunities/{deal}/qualification", {"criteria": ALL_MET})
     call(client, headers, "POST", f"/opportunities/{deal}/stage", {"to_stage": 7})
-    call(client, headers, "POST", f"/opportunities/{deal}/win",
-         {"amount": amount, "closed_on": "2026-05-10"})
+    call(
+        client,
+        headers,
+        "POST",
+        f"/opportunities/{deal}/win",
+        {"amount": amount, "closed_on": "2026-05-10"},
+    )
     return str(deal)
 
 
@@ -60,16 +87,31 @@ def test_forecasts_roll_up_with_revisions_and_accuracy(
 ) -> None:
     test_client, headers = client
     deal = won_deal(test_client, headers["rep"], "rep", "1000")
-    call(test_client, headers["rep"], "POST", "/forecasts/2026-Q2/submission",
-         {"opportunity_ids": [deal]})
-    call(test_client, headers["boss"], "POST", "/forecasts/2026-Q2/submission",
-         {"opportunity_ids": []})
-    revised = call(test_client, headers["boss"], "POST",
-                   "/forecasts/2026-Q2/people/boss/revisions",
-                   {"adjusted_total": "800", "reason": "cautious"})
+    call(
+        test_client,
+        headers["rep"],
+        "POST",
+        "/forecasts/2026-Q2/submission",
+        {"opportunity_ids": [deal]},
+    )
+    call(
+        test_client,
+        headers["boss"],
+        "POST",
+        "/forecasts/2026-Q2/submission",
+        {"opportunity_ids": []},
+    )
+    revised = call(
+        test_client,
+        headers["boss"],
+        "POST",
+        "/forecasts/2026-Q2/people/boss/revisions",
+        {"adjusted_total": "800", "reason": "cautious"},
+    )
 
-    report = call(test_client, headers["boss"], "GET", "/forecasts/2026-Q2",
-                  min_position=revised["position"])
+    report = call(
+        test_client, headers["boss"], "GET", "/forecasts/2026-Q2", min_position=revised["position"]
+    )
 
     people = {p["person_id"]: p for p in report["people"]}
     assert people["rep"]["rollup_unadjusted"] == "1000"
@@ -85,17 +127,43 @@ def test_plan_vs_actual_and_customer_resource_plan(
 ) -> None:
     test_client, headers = client
     won_deal(test_client, headers["rep"], "rep", "1000")
-    plan = call(test_client, headers["boss"], "POST", "/plans",
-                {"name": "FY", "period": "2026", "targets": {"revenue": "4000"}})["aggregate_id"]
-    call(test_client, headers["boss"], "POST", f"/plans/{plan}/decompositions",
-         {"parent": "total", "dimension": "employee",
-          "allocations": {"rep": {"revenue": "3000"}, "rep2": {"revenue": "1000"}}})
-    done = call(test_client, headers["boss"], "POST", f"/plans/{plan}/decompositions",
-                {"parent": "total", "dimension": "period",
-                 "allocations": {f"2026-Q{q}": {"revenue": "1000"} for q in range(1, 5)}})
+    plan = call(
+        test_client,
+        headers["boss"],
+        "POST",
+        "/plans",
+        {"name": "FY", "period": "2026", "targets": {"revenue": "4000"}},
+    )["aggregate_id"]
+    call(
+        test_client,
+        headers["boss"],
+        "POST",
+        f"/plans/{plan}/decompositions",
+        {
+            "parent": "total",
+            "dimension": "employee",
+            "allocations": {"rep": {"revenue": "3000"}, "rep2": {"revenue": "1000"}},
+        },
+    )
+    done = call(
+        test_client,
+        headers["boss"],
+        "POST",
+        f"/plans/{plan}/decompositions",
+        {
+            "parent": "total",
+            "dimension": "period",
+            "allocations": {f"2026-Q{q}": {"revenue": "1000"} for q in range(1, 5)},
+        },
+    )
 
-    attainment = call(test_client, headers["boss"], "GET", f"/plans/{plan}/attainment",
-                      min_position=done["position"])
+    attainment = call(
+        test_client,
+        headers["boss"],
+        "GET",
+        f"/plans/{plan}/attainment",
+        min_position=done["position"],
+    )
     resources = call(test_client, headers["boss"], "GET", f"/plans/{plan}/customer-resources")
 
     nodes = {n["path"]: n for n in attainment["nodes"]}
@@ -112,22 +180,37 @@ def test_monitoring_and_conversion_reports(
 ) -> None:
     test_client, headers = client
     won_deal(test_client, headers["rep"], "rep", "1000")
-    customer = call(test_client, headers["rep"], "POST", "/customers",
-                    {"name": "Nobody's", "source": "fair"})
-    assigned = call(test_client, headers["boss"], "POST",
-                    f"/customers/{customer['aggregate_id']}/assignment",
-                    {"owner_id": "rep2", "reason": "territory"})
-    logged = call(test_client, headers["rep2"], "POST",
-                  f"/customers/{customer['aggregate_id']}/activities",
-                  {"kind": "visit", "summary": "first visit"})
+    customer = call(
+        test_client, headers["rep"], "POST", "/customers", {"name": "Nobody's", "source": "fair"}
+    )
+    assigned = call(
+        test_client,
+        headers["boss"],
+        "POST",
+        f"/customers/{customer['aggregate_id']}/assignment",
+        {"owner_id": "rep2", "reason": "territory"},
+    )
+    logged = call(
+        test_client,
+        headers["rep2"],
+        "POST",
+        f"/customers/{customer['aggregate_id']}/activities",
+        {"kind": "visit", "summary": "first visit"},
+    )
     position = logged["position"]
 
-    transfers = call(test_client, headers["boss"], "GET", "/monitoring/ownership-transfers",
-                     min_position=position)
+    transfers = call(
+        test_client,
+        headers["boss"],
+        "GET",
+        "/monitoring/ownership-transfers",
+        min_position=position,
+    )
     activity = call(test_client, headers["boss"], "GET", "/monitoring/activity", person="rep2")
     unowned = call(test_client, headers["boss"], "GET", "/monitoring/unowned-customers")
-    conversion = call(test_client, headers["boss"], "GET", "/funnel/conversion",
-                      min_position=position)
+    conversion = call(
+        test_client, headers["boss"], "GET", "/funnel/conversion", min_position=position
+    )
 
     assert transfers["items"][0]["to_owner"] == "rep2"
     assert transfers["items"][0]["position"] == assigned["position"]

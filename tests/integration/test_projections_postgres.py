@@ -110,16 +110,25 @@ def open_deal(ledger: SalesLedger, owner: str, n: int) -> int | None:
         name=f"{owner} customer {n}", source="web", owner_id=owner, actor=owner
     )
     deal = ledger.open_opportunity(
-        customer_id=customer.aggregate_id, owner_id=owner, title=f"deal {n}", source="web",
-        amount=Decimal(1000), expected_close=date(2026, 6, 30), product="arm",
-        region="east", actor=owner,
+        customer_id=customer.aggregate_id,
+        owner_id=owner,
+        title=f"deal {n}",
+        source="web",
+        amount=Decimal(1000),
+        expected_close=date(2026, 6, 30),
+        product="arm",
+        region="east",
+        actor=owner,
     )
     return deal.position
 
 
 def projected_positions(database: Database) -> list[int]:
     with database.transaction() as tx:
-        return [int(r["position"]) for r in tx.execute("SELECT position FROM audit_trail ORDER BY position")]
+        return [
+            int(r["position"])
+            for r in tx.execute("SELECT position FROM audit_trail ORDER BY position")
+        ]
 
 
 def all_event_positions(ledger: SalesLedger) -> list[int]:

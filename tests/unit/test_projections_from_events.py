@@ -62,12 +62,20 @@ class Stream:
         self.topic = topic
         self.version = 0
 
-    def __call__(self, cls: type[Any], at: datetime, actor: str = "rep", **fields: Any) -> RecordedEvent:
+    def __call__(
+        self, cls: type[Any], at: datetime, actor: str = "rep", **fields: Any
+    ) -> RecordedEvent:
         self.version += 1
         Stream.position += 1
         extra = {"originator_topic": self.topic} if self.version == 1 else {}
-        event = cls(originator_id=self.id, originator_version=self.version, timestamp=at,
-                    actor=actor, **extra, **fields)
+        event = cls(
+            originator_id=self.id,
+            originator_version=self.version,
+            timestamp=at,
+            actor=actor,
+            **extra,
+            **fields,
+        )
         return RecordedEvent.of(Stream.position, event)
 
 
@@ -77,20 +85,40 @@ def apply(database: Database, projection: Projection, events: list[RecordedEvent
         projection.process(tx, events)
 
 
-def opened(deal: Stream, at: datetime, owner: str = "rep", amount: int = 1000,
-           close: date = date(2026, 6, 30), region: str = "east") -> RecordedEvent:
-    return deal(OpportunityOpened, at, customer_id="c1", owner_id=owner, title="deal",
-                source="web", amount=Decimal(amount), expected_close=close, product="arm",
-                region=region)
+def opened(
+    deal: Stream,
+    at: datetime,
+    owner: str = "rep",
+    amount: int = 1000,
+    close: date = date(2026, 6, 30),
+    region: str = "east",
+) -> RecordedEvent:
+    return deal(
+        OpportunityOpened,
+        at,
+        customer_id="c1",
+        owner_id=owner,
+        title="deal",
+        source="web",
+        amount=Decimal(amount),
+        expected_close=close,
+        product="arm",
+        region=region,
+    )
 
 
 def test_funnel_counts_stages_and_weights_amounts(database: Database) -> None:
     a, b = Stream("o"), Stream("o")
-    apply(database, FunnelProjection(), [
-        opened(a, T0), opened(b, T0, owner="rep2", amount=500, region="west"),
-        a(OpportunityQualified, T0 + timedelta(days=1), criteria={}),
-        a(StageAdvanced, T0 + timedelta(days=2), from_stage=1, to_stage=3, reason=None),
-    ])
+    apply(
+        database,
+        FunnelProjection(),
+        [
+            opened(a, T0),
+            opened(b, T0, owner="rep2", amount=500, region="west"),
+            a(OpportunityQualified, T0 + timedelta(days=1), criteria={}),
+            a(StageAdvanced, T0 + timedelta(days=2), from_stage=1, to_stage=3, reason=None),
+        ],
+    )
 
     funnel = query_funnel(database)
     west = query_funnel(database, FunnelFilter(region="west"))
@@ -103,32 +131,46 @@ def test_funnel_counts_stages_and_weights_amounts(database: Database) -> None:
 
 def test_a_won_deal_leaves_the_open_stages_and_counts_as_stage_8(database: Database) -> None:
     deal = Stream("o")
-    events = [opened(deal, T0),
-              deal(StageAdvanced, T0 + timedelta(days=1), from_stage=1, to_stage=7, reason=None),
-              deal(OpportunityWon, T0 + timedelta(days=3), amount=Decimal(900),
-                   closed_on=date(2026, 3, 5))]
+    events = [
+        opened(deal, T0),
+        deal(StageAdvanced, T0 + timedelta(days=1), from_stage=1, to_stage=7, reason=None),
+        deal(
+            OpportunityWon, T0 + timedelta(days=3), amount=Decimal(900), closed_on=date(2026, 3, 5)
+        ),
+    ]
     apply(database, FunnelProjection(), events)
 
     funnel = query_funnel(database)
-    in_q1 = query_funnel(database, FunnelFilter(close_from=date(2026, 1, 1),
-                                                close_to=date(2026, 3, 31)))
+    in_q1 = query_funnel(
+        database, FunnelFilter(close_from=date(2026, 1, 1), close_to=date(2026, 3, 31))
+    )
 
     assert funnel.open_count == 0 and funnel.stages[7].amount == Decimal(900)
     assert in_q1.stages[7].count == 1
     with database.transaction() as tx:
-        stays = tx.execute("SELECT stage, seconds, outcome FROM funnel_stage_intervals "
-                           "ORDER BY left_position")
+        stays = tx.execute(
+            "SELECT stage, seconds, outcome FROM funnel_stage_intervals ORDER BY left_position"
+        )
     assert [(r["stage"], r["outcome"]) for r in stays] == [(1, "stage 7"), (7, "won")]
     assert stays[1]["seconds"] == 2 * 86400
 
 
 def test_the_owner_totals_agree_with_the_deals(database: Database) -> None:
     deal = Stream("o")
-    apply(database, FunnelProjection(), [
-        opened(deal, T0),
-        deal(PrimaryOwnerChanged, T0 + timedelta(days=1), owner_id="rep2",
-             previous_owner_id="rep", reason="handover"),
-    ])
+    apply(
+        database,
+        FunnelProjection(),
+        [
+            opened(deal, T0),
+            deal(
+                PrimaryOwnerChanged,
+                T0 + timedelta(days=1),
+                owner_id="rep2",
+                previous_owner_id="rep",
+                reason="handover",
+            ),
+        ],
+    )
     with database.transaction() as tx:
         rows = tx.execute("SELECT * FROM funnel_opportunities")
     for owners in (None, {"rep"}, {"rep2"}):
@@ -138,8 +180,13 @@ def test_the_owner_totals_agree_with_the_deals(database: Database) -> None:
 
 @pytest.mark.parametrize(
     ("ratio", "label"),
-    [(Decimal("1.01"), "excellent"), (Decimal("1.00"), "good"), (Decimal("0.70"), "good"),
-     (Decimal("0.69"), "warning"), (None, "no history")],
+    [
+        (Decimal("1.01"), "excellent"),
+        (Decimal("1.00"), "good"),
+        (Decimal("0.70"), "good"),
+        (Decimal("0.69"), "warning"),
+        (None, "no history"),
+    ],
 )
 def test_funnel_health_labels_follow_the_thresholds(ratio: Decimal | None, label: str) -> None:
     assert health_label(ratio) == label
@@ -148,15 +195,33 @@ def test_funnel_health_labels_follow_the_thresholds(ratio: Decimal | None, label
 def test_monitoring_finds_stale_and_slipped_deals_and_counts_activity(database: Database) -> None:
     idle, busy = Stream("o"), Stream("o")
     customer = Stream("c")
-    apply(database, MonitoringProjection(), [
-        opened(idle, T0, close=date(2026, 3, 10)),
-        opened(busy, T0),
-        busy(OpportunityActivityLogged, T0 + timedelta(days=40), kind="call", summary="x"),
-        customer(CustomerRegistered, T0, name="Acme", source="web", tax_id=None, phone=None,
-                 email=None, owner_id=None, profile={}),
-        customer(ActivityLogged, T0 + timedelta(days=41), kind="visit", summary="y",
-                 opportunity_id=str(idle.id)),
-    ])
+    apply(
+        database,
+        MonitoringProjection(),
+        [
+            opened(idle, T0, close=date(2026, 3, 10)),
+            opened(busy, T0),
+            busy(OpportunityActivityLogged, T0 + timedelta(days=40), kind="call", summary="x"),
+            customer(
+                CustomerRegistered,
+                T0,
+                name="Acme",
+                source="web",
+                tax_id=None,
+                phone=None,
+                email=None,
+                owner_id=None,
+                profile={},
+            ),
+            customer(
+                ActivityLogged,
+                T0 + timedelta(days=41),
+                kind="visit",
+                summary="y",
+                opportunity_id=str(idle.id),
+            ),
+        ],
+    )
     now = T0 + timedelta(days=45)
 
     stale = query_stale_deals(database, days=30, now=now - timedelta(days=5))
@@ -171,20 +236,47 @@ def test_monitoring_finds_stale_and_slipped_deals_and_counts_activity(database: 
 
 def test_monitoring_records_every_ownership_transfer(database: Database) -> None:
     customer, deal = Stream("c"), Stream("o")
-    apply(database, MonitoringProjection(), [
-        customer(CustomerRegistered, T0, name="Acme", source="web", tax_id=None, phone=None,
-                 email=None, owner_id=None, profile={}),
-        customer(CustomerAssigned, T0, actor="boss", owner_id="rep", previous_owner_id=None,
-                 reason="new"),
-        opened(deal, T0),
-        deal(PrimaryOwnerChanged, T0, actor="boss", owner_id="rep2", previous_owner_id="rep",
-             reason="handover"),
-    ])
+    apply(
+        database,
+        MonitoringProjection(),
+        [
+            customer(
+                CustomerRegistered,
+                T0,
+                name="Acme",
+                source="web",
+                tax_id=None,
+                phone=None,
+                email=None,
+                owner_id=None,
+                profile={},
+            ),
+            customer(
+                CustomerAssigned,
+                T0,
+                actor="boss",
+                owner_id="rep",
+                previous_owner_id=None,
+                reason="new",
+            ),
+            opened(deal, T0),
+            deal(
+                PrimaryOwnerChanged,
+                T0,
+                actor="boss",
+                owner_id="rep2",
+                previous_owner_id="rep",
+                reason="handover",
+            ),
+        ],
+    )
 
     transfers = query_ownership_transfers(database, person_id="rep").items
 
     assert [(t.aggregate_type, t.from_owner, t.to_owner) for t in transfers] == [
-        ("customer", None, "rep"), ("opportunity", "rep", "rep2")]
+        ("customer", None, "rep"),
+        ("opportunity", "rep", "rep2"),
+    ]
     assert query_unowned_customers(database).total == 0
 
 
@@ -192,22 +284,46 @@ def test_forecasts_roll_up_and_what_was_believed_then(database: Database) -> Non
     rep, boss = Stream("f"), Stream("f")
     events = [
         rep(ForecastOpened, T0, person_id="rep", period="2026-Q2"),
-        rep(ForecastSubmitted, T0, lines=[], team={}, own_total=Decimal(100),
-            team_total=Decimal(0), total=Decimal(100)),
+        rep(
+            ForecastSubmitted,
+            T0,
+            lines=[],
+            team={},
+            own_total=Decimal(100),
+            team_total=Decimal(0),
+            total=Decimal(100),
+        ),
         boss(ForecastOpened, T0, actor="boss", person_id="boss", period="2026-Q2"),
-        boss(ForecastSubmitted, T0 + timedelta(days=1), actor="boss", lines=[],
-             team={"rep": Decimal(100)}, own_total=Decimal(50), team_total=Decimal(100),
-             total=Decimal(150)),
-        boss(ForecastRevised, T0 + timedelta(days=2), actor="boss",
-             adjusted_total=Decimal(120), previous_total=Decimal(150), reason="cautious"),
+        boss(
+            ForecastSubmitted,
+            T0 + timedelta(days=1),
+            actor="boss",
+            lines=[],
+            team={"rep": Decimal(100)},
+            own_total=Decimal(50),
+            team_total=Decimal(100),
+            total=Decimal(150),
+        ),
+        boss(
+            ForecastRevised,
+            T0 + timedelta(days=2),
+            actor="boss",
+            adjusted_total=Decimal(120),
+            previous_total=Decimal(150),
+            reason="cautious",
+        ),
     ]
     apply(database, FunnelProjection(), [])
     apply(database, ForecastProjection(), events)
     managers = {"boss": None, "rep": "boss"}
 
     now = {p.person_id: p for p in query_forecast_report(database, "2026-Q2", managers).people}
-    then = {p.person_id: p for p in query_forecast_report(
-        database, "2026-Q2", managers, as_of=T0 + timedelta(days=1, hours=1)).people}
+    then = {
+        p.person_id: p
+        for p in query_forecast_report(
+            database, "2026-Q2", managers, as_of=T0 + timedelta(days=1, hours=1)
+        ).people
+    }
 
     assert (now["boss"].rollup_unadjusted, now["boss"].rollup_adjusted) == (150, 120)
     assert now["boss"].revisions[0].reason == "cautious"
@@ -217,14 +333,18 @@ def test_forecasts_roll_up_and_what_was_believed_then(database: Database) -> Non
 
 def test_the_audit_trail_filters_by_aggregate_actor_and_time(database: Database) -> None:
     a, b = Stream("o"), Stream("o")
-    events = [opened(a, T0), opened(b, T0 + timedelta(days=1), owner="rep2"),
-              a(OpportunityQualified, T0 + timedelta(days=2), actor="boss", criteria={})]
+    events = [
+        opened(a, T0),
+        opened(b, T0 + timedelta(days=1), owner="rep2"),
+        a(OpportunityQualified, T0 + timedelta(days=2), actor="boss", criteria={}),
+    ]
     apply(database, AuditTrailProjection(), events)
 
     by_aggregate = query_audit_trail(database, aggregate_id=str(a.id)).items
     by_actor = query_audit_trail(database, actor="boss").items
-    in_range = query_audit_trail(database, since=T0 + timedelta(hours=1),
-                                 until=T0 + timedelta(days=1, hours=1)).items
+    in_range = query_audit_trail(
+        database, since=T0 + timedelta(hours=1), until=T0 + timedelta(days=1, hours=1)
+    ).items
 
     assert [e.event_type for e in by_aggregate] == ["OpportunityOpened", "OpportunityQualified"]
     assert [e.position for e in by_actor] == [events[2].position]

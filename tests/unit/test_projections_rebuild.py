@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -56,20 +57,32 @@ def qualify_if_pending(ledger: SalesLedger, deal: str) -> None:
 
 def run(ledger: SalesLedger, op: tuple[Any, ...], customers: list[str], deals: list[str]) -> None:
     kind = op[0]
-    deal = deals[op[1] % len(deals)] if deals and kind not in ("register", "open", "assign",
-                                                                  "forecast", "revise_forecast",
-                                                                  "plan") else None
+    deal = (
+        deals[op[1] % len(deals)]
+        if deals
+        and kind not in ("register", "open", "assign", "forecast", "revise_forecast", "plan")
+        else None
+    )
     if kind == "register":
-        customers.append(ledger.register_customer(
-            name=f"Customer {len(customers)}", source="web", owner_id=op[1], actor="boss"
-        ).aggregate_id)
+        customers.append(
+            ledger.register_customer(
+                name=f"Customer {len(customers)}", source="web", owner_id=op[1], actor="boss"
+            ).aggregate_id
+        )
     elif kind == "open" and customers:
-        deals.append(ledger.open_opportunity(
-            customer_id=customers[op[1] % len(customers)], owner_id=op[2], title="deal",
-            source=("web", "referral")[len(deals) % 2], amount=Decimal(1000 + len(deals)),
-            expected_close=date(2026, 1 + len(deals) % 12, 15), product="arm",
-            region=("east", "west")[len(deals) % 2], actor="boss",
-        ).aggregate_id)
+        deals.append(
+            ledger.open_opportunity(
+                customer_id=customers[op[1] % len(customers)],
+                owner_id=op[2],
+                title="deal",
+                source=("web", "referral")[len(deals) % 2],
+                amount=Decimal(1000 + len(deals)),
+                expected_close=date(2026, 1 + len(deals) % 12, 15),
+                product="arm",
+                region=("east", "west")[len(deals) % 2],
+                actor="boss",
+            ).aggregate_id
+        )
     elif kind == "assign" and customers:
         ledger.assign_customer(customers[op[1] % len(customers)], op[2], "territory", actor="boss")
     elif kind == "forecast":
@@ -77,8 +90,9 @@ def run(ledger: SalesLedger, op: tuple[Any, ...], customers: list[str], deals: l
     elif kind == "revise_forecast":
         ledger.revise_forecast(op[1], "2026", Decimal(op[2] * 100), "adjusted", actor="boss")
     elif kind == "plan":
-        ledger.draft_plan(name="FY", period="2026", targets={"revenue": Decimal(op[1] * 1000)},
-                          actor="boss")
+        ledger.draft_plan(
+            name="FY", period="2026", targets={"revenue": Decimal(op[1] * 1000)}, actor="boss"
+        )
     elif deal is None:
         return
     elif kind == "qualify":
@@ -133,13 +147,15 @@ def test_incremental_projections_equal_a_rebuild(
         runner = ProjectionRunner(ledger, database, all_projections(), batch_size=batch_size)
         customers: list[str] = []
         deals: list[str] = []
-        preamble = [("register", "rep"), ("register", None), *[("open", i, "rep") for i in range(4)]]
+        preamble = [
+            ("register", "rep"),
+            ("register", None),
+            *[("open", i, "rep") for i in range(4)],
+        ]
         for step, op in enumerate([*preamble, *operations]):
-            with recorded_at(START + timedelta(days=step, hours=step % 5)):
-                try:
-                    run(ledger, op, customers, deals)
-                except DomainError:
-                    pass
+            moment = START + timedelta(days=step, hours=step % 5)
+            with recorded_at(moment), contextlib.suppress(DomainError):
+                run(ledger, op, customers, deals)
             if step % catch_up_every == 0:
                 runner.process_batch()
         runner.catch_up()

@@ -44,9 +44,7 @@ def get_aggregate(
     aggregate_id: str,
     ledger: LedgerDep,
     actor: CurrentActor,
-    as_of: Annotated[
-        datetime | None, Query(examples=["2026-03-31T23:59:59Z"])
-    ] = None,
+    as_of: Annotated[datetime | None, Query(examples=["2026-03-31T23:59:59Z"])] = None,
 ) -> AggregateState:
     """Any aggregate (customer, opportunity, plan, forecast …) now or as of a past moment."""
     return aggregate_state(ledger, Aggregate, aggregate_id, as_of)

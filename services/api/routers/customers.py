@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -21,7 +22,7 @@ from services.api.security import CurrentActor
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
-DUPLICATE_RESPONSE = {
+DUPLICATE_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {
         "description": "Already registered: the body names the existing customer.",
         "content": {
@@ -40,7 +41,10 @@ DUPLICATE_RESPONSE = {
 
 @router.post("", response_model=CommandAccepted, status_code=201, responses=DUPLICATE_RESPONSE)
 def register_customer(
-    body: RegisterCustomer, context: ContextDep, actor: CurrentActor, command_id: IdempotencyKey = None
+    body: RegisterCustomer,
+    context: ContextDep,
+    actor: CurrentActor,
+    command_id: IdempotencyKey = None,
 ) -> CommandAccepted:
     """Register a customer; refused with a pointer if it is already known."""
     result = context.ledger.register_customer(

@@ -54,9 +54,7 @@ def revise_forecast(
     return accepted(result, context)
 
 
-@router.get(
-    "/{period}", response_model=ForecastReport, dependencies=[Depends(fresh("forecasts"))]
-)
+@router.get("/{period}", response_model=ForecastReport, dependencies=[Depends(fresh("forecasts"))])
 def get_forecast_report(
     period: str,
     database: DatabaseDep,

@@ -34,7 +34,10 @@ router = APIRouter(prefix="/opportunities", tags=["opportunities"])
 
 @router.post("", response_model=CommandAccepted, status_code=201)
 def open_opportunity(
-    body: OpenOpportunity, context: ContextDep, actor: CurrentActor, command_id: IdempotencyKey = None
+    body: OpenOpportunity,
+    context: ContextDep,
+    actor: CurrentActor,
+    command_id: IdempotencyKey = None,
 ) -> CommandAccepted:
     """Open an opportunity at stage 1 for a customer."""
     result = context.ledger.open_opportunity(

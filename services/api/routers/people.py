@@ -111,5 +111,7 @@ def remove_person(
     command_id: IdempotencyKey = None,
 ) -> CommandAccepted:
     """Record that a person left the organisation."""
-    result = context.ledger.remove_person(person_id, body.reason, actor=actor, command_id=command_id)
+    result = context.ledger.remove_person(
+        person_id, body.reason, actor=actor, command_id=command_id
+    )
     return accepted(result, context)
