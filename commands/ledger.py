@@ -110,6 +110,22 @@ class SalesLedger(Application[UUID]):
             raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}")
         return aggregate
 
+    def read(self, aggregate_class: type[A], aggregate_id: UUID | str) -> A:
+        """The aggregate as it is now, to look at: the cache keeps its copy for the next
+        command (``load`` is for changing it)."""
+        try:
+            uid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
+        except ValueError:
+            raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
+        with self._cache_lock:
+            cached = self._cache.get(uid)
+            private = copy.deepcopy(cached) if isinstance(cached, aggregate_class) else None
+        if private is None:
+            return self.load(aggregate_class, uid)
+        for event in self.events.get(uid, gt=private.version):
+            event.mutate(private)
+        return private
+
     def _keep(self, aggregate: Aggregate) -> None:
         with self._cache_lock:
             self._cache[aggregate.id] = aggregate

@@ -200,7 +200,7 @@ def _load_record(
     ledger: SalesLedger, kind: type[Aggregate] | None, record_id: str
 ) -> Aggregate | None:
     try:
-        return ledger.load(kind or Aggregate, record_id)
+        return ledger.read(kind or Aggregate, record_id)
     except NotFoundError:
         return None
 

@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
 
-from pydantic import Field
-
 from services.chain import GENESIS, ChainedRecord, Seal, event_hash, ledger_link
 from services.settings import Settings
 
@@ -403,19 +401,11 @@ def check_digest(store: ChainStore, signer: DigestSigner, digest: Digest) -> Dig
     return DigestCheck(True, unchanged, digest.position, link.hex(), count, reason)
 
 
-class IntegritySettings(Settings):
-    """The ledger's settings plus the digest signing key (``LEDGER_INTEGRITY_KEY``)."""
-
-    integrity_key: str = Field(
-        default="",
-        description="Secret for signing ledger digests (HMAC-SHA256); required to issue or "
-        "check digests.",
-    )
 
 
-def signer_from_settings(settings: IntegritySettings | None = None) -> DigestSigner:
+def signer_from_settings(settings: Settings | None = None) -> DigestSigner:
     """The digest signer for the configured key; ValueError if none is configured."""
-    settings = settings or IntegritySettings()
+    settings = settings or Settings()
     if not settings.integrity_key:
         raise ValueError("set LEDGER_INTEGRITY_KEY to issue or check signed digests")
     return DigestSigner(settings.integrity_key.encode())

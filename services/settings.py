@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     )
     kafka_topic_prefix: str = Field(default="sales", description="Topics are PREFIX.<aggregate>.")
     kafka_partitions: int = Field(default=3, ge=1)
+    integrity_key: str = Field(
+        default="",
+        description="Secret for signing ledger digests (HMAC-SHA256); required to issue or "
+        "check digests that outlive the process.",
+    )
 
     def event_store_env(self) -> dict[str, str]:
         """The ``eventsourcing`` library's environment for this configuration."""

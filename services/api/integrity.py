@@ -18,7 +18,6 @@ from services.integrity import (
     DIGEST_ALGORITHM,
     Digest,
     DigestSigner,
-    IntegritySettings,
     check_digest,
     issue_digest,
 )
@@ -65,7 +64,7 @@ def digest_signer(request: Request) -> DigestSigner:
     """The app's signer: ``LEDGER_INTEGRITY_KEY``, or a random key for this process."""
     signer: DigestSigner | None = getattr(request.app.state, "digest_signer", None)
     if signer is None:
-        key = IntegritySettings().integrity_key.encode() or secrets.token_bytes(32)
+        key = request.app.state.context.settings.integrity_key.encode() or secrets.token_bytes(32)
         signer = DigestSigner(key)
         request.app.state.digest_signer = signer
     return signer
