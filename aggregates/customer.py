@@ -131,9 +131,7 @@ class Customer(Aggregate):
             actor=actor,
         )
 
-    def log_activity(
-        self, kind: str, summary: str, opportunity_id: str | None, actor: str
-    ) -> None:
+    def log_activity(self, kind: str, summary: str, opportunity_id: str | None, actor: str) -> None:
         if kind not in ACTIVITY_KINDS:
             raise RuleViolationError(f"activity kind must be one of {ACTIVITY_KINDS}")
         self.trigger_event(

@@ -154,7 +154,8 @@ class Opportunity(Aggregate):
         self._require_open()
         if not FIRST_STAGE <= to_stage <= LAST_OPEN_STAGE:
             raise RuleViolationError(
-                f"stage must be {FIRST_STAGE}–{LAST_OPEN_STAGE}; stage {WON_STAGE} is reached by winning"
+                f"stage must be {FIRST_STAGE}–{LAST_OPEN_STAGE}; "
+                f"stage {WON_STAGE} is reached by winning"
             )
         if to_stage == self.stage:
             raise RuleViolationError(f"opportunity is already at stage {to_stage}")
@@ -238,7 +239,8 @@ class Opportunity(Aggregate):
             raise RuleViolationError("a won amount must be positive")
         if self.stage < FIRST_WINNABLE_STAGE:
             raise RuleViolationError(
-                f"a deal is won from stage {FIRST_WINNABLE_STAGE} (negotiation); it is at {self.stage}"
+                f"a deal is won from stage {FIRST_WINNABLE_STAGE} (negotiation); "
+                f"it is at {self.stage}"
             )
         self.trigger_event(OpportunityWon, amount=amount, closed_on=closed_on, actor=actor)
 

@@ -13,6 +13,7 @@ Connection settings come from POSTGRES_* (see README). Prints events/s and ratio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import time
@@ -22,6 +23,7 @@ from decimal import Decimal
 
 import psycopg
 
+from aggregates.errors import RuleViolationError
 from aggregates.organisation import Role
 from services.bootstrap import build_ledger
 from services.settings import Settings
@@ -47,7 +49,8 @@ def _raw_client(seconds: float, barrier: mp.synchronize.Barrier, out: mp.Queue) 
         count, deadline = 0, time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             conn.execute(
-                "INSERT INTO bench_raw (id, payload) VALUES (%s, %s)", (uuid.uuid4(), payload),
+                "INSERT INTO bench_raw (id, payload) VALUES (%s, %s)",
+                (uuid.uuid4(), payload),
                 prepare=True,
             )
             count += 1
@@ -55,7 +58,11 @@ def _raw_client(seconds: float, barrier: mp.synchronize.Barrier, out: mp.Queue) 
 
 
 def _ledger_client(
-    opportunity_id: str, actor: str, seconds: float, barrier: mp.synchronize.Barrier, out: mp.Queue  # type: ignore[type-arg]
+    opportunity_id: str,
+    actor: str,
+    seconds: float,
+    barrier: mp.synchronize.Barrier,
+    out: mp.Queue,  # type: ignore[type-arg]
 ) -> None:
     ledger = build_ledger(_settings())
     ledger.log_opportunity_activity(opportunity_id, "call", "warm-up", actor=actor)
@@ -86,10 +93,8 @@ def _run(target: object, args_per_client: list[tuple[object, ...]], seconds: flo
 def _prepare(clients: int) -> list[tuple[str, str]]:
     """An organisation with one rep per client, each with one open deal."""
     ledger = build_ledger(_settings())
-    try:
+    with contextlib.suppress(RuleViolationError):  # set up by an earlier run
         ledger.set_up_organisation("Bench Co", "admin", "Admin")
-    except Exception:  # noqa: BLE001 - already set up by an earlier run
-        pass
     deals = []
     for n in range(clients):
         rep = f"bench-rep-{uuid.uuid4().hex[:8]}"

@@ -30,8 +30,8 @@ from aggregates.forecast import Forecast, forecast_id
 from aggregates.opportunity import Opportunity, Status
 from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
 from aggregates.plan import SalesPlan, period_bounds
-from events.base import DateAsISO
 from commands.concurrency import GuardMovedError
+from events.base import DateAsISO
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -141,7 +141,9 @@ class SalesLedger(Application[UUID]):
                 break
             version = event.originator_version
         if version is None:
-            raise NotFoundError(f"{aggregate_class.__name__.lower()} {aggregate_id} did not exist then")
+            raise NotFoundError(
+                f"{aggregate_class.__name__.lower()} {aggregate_id} did not exist then"
+            )
         return self.load(aggregate_class, uid, version=version)
 
     def organisation(self, *, for_change: bool = False, fresh: bool = True) -> Organisation:
@@ -152,7 +154,9 @@ class SalesLedger(Application[UUID]):
             try:
                 return self.load(Organisation, ORGANISATION_ID)
             except NotFoundError:
-                raise NotFoundError("the organisation is not set up; run `salesledger init`") from None
+                raise NotFoundError(
+                    "the organisation is not set up; run `salesledger init`"
+                ) from None
         with self._organisation_lock:
             if self._organisation is None:
                 try:
@@ -434,17 +438,28 @@ class SalesLedger(Application[UUID]):
                 actor=actor,
                 org=org,
             )
-            claims = [(f"customer:{kind}:{value}", str(customer.id)) for kind, value in keys.items()]
+            claims = [
+                (f"customer:{kind}:{value}", str(customer.id)) for kind, value in keys.items()
+            ]
             self._raise_if_claimed(claims)
             return customer, claims
 
         return self._run(actor, command_id, decide)
 
     def supplement_customer(
-        self, customer_id: str, changes: dict[str, Any], *, actor: str, command_id: str | None = None
+        self,
+        customer_id: str,
+        changes: dict[str, Any],
+        *,
+        actor: str,
+        command_id: str | None = None,
     ) -> CommandResult:
         return self._change(
-            Customer, customer_id, actor, command_id, lambda c, _: c.supplement_profile(changes, actor)
+            Customer,
+            customer_id,
+            actor,
+            command_id,
+            lambda c, _: c.supplement_profile(changes, actor),
         )
 
     def classify_customer(
@@ -465,7 +480,13 @@ class SalesLedger(Application[UUID]):
         )
 
     def assign_customer(
-        self, customer_id: str, owner_id: str, reason: str, *, actor: str, command_id: str | None = None
+        self,
+        customer_id: str,
+        owner_id: str,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(fresh=False)
@@ -529,7 +550,12 @@ class SalesLedger(Application[UUID]):
         return self._run(actor, command_id, decide)
 
     def qualify_opportunity(
-        self, opportunity_id: str, criteria: dict[str, bool], *, actor: str, command_id: str | None = None
+        self,
+        opportunity_id: str,
+        criteria: dict[str, bool],
+        *,
+        actor: str,
+        command_id: str | None = None,
     ) -> CommandResult:
         return self._change(
             Opportunity, opportunity_id, actor, command_id, lambda o, _: o.qualify(criteria, actor)
@@ -553,7 +579,12 @@ class SalesLedger(Application[UUID]):
         )
 
     def evaluate_opportunity(
-        self, opportunity_id: str, answers: dict[str, bool], *, actor: str, command_id: str | None = None
+        self,
+        opportunity_id: str,
+        answers: dict[str, bool],
+        *,
+        actor: str,
+        command_id: str | None = None,
     ) -> CommandResult:
         return self._change(
             Opportunity, opportunity_id, actor, command_id, lambda o, _: o.evaluate(answers, actor)
@@ -628,7 +659,12 @@ class SalesLedger(Application[UUID]):
         )
 
     def record_bid_details(
-        self, opportunity_id: str, details: dict[str, Any], *, actor: str, command_id: str | None = None
+        self,
+        opportunity_id: str,
+        details: dict[str, Any],
+        *,
+        actor: str,
+        command_id: str | None = None,
     ) -> CommandResult:
         return self._change(
             Opportunity,
@@ -673,7 +709,13 @@ class SalesLedger(Application[UUID]):
         )
 
     def log_opportunity_activity(
-        self, opportunity_id: str, kind: str, summary: str, *, actor: str, command_id: str | None = None
+        self,
+        opportunity_id: str,
+        kind: str,
+        summary: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
     ) -> CommandResult:
         return self._change(
             Opportunity,
@@ -719,7 +761,13 @@ class SalesLedger(Application[UUID]):
         )
 
     def reopen_opportunity(
-        self, opportunity_id: str, reason: str, stage: int, *, actor: str, command_id: str | None = None
+        self,
+        opportunity_id: str,
+        reason: str,
+        stage: int,
+        *,
+        actor: str,
+        command_id: str | None = None,
     ) -> CommandResult:
         return self._change(
             Opportunity,
@@ -784,7 +832,9 @@ class SalesLedger(Application[UUID]):
     def approve_plan(
         self, plan_id: str, note: str, *, actor: str, command_id: str | None = None
     ) -> CommandResult:
-        return self._plan_change(plan_id, actor, command_id, lambda p, org: p.approve(note, actor, org))
+        return self._plan_change(
+            plan_id, actor, command_id, lambda p, org: p.approve(note, actor, org)
+        )
 
     def _plan_change(
         self,

@@ -11,7 +11,6 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Transcoding
 
-
 _recording_time: ContextVar[datetime | None] = ContextVar("recording_time", default=None)
 
 

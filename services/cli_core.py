@@ -66,8 +66,10 @@ def _history(args: argparse.Namespace) -> int:
             print(json.dumps(entry, default=str))
         else:
             changes = ", ".join(f"{k}={v}" for k, v in entry["changes"].items())
-            print(f"v{entry['version']:>3}  {entry['chain']:<8} {entry['timestamp']}  {entry['actor']:<12} "
-                  f"{entry['event_type']:<26} {changes}")
+            print(
+                f"v{entry['version']:>3}  {entry['chain']:<8} {entry['timestamp']}  "
+                f"{entry['actor']:<12} {entry['event_type']:<26} {changes}"
+            )
     return 0
 
 
@@ -89,7 +91,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     ledger = build_ledger()
     if ledger.recorder.max_notification_id():
-        print("the store already holds events; use an empty store (LEDGER_SQLITE_PATH) for the demo")
+        print(
+            "the store already holds events; use an empty store (LEDGER_SQLITE_PATH) for the demo"
+        )
         return 1
     started = time.perf_counter()
     summary = DemoBuilder(
@@ -102,13 +106,21 @@ def _demo(args: argparse.Namespace) -> int:
     ).build()
     elapsed = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"demo built in {elapsed:.1f} s ({summary.events / elapsed:.0f} events/s), peak memory {peak_mb:.0f} MB")
+    print(
+        f"demo built in {elapsed:.1f} s ({summary.events / elapsed:.0f} events/s), "
+        f"peak memory {peak_mb:.0f} MB"
+    )
     print(f"  people         {summary.people}")
     print(f"  customers      {summary.customers}")
-    print(f"  opportunities  {summary.opportunities}: {summary.won} won ({summary.won_amount:,} total), "
-          f"{summary.lost} lost or nurtured, {summary.open} open")
-    print(f"  open by stage  " + ", ".join(f"{s}: {n}" for s, n in sorted(summary.by_stage.items())))
+    print(
+        f"  opportunities  {summary.opportunities}: {summary.won} won "
+        f"({summary.won_amount:,} total), {summary.lost} lost or nurtured, {summary.open} open"
+    )
+    print("  open by stage  " + ", ".join(f"{s}: {n}" for s, n in sorted(summary.by_stage.items())))
     print(f"  plans          {summary.plans}, forecasts submitted {summary.forecasts}")
-    print(f"  events stored  {summary.events}; commands refused by the rules {summary.rejected_commands}")
+    print(
+        f"  events stored  {summary.events}; "
+        f"commands refused by the rules {summary.rejected_commands}"
+    )
     print("try: salesledger history <opportunity-id>   or   salesledger serve")
     return 0

@@ -131,64 +131,152 @@ class DemoBuilder:
 
     def _build_organisation(self, day: date) -> None:
         ledger = self.ledger
-        self._do(day, lambda: ledger.add_person("vp-sales", "Victor Peng", Role.MANAGER, None, actor="admin"))
-        self._do(day, lambda: ledger.add_person("auditor", "Audrey Tan", Role.AUDITOR, None, actor="admin"))
-        for n, region in enumerate(REGIONS, start=1):
+        self._do(
+            day,
+            lambda: ledger.add_person("vp-sales", "Victor Peng", Role.MANAGER, None, actor="admin"),
+        )
+        self._do(
+            day,
+            lambda: ledger.add_person("auditor", "Audrey Tan", Role.AUDITOR, None, actor="admin"),
+        )
+        for region in REGIONS:
             manager = f"mgr-{region}"
-            self._do(day, lambda m=manager, r=region: ledger.add_person(m, f"{r.title()} Manager", Role.MANAGER, "vp-sales", actor="admin"))
+            self._do(
+                day,
+                lambda m=manager, r=region: ledger.add_person(
+                    m, f"{r.title()} Manager", Role.MANAGER, "vp-sales", actor="admin"
+                ),
+            )
             self.managers[manager] = []
             for k in range(1, 7):
                 rep = f"rep-{region}-{k}"
-                self._do(day, lambda rp=rep, m=manager: ledger.add_person(rp, rp.replace("-", " ").title(), Role.SALES_REP, m, actor="admin"))
+                self._do(
+                    day,
+                    lambda rp=rep, m=manager: ledger.add_person(
+                        rp, rp.replace("-", " ").title(), Role.SALES_REP, m, actor="admin"
+                    ),
+                )
                 self.managers[manager].append(rep)
                 self.reps.append(rep)
         self.summary.people = 3 + len(self.managers) + len(self.reps)
 
     def _build_customers(self, day: date) -> None:
         rnd, ledger = self.random, self.ledger
-        bar = tqdm(range(self.customer_count), desc="registering customers", disable=not self.progress)
+        bar = tqdm(
+            range(self.customer_count), desc="registering customers", disable=not self.progress
+        )
         for n in bar:
             rep = rnd.choice(self.reps)
             region = rep.split("-")[1]
             result = self._do(
                 day,
-                lambda n=n, rep=rep: ledger.register_customer(
+                lambda n=n, rep=rep, region=region: ledger.register_customer(
                     name=f"Customer {n:04d} Ltd",
                     source=rnd.choice(SOURCES),
                     tax_id=f"TX{n:06d}",
                     phone=f"+1 555 {n:04d}",
                     email=f"buyer{n}@customer{n}.example",
                     owner_id=rep,
-                    profile={"region": region, "industry": rnd.choice(["retail", "manufacturing", "finance", "health"])},
+                    profile={
+                        "region": region,
+                        "industry": rnd.choice(["retail", "manufacturing", "finance", "health"]),
+                    },
                     actor=rep,
                 ),
             )
             if result is not None:
                 self.customers.append((result.aggregate_id, rep))
                 if rnd.random() < 0.6:
-                    self._do(day, lambda cid=result.aggregate_id, rep=rep: ledger.classify_customer(cid, rnd.choice("ABC"), "initial assessment", actor=rep))
-        duplicate = self._do(day, lambda: ledger.register_customer(name="CUSTOMER 0001 LIMITED", source="web", actor=self.reps[0]))
+                    self._do(
+                        day,
+                        lambda cid=result.aggregate_id, rep=rep: ledger.classify_customer(
+                            cid, rnd.choice("ABC"), "initial assessment", actor=rep
+                        ),
+                    )
+        duplicate = self._do(
+            day,
+            lambda: ledger.register_customer(
+                name="CUSTOMER 0001 LIMITED", source="web", actor=self.reps[0]
+            ),
+        )
         assert duplicate is None, "a duplicate registration must be refused"
         self.summary.customers = len(self.customers)
 
     def _build_plan(self, day: date) -> None:
         ledger = self.ledger
         total = Decimal(self.opportunity_count) * Decimal(18_000)
-        plan = self._do(day, lambda: ledger.draft_plan(name="FY2026 revenue plan", period="2026", targets={"revenue": total}, actor="vp-sales"))
+        plan = self._do(
+            day,
+            lambda: ledger.draft_plan(
+                name="FY2026 revenue plan",
+                period="2026",
+                targets={"revenue": total},
+                actor="vp-sales",
+            ),
+        )
         if plan is None:
             return
         quarter = total / 4
-        self._do(day, lambda: ledger.decompose_plan(plan.aggregate_id, "total", "period", {f"2026-Q{q}": {"revenue": quarter} for q in range(1, 5)}, actor="vp-sales"))
+        self._do(
+            day,
+            lambda: ledger.decompose_plan(
+                plan.aggregate_id,
+                "total",
+                "period",
+                {f"2026-Q{q}": {"revenue": quarter} for q in range(1, 5)},
+                actor="vp-sales",
+            ),
+        )
         region = total / len(REGIONS)
-        self._do(day, lambda: ledger.decompose_plan(plan.aggregate_id, "total", "region", {r: {"revenue": region} for r in REGIONS}, actor="vp-sales"))
+        self._do(
+            day,
+            lambda: ledger.decompose_plan(
+                plan.aggregate_id,
+                "total",
+                "region",
+                {r: {"revenue": region} for r in REGIONS},
+                actor="vp-sales",
+            ),
+        )
         for r in REGIONS:
             reps = self.managers[f"mgr-{r}"]
             share = region / len(reps)
-            self._do(day, lambda r=r, reps=reps, share=share: ledger.decompose_plan(plan.aggregate_id, f"total/region={r}", "employee", {rep: {"revenue": share} for rep in reps}, actor=f"mgr-{r}"))
+            self._do(
+                day,
+                lambda r=r, reps=reps, share=share: ledger.decompose_plan(
+                    plan.aggregate_id,
+                    f"total/region={r}",
+                    "employee",
+                    {rep: {"revenue": share} for rep in reps},
+                    actor=f"mgr-{r}",
+                ),
+            )
         months = {f"2026-{m:02d}": {"revenue": quarter / 3} for m in (1, 2, 3)}
-        self._do(day, lambda: ledger.decompose_plan(plan.aggregate_id, "total/period=2026-Q1", "period", months, actor="vp-sales"))
-        self._do(day, lambda: ledger.revise_plan(plan.aggregate_id, {"total/region=north": {"revenue": region + 100_000}, "total/region=south": {"revenue": region - 100_000}}, "top_down", "north has the new channel partner", actor="vp-sales"))
-        self._do(day, lambda: ledger.approve_plan(plan.aggregate_id, "approved at the kick-off", actor="vp-sales"))
+        self._do(
+            day,
+            lambda: ledger.decompose_plan(
+                plan.aggregate_id, "total/period=2026-Q1", "period", months, actor="vp-sales"
+            ),
+        )
+        self._do(
+            day,
+            lambda: ledger.revise_plan(
+                plan.aggregate_id,
+                {
+                    "total/region=north": {"revenue": region + 100_000},
+                    "total/region=south": {"revenue": region - 100_000},
+                },
+                "top_down",
+                "north has the new channel partner",
+                actor="vp-sales",
+            ),
+        )
+        self._do(
+            day,
+            lambda: ledger.approve_plan(
+                plan.aggregate_id, "approved at the kick-off", actor="vp-sales"
+            ),
+        )
         self.summary.plans = 1
 
     def _open_deal(self, day: date) -> None:
@@ -220,7 +308,15 @@ class DemoBuilder:
     def _work_deal(self, day: date, deal: _Deal) -> None:
         rnd, ledger = self.random, self.ledger
         oid, owner = deal.opportunity_id, deal.owner
-        self._do(day, lambda: ledger.log_opportunity_activity(oid, rnd.choice(["visit", "call", "meeting", "demo"]), "worked the deal", actor=owner))
+        self._do(
+            day,
+            lambda: ledger.log_opportunity_activity(
+                oid,
+                rnd.choice(["visit", "call", "meeting", "demo"]),
+                "worked the deal",
+                actor=owner,
+            ),
+        )
         if not deal.qualified:
             criteria = {c: rnd.random() < deal.quality + 0.35 for c in QUALIFICATION_CRITERIA}
             if all(criteria.values()):
@@ -229,12 +325,22 @@ class DemoBuilder:
                     answers = {q: rnd.random() < deal.quality for q in EVALUATION_QUESTIONS}
                     self._do(day, lambda: ledger.evaluate_opportunity(oid, answers, actor=owner))
             elif rnd.random() < 0.5:
-                self._do(day, lambda: ledger.disqualify_opportunity(oid, criteria, "back to marketing for nurturing", actor=owner))
+                self._do(
+                    day,
+                    lambda: ledger.disqualify_opportunity(
+                        oid, criteria, "back to marketing for nurturing", actor=owner
+                    ),
+                )
                 self.open_deals.pop(oid)
             return
         roll = rnd.random()
         if roll < 0.06 * (1.2 - deal.quality):
-            self._do(day, lambda: ledger.lose_opportunity(oid, rnd.choice(LOSS_REASONS), rnd.choice(COMPETITORS), day, actor=owner))
+            self._do(
+                day,
+                lambda: ledger.lose_opportunity(
+                    oid, rnd.choice(LOSS_REASONS), rnd.choice(COMPETITORS), day, actor=owner
+                ),
+            )
             self.open_deals.pop(oid)
         elif deal.stage == 7 and roll < 0.5:
             amount = (deal.amount * Decimal(rnd.choice(["0.9", "0.95", "1"]))).quantize(Decimal(1))
@@ -246,10 +352,20 @@ class DemoBuilder:
                 self._do(day, lambda s=deal.stage: ledger.advance_stage(oid, s, actor=owner))
         elif roll < 0.8 and deal.stage > 2:
             deal.stage -= 1
-            self._do(day, lambda s=deal.stage: ledger.advance_stage(oid, s, "customer reopened requirements", actor=owner))
+            self._do(
+                day,
+                lambda s=deal.stage: ledger.advance_stage(
+                    oid, s, "customer reopened requirements", actor=owner
+                ),
+            )
         elif roll < 0.85:
             new_close = deal.expected_close + timedelta(days=30)
-            if self._do(day, lambda: ledger.revise_close_date(oid, new_close, "customer moved the decision", actor=owner)):
+            if self._do(
+                day,
+                lambda: ledger.revise_close_date(
+                    oid, new_close, "customer moved the decision", actor=owner
+                ),
+            ):
                 deal.expected_close = new_close
 
     def _submit_forecasts(self, day: date) -> None:
@@ -260,14 +376,26 @@ class DemoBuilder:
         start, end = period_bounds(period)
         for manager, reps in self.managers.items():
             for rep in reps:
-                deals = [d.opportunity_id for d in self.open_deals.values() if d.owner == rep and start <= d.expected_close <= end and d.stage >= 5]
-                if self._do(day, lambda rep=rep, deals=deals: ledger.submit_forecast(period, deals, actor=rep)):
+                deals = [
+                    d.opportunity_id
+                    for d in self.open_deals.values()
+                    if d.owner == rep and start <= d.expected_close <= end and d.stage >= 5
+                ]
+                if self._do(
+                    day,
+                    lambda rep=rep, deals=deals: ledger.submit_forecast(period, deals, actor=rep),
+                ):
                     self.summary.forecasts += 1
             if self._do(day, lambda m=manager: ledger.submit_forecast(period, [], actor=m)):
                 self.summary.forecasts += 1
                 forecast = ledger.forecast(manager, period)
                 adjusted = (forecast.total * Decimal("0.9")).quantize(Decimal(1))
-                self._do(day, lambda m=manager, a=adjusted: ledger.revise_forecast(m, period, a, "discount for slippage", actor="vp-sales"))
+                self._do(
+                    day,
+                    lambda m=manager, a=adjusted: ledger.revise_forecast(
+                        m, period, a, "discount for slippage", actor="vp-sales"
+                    ),
+                )
         if self._do(day, lambda: ledger.submit_forecast(period, [], actor="vp-sales")):
             self.summary.forecasts += 1
 

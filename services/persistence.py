@@ -45,11 +45,10 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 from psycopg.errors import InsufficientPrivilege
-
-from commands.concurrency import GuardMovedError
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from commands.concurrency import GuardMovedError
 from services.chain import (
     GENESIS,
     ChainedRecord,
@@ -132,9 +131,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ).format(schema=schema)
         )
         self.sql_create_statements.append(
-            SQL(
-                "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS hash bytea"
-            ).format(schema=schema, table=table)
+            SQL("ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS hash bytea").format(
+                schema=schema, table=table
+            )
         )
         self.sql_create_statements.append(
             SQL(
@@ -155,7 +154,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "  e {schema}.{event_type}; i int; "
                 "BEGIN "
                 "  IF guard_id IS NOT NULL AND EXISTS (SELECT 1 FROM {schema}.{table} g "
-                "     WHERE g.originator_id = guard_id AND g.originator_version > guard_version) THEN "
+                "     WHERE g.originator_id = guard_id "
+                "       AND g.originator_version > guard_version) THEN "
                 "    RAISE EXCEPTION 'aggregate % moved past version %', guard_id, guard_version "
                 "      USING ERRCODE = '{guard_code}'; "
                 "  END IF; "
@@ -163,12 +163,14 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "  PERFORM pg_advisory_lock({key}); "
                 "  BEGIN "
                 "    WITH inserted AS ("
-                "      INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state, hash) "
+                "      INSERT INTO {schema}.{table} "
+                "        (originator_id, originator_version, topic, state, hash) "
                 "      SELECT u.originator_id, u.originator_version, u.topic, u.state, hashes[u.n] "
                 "      FROM unnest(events) WITH ORDINALITY "
                 "        AS u(originator_id, originator_version, topic, state, n) ORDER BY u.n "
                 "      RETURNING notification_id) "
-                "    SELECT array_agg(notification_id ORDER BY notification_id) INTO ids FROM inserted; "
+                "    SELECT array_agg(notification_id ORDER BY notification_id) INTO ids "
+                "      FROM inserted; "
                 "  EXCEPTION WHEN OTHERS OR query_canceled THEN "
                 "    PERFORM pg_advisory_unlock({key}); "
                 "    RAISE; "
@@ -201,7 +203,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.sql_select_after = SQL(
             "SELECT e.originator_id, e.originator_version, e.topic, e.state "
             "FROM unnest(%s::uuid[], %s::bigint[]) AS p(id, version) "
-            "JOIN {schema}.{table} e ON e.originator_id = p.id AND e.originator_version > p.version "
+            "JOIN {schema}.{table} e "
+            "ON e.originator_id = p.id AND e.originator_version > p.version "
             "ORDER BY e.originator_id, e.originator_version"
         ).format(schema=schema, table=table)
         self.horizon = SQL("tx_id < pg_snapshot_xmin(pg_current_snapshot())")
@@ -279,8 +282,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         super()._create_table(curs)
         schema = Identifier(self.datastore.schema)
         curs.execute(
-            SQL("CREATE TABLE IF NOT EXISTS {schema}.ledger_schema (fingerprint text PRIMARY KEY)")
-            .format(schema=schema)
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.ledger_schema (fingerprint text PRIMARY KEY)"
+            ).format(schema=schema)
         )
         curs.execute(
             SQL("INSERT INTO {schema}.ledger_schema VALUES (%s) ON CONFLICT DO NOTHING").format(
@@ -322,7 +326,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
-    def select_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], bytes | None]:
+    def select_hashes(
+        self, keys: Sequence[tuple[UUID, int]]
+    ) -> dict[tuple[UUID, int], bytes | None]:
         """The stored hashes of the given (aggregate, version) pairs that exist."""
         if not keys:
             return {}
@@ -394,9 +400,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         pg_events = [
-            self.construct_pg_stored_event(
-                e.originator_id, e.originator_version, e.topic, e.state
-            )
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events
         ]
         claim_rows = list(claims)
@@ -601,7 +605,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                     row = c.fetchone()
                     previous_hash = row["hash"] if row is not None else None
                 hash_ = event_hash(
-                    previous_hash or GENESIS, uid, stored.originator_version, stored.topic, stored.state
+                    previous_hash or GENESIS,
+                    uid,
+                    stored.originator_version,
+                    stored.topic,
+                    stored.state,
                 )
                 previous[uid] = (stored.originator_version, hash_)
             c.execute(
@@ -639,7 +647,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             )
             return [_sqlite_record(row) for row in c.fetchall()]
 
-    def select_hashes(self, keys: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], bytes | None]:
+    def select_hashes(
+        self, keys: Sequence[tuple[UUID, int]]
+    ) -> dict[tuple[UUID, int], bytes | None]:
         found: dict[tuple[UUID, int], bytes | None] = {}
         with self.datastore.transaction(commit=False) as c:
             for originator_id, version in keys:

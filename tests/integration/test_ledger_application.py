@@ -30,8 +30,9 @@ ALL_MET = {c: True for c in QUALIFICATION_CRITERIA}
 def last_committed_position(settings: Settings) -> int:
     """The highest committed position, read without the follower's safe horizon."""
     conninfo = (
-        f"host={settings.postgres_host} port={settings.postgres_port} user={settings.postgres_user} "
-        f"password={settings.postgres_password} dbname={settings.postgres_dbname}"
+        f"host={settings.postgres_host} port={settings.postgres_port} "
+        f"user={settings.postgres_user} password={settings.postgres_password} "
+        f"dbname={settings.postgres_dbname}"
     )
     with psycopg.connect(conninfo) as conn:
         row = conn.execute("SELECT max(notification_id) FROM salesledger_events").fetchone()
@@ -43,9 +44,15 @@ def open_deal(ledger: SalesLedger, owner: str = "rep1") -> str:
         name=f"Customer of {owner}", source="web", owner_id=owner, actor=owner
     )
     return ledger.open_opportunity(
-        customer_id=customer.aggregate_id, owner_id=owner, title="ERP", source="referral",
-        amount=Decimal("25000.50"), expected_close=date(2026, 5, 15), product="erp",
-        region="north", actor=owner,
+        customer_id=customer.aggregate_id,
+        owner_id=owner,
+        title="ERP",
+        source="referral",
+        amount=Decimal("25000.50"),
+        expected_close=date(2026, 5, 15),
+        product="erp",
+        region="north",
+        actor=owner,
     ).aggregate_id
 
 
@@ -58,7 +65,11 @@ def test_a_deal_from_open_to_won_round_trips_every_type(ledger: SalesLedger) -> 
     assert result.position is not None and result.version == 5
     fresh = SalesLedger(env=ledger.env)
     deal = fresh.load(Opportunity, deal_id)
-    assert (deal.status, deal.won_amount, deal.closed_on) == (Status.WON, Decimal("24000.25"), date(2026, 6, 1))
+    assert (deal.status, deal.won_amount, deal.closed_on) == (
+        Status.WON,
+        Decimal("24000.25"),
+        date(2026, 6, 1),
+    )
     assert deal.expected_close == date(2026, 6, 1)
     assert fresh.load(Opportunity, deal_id) == ledger.load(Opportunity, deal_id)
 
@@ -89,7 +100,9 @@ def test_a_repeated_command_id_applies_once(ledger: SalesLedger) -> None:
 
 
 def test_duplicate_customers_are_refused_with_the_existing_id(ledger: SalesLedger) -> None:
-    first = ledger.register_customer(name="Acme Trading Ltd", source="web", tax_id="TX-1", actor="rep1")
+    first = ledger.register_customer(
+        name="Acme Trading Ltd", source="web", tax_id="TX-1", actor="rep1"
+    )
     for variant in (
         {"name": "ACME trading limited"},
         {"name": "Different name", "tax_id": "tx1"},
@@ -109,9 +122,10 @@ def test_forecasts_count_only_deals_of_the_primary_owner(ledger: SalesLedger) ->
     assert ledger.forecast("mgr", "2026-Q2").total == Decimal("50001.00")
     ledger.revise_forecast("mgr", "2026-Q2", Decimal("45000"), "slippage risk", actor="vp")
     ledger.submit_forecast("2026-Q2", [], actor="vp")
-    assert ledger.forecast("vp", "2026-Q2").team == {"mgr": Decimal("45000"), "other-mgr": Decimal(0)} or (
-        ledger.forecast("vp", "2026-Q2").team == {"mgr": Decimal("45000")}
-    )
+    assert ledger.forecast("vp", "2026-Q2").team == {
+        "mgr": Decimal("45000"),
+        "other-mgr": Decimal(0),
+    } or (ledger.forecast("vp", "2026-Q2").team == {"mgr": Decimal("45000")})
     assert ledger.forecast("vp", "2026-Q2").total == Decimal("45000")
 
 
@@ -136,19 +150,29 @@ def test_two_concurrent_writers_on_one_deal_give_one_success_and_one_conflict(
         except ConcurrencyConflictError as error:
             outcomes.append(error)
 
-    threads = [threading.Thread(target=save, args=pair) for pair in zip((first, second), copies, strict=True)]
+    threads = [
+        threading.Thread(target=save, args=pair)
+        for pair in zip((first, second), copies, strict=True)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(type(o).__name__ for o in outcomes) == ["CommandResult", "ConcurrencyConflictError"]
+    assert sorted(type(o).__name__ for o in outcomes) == [
+        "CommandResult",
+        "ConcurrencyConflictError",
+    ]
     stored = list(first.events.get(copies[0].id))
     assert [e.originator_version for e in stored] == [1, 2]
-    assert SalesLedger(env=postgres_settings.event_store_env()).load(Opportunity, deal_id).version == 2
+    assert (
+        SalesLedger(env=postgres_settings.event_store_env()).load(Opportunity, deal_id).version == 2
+    )
 
 
 @pytest.mark.integration
-def test_racing_registrations_of_one_customer_leave_exactly_one(postgres_settings: Settings) -> None:
+def test_racing_registrations_of_one_customer_leave_exactly_one(
+    postgres_settings: Settings,
+) -> None:
     setup = SalesLedger(env=postgres_settings.event_store_env())
     build_team(setup)
     ledgers = [SalesLedger(env=postgres_settings.event_store_env()) for _ in range(6)]
@@ -158,11 +182,20 @@ def test_racing_registrations_of_one_customer_leave_exactly_one(postgres_setting
     def register(ledger: SalesLedger, n: int) -> None:
         barrier.wait()
         try:
-            results.append(ledger.register_customer(name=f"Racing Co {'Ltd' if n % 2 else ''}", source="web", tax_id=f"R{n}", actor="rep1"))
+            results.append(
+                ledger.register_customer(
+                    name=f"Racing Co {'Ltd' if n % 2 else ''}",
+                    source="web",
+                    tax_id=f"R{n}",
+                    actor="rep1",
+                )
+            )
         except DuplicateCustomerError as error:
             results.append(error)
 
-    threads = [threading.Thread(target=register, args=(ledger, n)) for n, ledger in enumerate(ledgers)]
+    threads = [
+        threading.Thread(target=register, args=(ledger, n)) for n, ledger in enumerate(ledgers)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -171,7 +204,9 @@ def test_racing_registrations_of_one_customer_leave_exactly_one(postgres_setting
     losers = [r for r in results if isinstance(r, DuplicateCustomerError)]
     assert len(winners) == 1 and len(losers) == 5
     assert {loser.existing_customer_id for loser in losers} == {winners[0].aggregate_id}  # type: ignore[attr-defined]
-    registered = setup.recorder.select_notifications(1, 1000, topics=["events.customer:CustomerRegistered"])
+    registered = setup.recorder.select_notifications(
+        1, 1000, topics=["events.customer:CustomerRegistered"]
+    )
     assert len(registered) == 1
 
 
@@ -207,7 +242,10 @@ def test_a_follower_sees_every_event_in_order_with_many_concurrent_writers(
 
     follower = threading.Thread(target=follow)
     follower.start()
-    writers = [threading.Thread(target=write, args=(d, o)) for d, o in zip(deals, ("rep1", "rep2", "rep3", "mgr"), strict=True)]
+    writers = [
+        threading.Thread(target=write, args=(d, o))
+        for d, o in zip(deals, ("rep1", "rep2", "rep3", "mgr"), strict=True)
+    ]
     for t in writers:
         t.start()
     for t in writers:

@@ -15,15 +15,26 @@ from tests.unit.domain_fixtures import new_events, organisation, settled
 def customer(org: Organisation, owner: str | None = "rep1") -> Customer:
     return settled(
         Customer.register(
-            name="Acme Trading Co., Ltd.", source="web", tax_id="91-3100", phone="+86 21 5555 0101",
-            email="Buyer@Acme.example", owner_id=owner, profile={}, actor=owner or "mgr", org=org,
+            name="Acme Trading Co., Ltd.",
+            source="web",
+            tax_id="91-3100",
+            phone="+86 21 5555 0101",
+            email="Buyer@Acme.example",
+            owner_id=owner,
+            profile={},
+            actor=owner or "mgr",
+            org=org,
         )
     )
 
 
 def test_uniqueness_keys_normalise_what_people_type_differently() -> None:
-    a = uniqueness_keys("Acme Trading Co., Ltd.", "91-3100", "+86 21 5555 0101", "Buyer@Acme.example")
-    b = uniqueness_keys("ACME trading company limited", "913100", "0086 21 5555 0101", " buyer@acme.example ")
+    a = uniqueness_keys(
+        "Acme Trading Co., Ltd.", "91-3100", "+86 21 5555 0101", "Buyer@Acme.example"
+    )
+    b = uniqueness_keys(
+        "ACME trading company limited", "913100", "0086 21 5555 0101", " buyer@acme.example "
+    )
     assert a == b
     assert normalise_name("Acme GmbH") == normalise_name("acme")
 
@@ -31,8 +42,15 @@ def test_uniqueness_keys_normalise_what_people_type_differently() -> None:
 def test_registration_records_source_owner_and_actor() -> None:
     org = organisation()
     c = Customer.register(
-        name="Acme", source="campaign", tax_id=None, phone=None, email=None, owner_id="rep1",
-        profile={"city": "Shanghai"}, actor="rep1", org=org,
+        name="Acme",
+        source="campaign",
+        tax_id=None,
+        phone=None,
+        email=None,
+        owner_id="rep1",
+        profile={"city": "Shanghai"},
+        actor="rep1",
+        org=org,
     )
     [event] = new_events(c)
     assert isinstance(event, CustomerRegistered)
@@ -42,16 +60,30 @@ def test_registration_records_source_owner_and_actor() -> None:
 def test_a_rep_cannot_register_a_customer_for_someone_else() -> None:
     with pytest.raises(NotAllowedError):
         Customer.register(
-            name="Acme", source="web", tax_id=None, phone=None, email=None, owner_id="rep2",
-            profile={}, actor="rep1", org=organisation(),
+            name="Acme",
+            source="web",
+            tax_id=None,
+            phone=None,
+            email=None,
+            owner_id="rep2",
+            profile={},
+            actor="rep1",
+            org=organisation(),
         )
 
 
 def test_auditors_register_nothing() -> None:
     with pytest.raises(NotAllowedError):
         Customer.register(
-            name="Acme", source="web", tax_id=None, phone=None, email=None, owner_id=None,
-            profile={}, actor="auditor", org=organisation(),
+            name="Acme",
+            source="web",
+            tax_id=None,
+            phone=None,
+            email=None,
+            owner_id=None,
+            profile={},
+            actor="auditor",
+            org=organisation(),
         )
 
 

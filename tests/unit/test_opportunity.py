@@ -28,13 +28,29 @@ from tests.unit.domain_fixtures import ALL_MET, new_events, opportunity, organis
 def test_opening_records_who_and_what() -> None:
     org = organisation()
     deal = Opportunity.open(
-        customer_id="c-1", owner_id="rep1", title="t", source="web", amount=Decimal("10"),
-        expected_close=date(2026, 1, 1), product="p", region="r", actor="mgr", org=org,
+        customer_id="c-1",
+        owner_id="rep1",
+        title="t",
+        source="web",
+        amount=Decimal("10"),
+        expected_close=date(2026, 1, 1),
+        product="p",
+        region="r",
+        actor="mgr",
+        org=org,
     )
     [event] = new_events(deal)
     assert isinstance(event, OpportunityOpened)
-    assert (event.actor, event.owner_id, event.amount, event.stage if hasattr(event, "stage") else 1) == (
-        "mgr", "rep1", Decimal("10"), 1,
+    assert (
+        event.actor,
+        event.owner_id,
+        event.amount,
+        event.stage if hasattr(event, "stage") else 1,
+    ) == (
+        "mgr",
+        "rep1",
+        Decimal("10"),
+        1,
     )
     assert deal.stage == 1 and deal.status == Status.OPEN
 
@@ -43,16 +59,32 @@ def test_opening_records_who_and_what() -> None:
 def test_opening_needs_a_positive_amount(amount: Decimal) -> None:
     with pytest.raises(RuleViolationError, match="positive"):
         Opportunity.open(
-            customer_id="c", owner_id="rep1", title="t", source="web", amount=amount,
-            expected_close=date(2026, 1, 1), product="p", region="r", actor="rep1", org=organisation(),
+            customer_id="c",
+            owner_id="rep1",
+            title="t",
+            source="web",
+            amount=amount,
+            expected_close=date(2026, 1, 1),
+            product="p",
+            region="r",
+            actor="rep1",
+            org=organisation(),
         )
 
 
 def test_a_rep_cannot_open_a_deal_for_another_rep() -> None:
     with pytest.raises(NotAllowedError):
         Opportunity.open(
-            customer_id="c", owner_id="rep2", title="t", source="web", amount=Decimal(1),
-            expected_close=date(2026, 1, 1), product="p", region="r", actor="rep1", org=organisation(),
+            customer_id="c",
+            owner_id="rep2",
+            title="t",
+            source="web",
+            amount=Decimal(1),
+            expected_close=date(2026, 1, 1),
+            product="p",
+            region="r",
+            actor="rep1",
+            org=organisation(),
         )
 
 
@@ -181,7 +213,11 @@ def test_revisions_record_the_previous_value_and_reason() -> None:
     deal.revise_amount(Decimal("60000"), "scope grew", "rep1")
     [event] = new_events(deal)
     assert isinstance(event, AmountRevised)
-    assert (event.previous_amount, event.amount, event.reason) == (Decimal("50000"), Decimal("60000"), "scope grew")
+    assert (event.previous_amount, event.amount, event.reason) == (
+        Decimal("50000"),
+        Decimal("60000"),
+        "scope grew",
+    )
     with pytest.raises(RuleViolationError, match="unchanged"):
         deal.revise_amount(Decimal("60000"), "again", "rep1")
 

@@ -18,8 +18,16 @@ D = Decimal
 
 def plan() -> SalesPlan:
     org = organisation()
-    p = SalesPlan.draft(name="FY", period="2026", targets={"revenue": D(1200), "volume": D(12)}, actor="vp", org=org)
-    p.decompose("total", "period", {f"2026-Q{q}": {"revenue": D(300), "volume": D(3)} for q in range(1, 5)}, "vp", org)
+    p = SalesPlan.draft(
+        name="FY", period="2026", targets={"revenue": D(1200), "volume": D(12)}, actor="vp", org=org
+    )
+    p.decompose(
+        "total",
+        "period",
+        {f"2026-Q{q}": {"revenue": D(300), "volume": D(3)} for q in range(1, 5)},
+        "vp",
+        org,
+    )
     return settled(p)
 
 
@@ -48,8 +56,26 @@ def test_period_bounds() -> None:
 def test_decomposition_must_sum_to_the_parent() -> None:
     p, org = plan(), organisation()
     with pytest.raises(RuleViolationError, match="sum to"):
-        p.decompose("total", "region", {"north": {"revenue": D(700), "volume": D(6)}, "south": {"revenue": D(400), "volume": D(6)}}, "vp", org)
-    p.decompose("total", "region", {"north": {"revenue": D(800), "volume": D(6)}, "south": {"revenue": D(400), "volume": D(6)}}, "vp", org)
+        p.decompose(
+            "total",
+            "region",
+            {
+                "north": {"revenue": D(700), "volume": D(6)},
+                "south": {"revenue": D(400), "volume": D(6)},
+            },
+            "vp",
+            org,
+        )
+    p.decompose(
+        "total",
+        "region",
+        {
+            "north": {"revenue": D(800), "volume": D(6)},
+            "south": {"revenue": D(400), "volume": D(6)},
+        },
+        "vp",
+        org,
+    )
     [event] = new_events(p)
     assert isinstance(event, TargetsDecomposed)
     assert p.violations(p.targets) == []
@@ -58,7 +84,13 @@ def test_decomposition_must_sum_to_the_parent() -> None:
 def test_time_decomposition_needs_sub_periods() -> None:
     p, org = plan(), organisation()
     with pytest.raises(RuleViolationError, match="sub-period"):
-        p.decompose("total/period=2026-Q1", "period", {"2026-04": {"revenue": D(300), "volume": D(3)}}, "vp", org)
+        p.decompose(
+            "total/period=2026-Q1",
+            "period",
+            {"2026-04": {"revenue": D(300), "volume": D(3)}},
+            "vp",
+            org,
+        )
     months = {f"2026-0{m}": {"revenue": D(100), "volume": D(1)} for m in (1, 2, 3)}
     p.decompose("total/period=2026-Q1", "period", months, "vp", org)
     assert p.targets["total/period=2026-Q1/period=2026-02"] == {"revenue": D(100), "volume": D(1)}
@@ -69,10 +101,25 @@ def test_a_revision_that_breaks_the_sums_is_refused_and_a_consistent_one_is_reco
     with pytest.raises(RuleViolationError, match="breaks"):
         p.revise({"total": {"revenue": D(1300)}}, "top_down", "stretch", "vp", org)
     with pytest.raises(RuleViolationError, match="reason"):
-        p.revise({"total": {"revenue": D(1300)}, "total/period=2026-Q4": {"revenue": D(400)}}, "top_down", "", "vp", org)
-    p.revise({"total": {"revenue": D(1300)}, "total/period=2026-Q4": {"revenue": D(400)}}, "top_down", "stretch", "vp", org)
+        p.revise(
+            {"total": {"revenue": D(1300)}, "total/period=2026-Q4": {"revenue": D(400)}},
+            "top_down",
+            "",
+            "vp",
+            org,
+        )
+    p.revise(
+        {"total": {"revenue": D(1300)}, "total/period=2026-Q4": {"revenue": D(400)}},
+        "top_down",
+        "stretch",
+        "vp",
+        org,
+    )
     [event] = new_events(p)
-    assert isinstance(event, PlanRevised) and (event.direction, event.reason) == ("top_down", "stretch")
+    assert isinstance(event, PlanRevised) and (event.direction, event.reason) == (
+        "top_down",
+        "stretch",
+    )
 
 
 def test_only_managers_plan_and_approve() -> None:
@@ -81,14 +128,25 @@ def test_only_managers_plan_and_approve() -> None:
         p.approve("ok", "rep1", org)
     p.approve("ok", "vp", org)
     assert isinstance(new_events(p)[-1], PlanApproved) and p.status == "approved"
-    p.revise({"total/period=2026-Q1": {"revenue": D(200)}, "total/period=2026-Q2": {"revenue": D(400)}}, "bottom_up", "teams' view", "mgr", org)
+    p.revise(
+        {"total/period=2026-Q1": {"revenue": D(200)}, "total/period=2026-Q2": {"revenue": D(400)}},
+        "bottom_up",
+        "teams' view",
+        "mgr",
+        org,
+    )
     assert p.status == "revised"
 
 
 def test_forecasts_roll_up_and_superiors_revise_with_a_reason() -> None:
     org = organisation()
     rep = Forecast.open("rep1", "2026-Q2", "rep1")
-    rep.submit([{"opportunity_id": "o1", "amount": "100"}, {"opportunity_id": "o2", "amount": "50"}], {}, "rep1", org)
+    rep.submit(
+        [{"opportunity_id": "o1", "amount": "100"}, {"opportunity_id": "o2", "amount": "50"}],
+        {},
+        "rep1",
+        org,
+    )
     mgr = Forecast.open("mgr", "2026-Q2", "mgr")
     mgr.submit([], {"rep1": rep.total}, "mgr", org)
     assert (rep.total, mgr.total) == (D(150), D(150))
@@ -97,7 +155,11 @@ def test_forecasts_roll_up_and_superiors_revise_with_a_reason() -> None:
     mgr.revise(D(120), "slippage", "vp", org)
     events = new_events(mgr)
     assert isinstance(events[1], ForecastSubmitted) and isinstance(events[2], ForecastRevised)
-    assert (events[2].previous_total, events[2].adjusted_total, mgr.total) == (D(150), D(120), D(120))
+    assert (events[2].previous_total, events[2].adjusted_total, mgr.total) == (
+        D(150),
+        D(120),
+        D(120),
+    )
 
 
 def test_forecast_rules() -> None:
