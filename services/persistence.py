@@ -208,6 +208,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "ORDER BY e.originator_id, e.originator_version"
         ).format(schema=schema, table=table)
         self.horizon = SQL("tx_id < pg_snapshot_xmin(pg_current_snapshot())")
+        self.sql_max_committed = SQL("SELECT MAX(notification_id) FROM {schema}.{table}").format(
+            schema=schema, table=table
+        )
         self._notifier = CoalescingNotifier(self.datastore, self.channel_name)
         self.max_notification_id_statement = SQL(
             "SELECT MAX(notification_id) FROM {schema}.{table} WHERE {horizon}"
@@ -427,6 +430,15 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             if getattr(error.__cause__, "sqlstate", None) == GUARD_SQLSTATE:
                 raise GuardMovedError(str(error.__cause__)) from None
             raise
+
+    def max_committed_notification_id(self) -> int:
+        """The highest committed position, past the read horizon: followers that are
+        "caught up" wait until ``max_notification_id()`` reaches it (it trails while
+        an older transaction anywhere in the cluster is still running)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.sql_max_committed)
+            row = curs.fetchone()
+            return int(row["max"]) if row and row["max"] is not None else 0
 
     def select_events_after(self, positions: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         """In one round trip, the events of several aggregates after the given versions."""
@@ -699,6 +711,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 ),
             )
             return bool(c.sqlite_cursor.rowcount == 1)
+
+    def max_committed_notification_id(self) -> int:
+        """SQLite has one writer: what is committed is readable."""
+        return self.max_notification_id() or 0
 
     def select_events_after(self, positions: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         events: list[StoredEvent] = []

@@ -7,6 +7,7 @@ unreachable, tests that need it fail loudly rather than skip.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,16 @@ import pytest
 from aggregates.organisation import Role
 from commands.ledger import SalesLedger
 from services.settings import Settings
+
+
+def wait_for_read_horizon(ledger: SalesLedger, timeout: float = 30.0) -> None:
+    """Block until everything committed is readable by followers (see persistence.py)."""
+    deadline = time.monotonic() + timeout
+    target = ledger.recorder.max_committed_notification_id()  # type: ignore[attr-defined]
+    while (ledger.recorder.max_notification_id() or 0) < target:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the read horizon did not reach position {target} in {timeout} s")
+        time.sleep(0.05)
 
 
 def postgres_admin_conninfo(dbname: str | None = None) -> str:

@@ -40,6 +40,7 @@ from services.database import Database
 from services.relay import OutboxRelay, RelayConfig, RelayPositions
 from services.settings import Settings
 from services.subscriber import DealState, FunnelSubscriber, funnel_of
+from tests.conftest import wait_for_read_horizon
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +72,7 @@ class Store:
         }
 
     def max_position(self) -> int:
+        wait_for_read_horizon(self.ledger)
         notifications = self.ledger.recorder.select_notifications(None, 10**7)
         return notifications[-1].id if notifications else 0
 
@@ -251,6 +253,7 @@ def assert_every_event_delivered_in_order(store: Store, delivered: list[Delivere
     """Every stored event is on Kafka under its id; per key, in one partition, the
     versions rise strictly once repeats of an already-seen ``ce_id`` are dropped.
     Returns the number of duplicates."""
+    wait_for_read_horizon(store.ledger)
     stored = store.ledger.recorder.select_notifications(None, 10**7)
     expected = {f"{n.originator_id}:{n.originator_version}": n.id for n in stored}
     positions = {d.event.event_id: d.event.position for d in delivered}
@@ -276,6 +279,7 @@ def assert_every_event_delivered_in_order(store: Store, delivered: list[Delivere
 
 def funnel_from_store(ledger: SalesLedger) -> dict[tuple[int, str], object]:
     """The funnel from the event store: every opportunity aggregate as it is now."""
+    wait_for_read_horizon(ledger)
     opened = ledger.recorder.select_notifications(
         None, 10**7, topics=[get_topic(OpportunityOpened)]
     )

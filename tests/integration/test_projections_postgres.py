@@ -20,6 +20,7 @@ from projections.registry import all_projections, projection_names
 from services.bootstrap import build_ledger
 from services.database import Database
 from services.settings import Settings
+from tests.conftest import wait_for_read_horizon
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +133,8 @@ def projected_positions(database: Database) -> list[int]:
 
 
 def all_event_positions(ledger: SalesLedger) -> list[int]:
-    """The full log, read straight from the event store."""
+    """The full log, read straight from the event store once all of it is readable."""
+    wait_for_read_horizon(ledger)
     positions: list[int] = []
     while batch := ledger.recorder.select_notifications(
         positions[-1] if positions else None, 10_000, inclusive_of_start=False
