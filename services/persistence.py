@@ -12,7 +12,17 @@ Every row records the id of its writing transaction (``tx_id``). Because transac
 ids and notification ids are both issued inside the lock, their orders agree, and a
 reader that only returns rows whose ``tx_id`` is below its snapshot's ``xmin`` (all
 older transactions finished) can never pass over a lower notification id that is
-still to commit: followers see every event, in order, exactly once.
+still to commit: followers see every event, in order, exactly once. The price: the
+horizon is cluster-wide, so a long writing transaction anywhere in the cluster delays
+followers (never reorders them) until it ends; ``max_committed_notification_id`` tells
+how far behind the horizon is.
+
+Each append is one statement in its own transaction (one round trip). It also checks an
+optional *guard* — an aggregate the decision read but did not write, in practice the
+organisation — and refuses the append if that aggregate moved on, so the application
+can decide on cached state and still never act on stale state. Appends do not NOTIFY
+inside their transaction (that would serialise commits again); a coalescing notifier
+thread does it after the commit.
 """
 
 from __future__ import annotations
