@@ -16,12 +16,14 @@ import argparse
 import contextlib
 import multiprocessing as mp
 import os
+import threading
 import time
 import uuid
 from datetime import date
 from decimal import Decimal
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from aggregates.errors import RuleViolationError
 from aggregates.organisation import Role
@@ -74,6 +76,54 @@ def _ledger_client(
     out.put(count)
 
 
+def _run_threads(kind: str, clients: list[tuple[str, str]], seconds: float) -> float:
+    """Clients as threads of one process sharing one application (as in the API server)."""
+    settings = _settings()
+    barrier = threading.Barrier(len(clients))
+    counts: list[int] = []
+    if kind == "raw":
+        pool = ConnectionPool(
+            _conninfo(settings),
+            min_size=len(clients),
+            max_size=len(clients),
+            kwargs={"autocommit": True},
+        )
+        payload = os.urandom(200)
+
+        def work(_: tuple[str, str]) -> None:
+            with pool.connection() as conn:
+                barrier.wait()
+                count, deadline = 0, time.perf_counter() + seconds
+                while time.perf_counter() < deadline:
+                    conn.execute(
+                        "INSERT INTO bench_raw (id, payload) VALUES (%s, %s)",
+                        (uuid.uuid4(), payload),
+                        prepare=True,
+                    )
+                    count += 1
+            counts.append(count)
+    else:
+        ledger = build_ledger(settings)
+        for deal, actor in clients:
+            ledger.log_opportunity_activity(deal, "call", "warm-up", actor=actor)
+
+        def work(client: tuple[str, str]) -> None:
+            deal, actor = client
+            barrier.wait()
+            count, deadline = 0, time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                ledger.log_opportunity_activity(deal, "call", "followed up", actor=actor)
+                count += 1
+            counts.append(count)
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / seconds
+
+
 def _run(target: object, args_per_client: list[tuple[object, ...]], seconds: float) -> float:
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(len(args_per_client))
@@ -120,6 +170,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    parser.add_argument(
+        "--mode",
+        choices=["processes", "threads"],
+        default="processes",
+        help="clients as separate processes, or as threads sharing one application",
+    )
     args = parser.parse_args()
     settings = _settings()
     with psycopg.connect(_conninfo(settings), autocommit=True) as conn:
@@ -130,8 +186,12 @@ def main() -> None:
     print(f"{'clients':>7} {'raw insert tx/s':>16} {'ledger commands/s':>18} {'ratio':>6}")
     for clients in args.clients:
         deals = _prepare(clients)
-        raw = _run(_raw_client, [() for _ in range(clients)], args.seconds)
-        ledger = _run(_ledger_client, deals, args.seconds)
+        if args.mode == "threads":
+            raw = _run_threads("raw", deals, args.seconds)
+            ledger = _run_threads("ledger", deals, args.seconds)
+        else:
+            raw = _run(_raw_client, [() for _ in range(clients)], args.seconds)
+            ledger = _run(_ledger_client, deals, args.seconds)
         print(f"{clients:>7} {raw:>16.0f} {ledger:>18.0f} {ledger / raw:>6.2f}")
 
 

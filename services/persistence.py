@@ -27,12 +27,14 @@ thread does it after the commit.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
@@ -171,7 +173,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "  END IF; "
                 "{chain}"
                 "  PERFORM pg_advisory_lock({key}); "
-                "  BEGIN "
                 "    WITH inserted AS ("
                 "      INSERT INTO {schema}.{table} "
                 "        (originator_id, originator_version, topic, state, hash) "
@@ -181,10 +182,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "      RETURNING notification_id) "
                 "    SELECT array_agg(notification_id ORDER BY notification_id) INTO ids "
                 "      FROM inserted; "
-                "  EXCEPTION WHEN OTHERS OR query_canceled THEN "
-                "    PERFORM pg_advisory_unlock({key}); "
-                "    RAISE; "
-                "  END; "
                 "  PERFORM pg_advisory_unlock({key}); "
                 "  INSERT INTO {schema}.ledger_claims (claim, value) "
                 "    SELECT * FROM unnest(claim_keys, claim_values); "
@@ -218,6 +215,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "ORDER BY e.originator_id, e.originator_version"
         ).format(schema=schema, table=table)
         self.horizon = SQL("tx_id < pg_snapshot_xmin(pg_current_snapshot())")
+        self.sql_unlock_all = SQL("SELECT pg_advisory_unlock_all()")
         self.sql_max_committed = SQL("SELECT MAX(notification_id) FROM {schema}.{table}").format(
             schema=schema, table=table
         )
@@ -422,17 +420,24 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         # the insert lock only while the rows are inserted (see the module docstring).
         try:
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(
-                    self.sql_append,
-                    (
-                        pg_events,
-                        [k for k, _ in claim_rows],
-                        [v for _, v in claim_rows],
-                        guard_id,
-                        guard_version,
-                    ),
-                    prepare=True,
-                )
+                try:
+                    curs.execute(
+                        self.sql_append,
+                        (
+                            pg_events,
+                            [k for k, _ in claim_rows],
+                            [v for _, v in claim_rows],
+                            guard_id,
+                            guard_version,
+                        ),
+                        prepare=True,
+                    )
+                except psycopg.Error:
+                    # A failed insert (e.g. a version conflict) skipped the unlock; the
+                    # session lock must not outlive it. A broken session has lost it anyway.
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute(self.sql_unlock_all)
+                    raise
                 ids = [row[self.ledger_insert_function] for row in curs.fetchall()]
             self._notifier.poke()
             return ids
