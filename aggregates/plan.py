@@ -58,9 +58,9 @@ def period_bounds(period: str) -> tuple[date, date]:
         year, month = int(period[:4]), int(period[5:7])
         return date(year, month, 1), _month_end(year, month)
     if level == "week":
-        year, week = period.split("-W")
-        monday = date.fromisocalendar(int(year), int(week), 1)
-        return monday, date.fromisocalendar(int(year), int(week), 7)
+        iso_year, iso_week = (int(part) for part in period.split("-W"))
+        monday = date.fromisocalendar(iso_year, iso_week, 1)
+        return monday, date.fromisocalendar(iso_year, iso_week, 7)
     day = date.fromisoformat(period)
     return day, day
 

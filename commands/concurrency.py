@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 
 class GuardMovedError(Exception):
     """An aggregate a decision read (but did not write) changed before the append, so
     the store refused the append; the decision is made again on fresh inputs."""
+
+
+class LedgerRecorder(Protocol):
+    """What the application needs of the event store beyond the library's recorder
+    (``services.persistence`` implements it on PostgreSQL and SQLite)."""
+
+    def select_claims(self, keys: Sequence[str]) -> dict[str, str]: ...
+
+    def max_committed_notification_id(self) -> int: ...
+
+    def max_notification_id(self) -> int | None: ...

@@ -7,11 +7,11 @@ import hashlib
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -30,7 +30,7 @@ from aggregates.forecast import Forecast, forecast_id
 from aggregates.opportunity import Opportunity, Status
 from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
 from aggregates.plan import SalesPlan, period_bounds
-from commands.concurrency import GuardMovedError
+from commands.concurrency import GuardMovedError, LedgerRecorder
 from events.base import DateAsISO
 
 A = TypeVar("A", bound=Aggregate)
@@ -102,13 +102,22 @@ class SalesLedger(Application[UUID]):
             if aggregate is None:
                 aggregate = self.repository.get(uid, version=version)
             else:
-                for event in self.events.get(uid, gt=aggregate.version):
+                for event in self.stored_events(uid, gt=aggregate.version):
                     event.mutate(aggregate)
         except AggregateNotFoundError:
             raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
         if not isinstance(aggregate, aggregate_class):
             raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}")
         return aggregate
+
+    def stored_events(self, aggregate_id: UUID, gt: int | None = None) -> Iterator[Aggregate.Event]:
+        """The aggregate's events in order (after version ``gt``), as stored."""
+        return cast("Iterator[Aggregate.Event]", self.events.get(aggregate_id, gt=gt))
+
+    @property
+    def store(self) -> LedgerRecorder:
+        """The event store's recorder, with the ledger's additions (claims, guards)."""
+        return cast(LedgerRecorder, self.recorder)
 
     def read(self, aggregate_class: type[A], aggregate_id: UUID | str) -> A:
         """The aggregate as it is now, to look at: the cache keeps its copy for the next
@@ -122,7 +131,7 @@ class SalesLedger(Application[UUID]):
             private = copy.deepcopy(cached) if isinstance(cached, aggregate_class) else None
         if private is None:
             return self.load(aggregate_class, uid)
-        for event in self.events.get(uid, gt=private.version):
+        for event in self.stored_events(uid, gt=private.version):
             event.mutate(private)
         return private
 
@@ -136,7 +145,7 @@ class SalesLedger(Application[UUID]):
         """The aggregate as it was at ``moment``, from its events alone."""
         uid = UUID(str(aggregate_id))
         version = None
-        for event in self.repository.event_store.get(uid):
+        for event in self.stored_events(uid):
             if event.timestamp > moment:
                 break
             version = event.originator_version
@@ -166,7 +175,7 @@ class SalesLedger(Application[UUID]):
                         "the organisation is not set up; run `salesledger init`"
                     ) from None
             elif fresh:
-                for event in self.events.get(ORGANISATION_ID, gt=self._organisation.version):
+                for event in self.stored_events(ORGANISATION_ID, gt=self._organisation.version):
                     event.mutate(self._organisation)
             assert self._organisation is not None
             return self._organisation
@@ -186,7 +195,7 @@ class SalesLedger(Application[UUID]):
     def _previous_result(self, actor: str, command_id: str | None) -> CommandResult | None:
         if not command_id:
             return None
-        value = self.recorder.select_claims([_claim_for_command(actor, command_id)])  # type: ignore[attr-defined]
+        value = self.store.select_claims([_claim_for_command(actor, command_id)])
         if not value:
             return None
         aggregate_id, version = next(iter(value.values())).rsplit(":", 1)
@@ -226,7 +235,7 @@ class SalesLedger(Application[UUID]):
         return CommandResult(str(aggregate.id), aggregate.version, position)
 
     def _raise_if_claimed(self, claims: Sequence[tuple[str, str]]) -> None:
-        taken = self.recorder.select_claims([key for key, _ in claims])  # type: ignore[attr-defined]
+        taken = self.store.select_claims([key for key, _ in claims])
         for key, _ in claims:
             if key in taken:
                 matched_on = key.split(":")[1]
@@ -404,10 +413,11 @@ class SalesLedger(Application[UUID]):
     def authenticate(self, token: str) -> str | None:
         """The person a bearer token belongs to, or None if unknown or revoked."""
         digest = hashlib.sha256(token.encode()).hexdigest()
-        found = self.recorder.select_claims([f"token:{digest}", f"token-revoked:{digest}"])  # type: ignore[attr-defined]
+        found = self.store.select_claims([f"token:{digest}", f"token-revoked:{digest}"])
         if f"token-revoked:{digest}" in found:
             return None
-        return found.get(f"token:{digest}")
+        person_id = found.get(f"token:{digest}")
+        return str(person_id) if person_id is not None else None
 
     # Customers.
 

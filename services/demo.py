@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
+from eventsourcing.utils import get_topic
 from tqdm import tqdm
 
 from aggregates.errors import DomainError
@@ -17,6 +18,7 @@ from aggregates.evaluation import EVALUATION_QUESTIONS, QUALIFICATION_CRITERIA
 from aggregates.organisation import Role
 from commands.ledger import SalesLedger
 from events.base import recorded_at
+from events.opportunity import OpportunityWon
 
 REGIONS = ("north", "south", "east", "west")
 PRODUCTS = ("erp", "crm", "analytics", "hosting")
@@ -93,10 +95,11 @@ class DemoBuilder:
         self._clock = max(self._clock + timedelta(seconds=7), moment)
         return self._clock
 
-    def _do(self, day: date, command: Callable[[], Any]) -> Any:
+    def _do(self, day: date, command: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a command as of ``day``; a refusal by the rules is counted, not raised."""
         with recorded_at(self._at(day)):
             try:
-                return command()
+                return command(*args, **kwargs)
             except DomainError:
                 self.summary.rejected_commands += 1
                 return None
@@ -143,18 +146,24 @@ class DemoBuilder:
             manager = f"mgr-{region}"
             self._do(
                 day,
-                lambda m=manager, r=region: ledger.add_person(
-                    m, f"{r.title()} Manager", Role.MANAGER, "vp-sales", actor="admin"
-                ),
+                ledger.add_person,
+                manager,
+                f"{region.title()} Manager",
+                Role.MANAGER,
+                "vp-sales",
+                actor="admin",
             )
             self.managers[manager] = []
             for k in range(1, 7):
                 rep = f"rep-{region}-{k}"
                 self._do(
                     day,
-                    lambda rp=rep, m=manager: ledger.add_person(
-                        rp, rp.replace("-", " ").title(), Role.SALES_REP, m, actor="admin"
-                    ),
+                    ledger.add_person,
+                    rep,
+                    rep.replace("-", " ").title(),
+                    Role.SALES_REP,
+                    manager,
+                    actor="admin",
                 )
                 self.managers[manager].append(rep)
                 self.reps.append(rep)
@@ -170,28 +179,29 @@ class DemoBuilder:
             region = rep.split("-")[1]
             result = self._do(
                 day,
-                lambda n=n, rep=rep, region=region: ledger.register_customer(
-                    name=f"Customer {n:04d} Ltd",
-                    source=rnd.choice(SOURCES),
-                    tax_id=f"TX{n:06d}",
-                    phone=f"+1 555 {n:04d}",
-                    email=f"buyer{n}@customer{n}.example",
-                    owner_id=rep,
-                    profile={
-                        "region": region,
-                        "industry": rnd.choice(["retail", "manufacturing", "finance", "health"]),
-                    },
-                    actor=rep,
-                ),
+                ledger.register_customer,
+                name=f"Customer {n:04d} Ltd",
+                source=rnd.choice(SOURCES),
+                tax_id=f"TX{n:06d}",
+                phone=f"+1 555 {n:04d}",
+                email=f"buyer{n}@customer{n}.example",
+                owner_id=rep,
+                profile={
+                    "region": region,
+                    "industry": rnd.choice(["retail", "manufacturing", "finance", "health"]),
+                },
+                actor=rep,
             )
             if result is not None:
                 self.customers.append((result.aggregate_id, rep))
                 if rnd.random() < 0.6:
                     self._do(
                         day,
-                        lambda cid=result.aggregate_id, rep=rep: ledger.classify_customer(
-                            cid, rnd.choice("ABC"), "initial assessment", actor=rep
-                        ),
+                        ledger.classify_customer,
+                        result.aggregate_id,
+                        rnd.choice("ABC"),
+                        "initial assessment",
+                        actor=rep,
                     )
         duplicate = self._do(
             day,
@@ -243,13 +253,12 @@ class DemoBuilder:
             share = region / len(reps)
             self._do(
                 day,
-                lambda r=r, reps=reps, share=share: ledger.decompose_plan(
-                    plan.aggregate_id,
-                    f"total/region={r}",
-                    "employee",
-                    {rep: {"revenue": share} for rep in reps},
-                    actor=f"mgr-{r}",
-                ),
+                ledger.decompose_plan,
+                plan.aggregate_id,
+                f"total/region={r}",
+                "employee",
+                {rep: {"revenue": share} for rep in reps},
+                actor=f"mgr-{r}",
             )
         months = {f"2026-{m:02d}": {"revenue": quarter / 3} for m in (1, 2, 3)}
         self._do(
@@ -349,14 +358,16 @@ class DemoBuilder:
         elif roll < 0.75:
             deal.stage += 1 if deal.stage < 7 else 0
             if deal.stage <= 7:
-                self._do(day, lambda s=deal.stage: ledger.advance_stage(oid, s, actor=owner))
+                self._do(day, ledger.advance_stage, oid, deal.stage, actor=owner)
         elif roll < 0.8 and deal.stage > 2:
             deal.stage -= 1
             self._do(
                 day,
-                lambda s=deal.stage: ledger.advance_stage(
-                    oid, s, "customer reopened requirements", actor=owner
-                ),
+                ledger.advance_stage,
+                oid,
+                deal.stage,
+                "customer reopened requirements",
+                actor=owner,
             )
         elif roll < 0.85:
             new_close = deal.expected_close + timedelta(days=30)
@@ -383,18 +394,24 @@ class DemoBuilder:
                 ]
                 if self._do(
                     day,
-                    lambda rep=rep, deals=deals: ledger.submit_forecast(period, deals, actor=rep),
+                    ledger.submit_forecast,
+                    period,
+                    deals,
+                    actor=rep,
                 ):
                     self.summary.forecasts += 1
-            if self._do(day, lambda m=manager: ledger.submit_forecast(period, [], actor=m)):
+            if self._do(day, ledger.submit_forecast, period, [], actor=manager):
                 self.summary.forecasts += 1
                 forecast = ledger.forecast(manager, period)
                 adjusted = (forecast.total * Decimal("0.9")).quantize(Decimal(1))
                 self._do(
                     day,
-                    lambda m=manager, a=adjusted: ledger.revise_forecast(
-                        m, period, a, "discount for slippage", actor="vp-sales"
-                    ),
+                    ledger.revise_forecast,
+                    manager,
+                    period,
+                    adjusted,
+                    "discount for slippage",
+                    actor="vp-sales",
                 )
         if self._do(day, lambda: ledger.submit_forecast(period, [], actor="vp-sales")):
             self.summary.forecasts += 1
@@ -408,10 +425,11 @@ class DemoBuilder:
         won = 0
         amount = Decimal(0)
         for notification in self.ledger.recorder.select_notifications(
-            1, 10_000_000, topics=["events.opportunity:OpportunityWon"]
+            1, 10_000_000, topics=[get_topic(OpportunityWon)]
         ):
+            event = cast(OpportunityWon, self.ledger.mapper.to_domain_event(notification))
             won += 1
-            amount += Decimal(str(self.ledger.mapper.to_domain_event(notification).amount))
+            amount += event.amount
         self.summary.won = won
         self.summary.won_amount = amount
         self.summary.lost = self.summary.opportunities - self.summary.open - won

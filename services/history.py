@@ -25,7 +25,7 @@ def deal_history(
     except ValueError:
         raise NotFoundError(f"no aggregate {aggregate_id}") from None
     entries = []
-    for event in ledger.repository.event_store.get(uid):
+    for event in ledger.stored_events(uid):
         if as_of is not None and event.timestamp > as_of:
             break
         entries.append(

@@ -186,20 +186,20 @@ class ChainVerifier:
                     self._check_sealed(record, computed, sealed, report)
                     if keep_statuses and record.position not in report.statuses:
                         report.statuses[record.position] = "ok"
-                seal = seal_ends.get(record.position)
-                if seal is not None:
-                    if seal.after_position != previous_seal_end:
+                ending_seal = seal_ends.get(record.position)
+                if ending_seal is not None:
+                    if ending_seal.after_position != previous_seal_end:
                         report.breaks.append(
                             ChainBreak("seal chain broken", record.position, None, None,
-                                       f"seal starts after {seal.after_position}, "
+                                       f"seal starts after {ending_seal.after_position}, "
                                        f"previous ended at {previous_seal_end}")
                         )
-                    elif seal.ledger_hash != link and not report.breaks:
+                    elif ending_seal.ledger_hash != link and not report.breaks:
                         report.breaks.append(
                             ChainBreak("ledger chain mismatch", record.position, None, None,
                                        "the recomputed ledger hash differs from the seal")
                         )
-                    previous_seal_end = seal.upto_position
+                    previous_seal_end = ending_seal.upto_position
         for position in sorted(set(sealed) - seen):
             if start <= position <= upto:
                 report.breaks.append(

@@ -58,7 +58,7 @@ from eventsourcing.sqlite import (
 )
 from psycopg.errors import InsufficientPrivilege
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
 
 from commands.concurrency import GuardMovedError
 from services.chain import (
@@ -207,13 +207,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.sql_select_claims = SQL(
             "SELECT claim, value FROM {schema}.ledger_claims WHERE claim = ANY(%s)"
         ).format(schema=schema)
-        self.sql_select_after = SQL(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
-            "FROM unnest(%s::uuid[], %s::bigint[]) AS p(id, version) "
-            "JOIN {schema}.{table} e "
-            "ON e.originator_id = p.id AND e.originator_version > p.version "
-            "ORDER BY e.originator_id, e.originator_version"
-        ).format(schema=schema, table=table)
         self.horizon = SQL("tx_id < pg_snapshot_xmin(pg_current_snapshot())")
         self.sql_unlock_all = SQL("SELECT pg_advisory_unlock_all()")
         self.sql_max_committed = SQL("SELECT MAX(notification_id) FROM {schema}.{table}").format(
@@ -224,7 +217,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "SELECT MAX(notification_id) FROM {schema}.{table} WHERE {horizon}"
         ).format(schema=schema, table=table, horizon=self.horizon)
 
-    def _sql_chain_hashes(self) -> SQL:
+    def _sql_chain_hashes(self) -> Composable:
         """The part of the append function, before the lock, that hashes each event
         onto the previous hash of its aggregate (from the same batch or the table).
 
@@ -454,24 +447,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self.sql_max_committed)
             row = curs.fetchone()
             return int(row["max"]) if row and row["max"] is not None else 0
-
-    def select_events_after(self, positions: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
-        """In one round trip, the events of several aggregates after the given versions."""
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                self.sql_select_after,
-                ([p[0] for p in positions], [p[1] for p in positions]),
-                prepare=True,
-            )
-            return [
-                StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
 
     def select_claims(self, keys: Sequence[str]) -> dict[str, str]:
         """The recorded values of those of ``keys`` that are claimed."""
@@ -730,12 +705,6 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def max_committed_notification_id(self) -> int:
         """SQLite has one writer: what is committed is readable."""
         return self.max_notification_id() or 0
-
-    def select_events_after(self, positions: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
-        events: list[StoredEvent] = []
-        for originator_id, version in positions:
-            events.extend(self.select_events(originator_id, gt=version))
-        return events
 
     def select_claims(self, keys: Sequence[str]) -> dict[str, str]:
         if not keys:

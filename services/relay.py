@@ -292,7 +292,7 @@ class OutboxRelay:
             if count:
                 log.debug("relay %s: published up to %d", self.config.name, self.position)
                 continue
-            if until_idle and self.position >= self.ledger.recorder.max_committed_notification_id():
+            if until_idle and self.position >= self.ledger.store.max_committed_notification_id():
                 break
             self.database.wait_for_notify(EVENTS_CHANNEL, self.config.idle_wait)
         return self.published - started_with
