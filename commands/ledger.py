@@ -143,7 +143,10 @@ class SalesLedger(Application[UUID]):
 
     def load_as_of(self, aggregate_class: type[A], aggregate_id: UUID | str, moment: datetime) -> A:
         """The aggregate as it was at ``moment``, from its events alone."""
-        uid = UUID(str(aggregate_id))
+        try:
+            uid = UUID(str(aggregate_id))
+        except ValueError:
+            raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
         version = None
         for event in self.stored_events(uid):
             if event.timestamp > moment:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 
+from aggregates.errors import RuleViolationError
 from commands.ledger import CommandResult, SalesLedger
 from commands.models import CommandAccepted
 from projections.runner import ProjectionWorker, wait_for_position
@@ -75,13 +76,19 @@ def fresh(projection: str) -> Callable[..., None]:
             Query(
                 ge=0,
                 description="Wait (up to 5 s) until this query's projection has applied this "
-                "ledger position (a command's `position`); 504 if it has not by then.",
+                "ledger position (a command's `position`); 504 if it has not by then, 422 "
+                "if the ledger has no such position.",
                 examples=[1042],
             ),
         ] = None,
     ) -> None:
         if min_position is None:
             return
+        recorded = context.ledger.store.max_committed_notification_id()
+        if min_position > recorded:
+            raise RuleViolationError(
+                f"position {min_position} has not been recorded (the ledger is at {recorded})"
+            )
         on_wait: Any = context.worker.wake if context.worker is not None else None
         wait_for_position(
             context.database,
