@@ -185,9 +185,21 @@ def test_bad_input_is_a_422_with_details_never_a_500(rep: Api) -> None:
     rep.get("/funnel", as_of="yesterday-ish", status=422)
 
 
-def test_reading_a_position_never_reached_times_out_with_504(rep: Api) -> None:
-    body = rep.get("/funnel", min_position=10**9, status=504)
-    assert body["error"] == "projection_behind"
+def test_waiting_for_a_position_the_ledger_never_recorded_is_refused_at_once(rep: Api) -> None:
+    body = rep.get("/funnel", min_position=10**9, status=422)
+    assert "has not been recorded" in body["message"]
+
+
+def test_a_projection_that_stays_behind_answers_504(tmp_path: Path) -> None:
+    settings = Settings(store="sqlite", sqlite_path=str(tmp_path / "ledger.db"))
+    ledger = build_ledger(settings)
+    ledger.set_up_organisation("Demo Co", "admin", "Admin")
+    _, token = ledger.issue_token("admin", actor="admin")
+    position = ledger.add_person("rep", "Rep", "sales_rep", None, actor="admin").position
+    app = create_app(settings, ledger, project_in_process=False)
+    with TestClient(app) as client:
+        body = Api(client, token).get("/funnel", min_position=position, status=504)
+    assert body["error"] == "projection_behind" and body["requested_position"] == position
 
 
 def test_an_idempotency_key_records_a_command_once(rep: Api) -> None:
