@@ -31,7 +31,7 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 TYPE_NAMESPACE = "salesledger"
 DEFAULT_SOURCE = "/salesledger"
-AGGREGATE_TYPES = ("customer", "forecast", "opportunity", "organisation", "plan")
+AGGREGATE_TYPES = ("audit", "customer", "forecast", "opportunity", "organisation", "plan")
 """The aggregate types whose events are published, one topic each."""
 
 STORAGE_ONLY_FIELDS = frozenset({"originator_topic"})
