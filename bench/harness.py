@@ -140,7 +140,7 @@ def rate_in_processes(
         ]
     for p in procs:
         p.start()
-    total = sum(out.get() for _ in procs)
+    total: int = sum(int(out.get()) for _ in procs)
     for p in procs:
         p.join()
     return total / seconds
