@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from projections.base import Projection, RecordedEvent, insert_rows, iso_timestamp
+from projections.base import Projection, RecordedEvent, iso_timestamp, write_rows
 from services.database import Database, Transaction
 
 AUDIT_COLUMNS = (
@@ -25,6 +26,7 @@ AUDIT_COLUMNS = (
 _ENVELOPE = frozenset(
     {"originator_id", "originator_version", "timestamp", "actor", "originator_topic"}
 )
+_CHANGES_AS_JSON = json.JSONEncoder(default=str, sort_keys=True)
 
 
 def event_changes(event: Any) -> dict[str, Any]:
@@ -37,6 +39,11 @@ class AuditTrailProjection(Projection):
 
     name = "audit"
     tables = ("audit_trail",)
+    indexes = {
+        "audit_trail_aggregate": "audit_trail (aggregate_id, position)",
+        "audit_trail_actor": "audit_trail (actor, position)",
+        "audit_trail_time": "audit_trail (recorded_at, position)",
+    }
 
     def create_tables(self, tx: Transaction) -> None:
         tx.execute(
@@ -45,34 +52,32 @@ class AuditTrailProjection(Projection):
             "aggregate_type TEXT NOT NULL, version INTEGER NOT NULL, event_type TEXT NOT NULL, "
             "actor TEXT NOT NULL, recorded_at TEXT NOT NULL, changes TEXT NOT NULL)"
         )
-        tx.execute(
-            "CREATE INDEX IF NOT EXISTS audit_trail_aggregate "
-            "ON audit_trail (aggregate_id, position)"
-        )
-        tx.execute("CREATE INDEX IF NOT EXISTS audit_trail_actor ON audit_trail (actor, position)")
-        tx.execute(
-            "CREATE INDEX IF NOT EXISTS audit_trail_time ON audit_trail (recorded_at, position)"
-        )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
-        insert_rows(
+        write_rows(
             tx,
             "audit_trail",
             AUDIT_COLUMNS,
             [
-                {
-                    "position": e.position,
-                    "aggregate_id": e.aggregate_id,
-                    "aggregate_type": type(e.event).__module__.rsplit(".", 1)[-1],
-                    "version": e.event.originator_version,
-                    "event_type": e.type_name,
-                    "actor": e.actor,
-                    "recorded_at": e.recorded_at,
-                    "changes": json.dumps(event_changes(e.event), default=str, sort_keys=True),
-                }
+                (
+                    e.position,
+                    e.aggregate_id,
+                    _aggregate_type(type(e.event)),
+                    e.event.originator_version,
+                    e.type_name,
+                    e.actor,
+                    e.recorded_at,
+                    _CHANGES_AS_JSON.encode(event_changes(e.event)),
+                )
                 for e in events
             ],
         )
+
+
+@cache
+def _aggregate_type(event_class: type) -> str:
+    """``events.opportunity.StageAdvanced`` → ``opportunity``."""
+    return event_class.__module__.rsplit(".", 1)[-1]
 
 
 class AuditEntry(BaseModel):

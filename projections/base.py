@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from services.database import Row, Transaction
 
 IN_CLAUSE_CHUNK = 500
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
+class RecordedEvent(NamedTuple):
     """A decoded domain event with its global position and its envelope, read once."""
 
     position: int
@@ -27,27 +25,39 @@ class RecordedEvent:
     actor: str
 
     @classmethod
-    def of(cls, position: int, event: Any) -> RecordedEvent:
+    def of(cls, position: int, event: Any, recorded_at: str | None = None) -> RecordedEvent:
+        """``recorded_at`` (the event's timestamp as ``iso_timestamp`` text) if known."""
         return cls(
-            position=position,
-            event=event,
-            type_name=type(event).__name__,
-            aggregate_id=str(event.originator_id),
-            recorded_at=iso_timestamp(event.timestamp),
-            actor=str(getattr(event, "actor", "")),
+            position,
+            event,
+            type(event).__name__,
+            str(event.originator_id),
+            recorded_at or iso_timestamp(event.timestamp),
+            str(getattr(event, "actor", "")),
         )
 
 
 def iso_timestamp(moment: datetime) -> str:
     """A UTC timestamp as fixed-width ISO-8601 text, so that text order is time order."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not None and moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def iso_week(day: date) -> str:
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+_ROWS_AS_JSON = json.JSONEncoder(default=_json_value, separators=(",", ":"))
 
 
 def sql_value(value: Any) -> Any:
@@ -77,10 +87,16 @@ class Projection(ABC):
 
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
+    indexes: ClassVar[dict[str, str]] = {}
+    """Secondary indexes for the queries, name → ``table (columns)``."""
 
     @abstractmethod
     def create_tables(self, tx: Transaction) -> None:
-        """Create the tables and indexes if they do not exist."""
+        """Create the tables (and, with ``create_indexes``, their indexes) if they do not exist."""
+
+    def create_indexes(self, tx: Transaction) -> None:
+        for index, definition in self.indexes.items():
+            tx.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {definition}")
 
     @abstractmethod
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
@@ -100,7 +116,8 @@ def write_rows(
 ) -> None:
     """Insert ``rows`` (values in ``columns`` order) into ``table`` in one statement.
 
-    On PostgreSQL the rows travel as one JSON parameter, expanded by
+    Values may be ``Decimal`` and ``date`` as well as SQL scalars. On PostgreSQL plain
+    appends stream through ``COPY``; upserts travel as one JSON parameter, expanded by
     ``json_populate_recordset`` with the table's own column types: one short, cacheable
     statement per batch. On SQLite (in-process) ``executemany`` is as fast.
     """
@@ -108,7 +125,16 @@ def write_rows(
         return
     names = ", ".join(columns)
     if tx.dialect == "postgres":
-        payload = json.dumps([dict(zip(columns, row, strict=True)) for row in rows])
+        connection = _copy_connection(tx)
+        if not on_conflict and connection is not None:
+            with (
+                connection.cursor() as cursor,
+                cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            return
+        payload = _ROWS_AS_JSON.encode([dict(zip(columns, row, strict=True)) for row in rows])
         tx.execute(
             f"INSERT INTO {table} ({names}) SELECT {names} "
             f"FROM json_populate_recordset(NULL::{table}, %s){on_conflict}",
@@ -116,7 +142,19 @@ def write_rows(
         )
         return
     placeholders = ", ".join(["%s"] * len(columns))
-    tx.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders}){on_conflict}", rows)
+    tx.executemany(
+        f"INSERT INTO {table} ({names}) VALUES ({placeholders}){on_conflict}",
+        [[sql_value(value) for value in row] for row in rows],
+    )
+
+
+def _copy_connection(tx: Transaction) -> Any:
+    """The psycopg connection behind a PostgreSQL transaction, for ``COPY`` (None if hidden).
+
+    ``services.database`` does not offer ``COPY`` itself; the transaction's connection is
+    the same one its ``execute`` uses, so the rows still commit with the position.
+    """
+    return getattr(tx, "_conn", None)
 
 
 class KeyedRows:
@@ -156,7 +194,7 @@ class KeyedRows:
             tx,
             self.table,
             self.columns,
-            [[sql_value(self.rows[k][c]) for c in self.columns] for k in sorted(self._dirty)],
+            [[self.rows[k][c] for c in self.columns] for k in sorted(self._dirty)],
             self._on_conflict,
         )
         self.rows.clear()
@@ -165,7 +203,7 @@ class KeyedRows:
 
 def insert_rows(tx: Transaction, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
     """Append rows to a table in one round trip."""
-    write_rows(tx, table, columns, [[sql_value(row[c]) for c in columns] for row in rows])
+    write_rows(tx, table, columns, [[row[c] for c in columns] for row in rows])
 
 
 def add_counts(

@@ -57,6 +57,10 @@ class ForecastProjection(Projection):
 
     name = "forecasts"
     tables = ("forecast_owners", "forecast_submissions", "forecast_revisions")
+    indexes = {
+        "forecast_submissions_period": "forecast_submissions (period, person_id)",
+        "forecast_revisions_period": "forecast_revisions (period, person_id)",
+    }
 
     def create_tables(self, tx: Transaction) -> None:
         tx.execute(
@@ -71,19 +75,11 @@ class ForecastProjection(Projection):
             "opportunity_ids TEXT NOT NULL, PRIMARY KEY (forecast_id, version))"
         )
         tx.execute(
-            "CREATE INDEX IF NOT EXISTS forecast_submissions_period "
-            "ON forecast_submissions (period, person_id)"
-        )
-        tx.execute(
             "CREATE TABLE IF NOT EXISTS forecast_revisions ("
             "forecast_id TEXT NOT NULL, version INTEGER NOT NULL, person_id TEXT NOT NULL, "
             "period TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, "
             "previous_total NUMERIC NOT NULL, adjusted_total NUMERIC NOT NULL, "
             "reason TEXT NOT NULL, PRIMARY KEY (forecast_id, version))"
-        )
-        tx.execute(
-            "CREATE INDEX IF NOT EXISTS forecast_revisions_period "
-            "ON forecast_revisions (period, person_id)"
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:

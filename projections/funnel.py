@@ -217,6 +217,11 @@ class FunnelProjection(Projection):
 
     name = "funnel"
     tables = ("funnel_opportunities", "funnel_stage_intervals", "funnel_stage_totals")
+    indexes = {
+        "funnel_opportunities_status_stage": "funnel_opportunities (status, stage)",
+        "funnel_opportunities_owner": "funnel_opportunities (owner_id, status)",
+        "funnel_stage_intervals_time": "funnel_stage_intervals (entered_at, left_at)",
+    }
 
     def create_tables(self, tx: Transaction) -> None:
         tx.execute(
@@ -229,24 +234,12 @@ class FunnelProjection(Projection):
             "won_amount NUMERIC, closed_on TEXT, closed_at TEXT)"
         )
         tx.execute(
-            "CREATE INDEX IF NOT EXISTS funnel_opportunities_status_stage "
-            "ON funnel_opportunities (status, stage)"
-        )
-        tx.execute(
-            "CREATE INDEX IF NOT EXISTS funnel_opportunities_owner "
-            "ON funnel_opportunities (owner_id, status)"
-        )
-        tx.execute(
             "CREATE TABLE IF NOT EXISTS funnel_stage_intervals ("
             "opportunity_id TEXT NOT NULL, left_position BIGINT NOT NULL, stage INTEGER NOT NULL, "
             "entered_at TEXT NOT NULL, left_at TEXT NOT NULL, seconds DOUBLE PRECISION NOT NULL, "
             "outcome TEXT NOT NULL, amount NUMERIC NOT NULL, owner_id TEXT NOT NULL, "
             "source TEXT NOT NULL, product TEXT NOT NULL, region TEXT NOT NULL, "
             "expected_close TEXT NOT NULL, PRIMARY KEY (opportunity_id, left_position))"
-        )
-        tx.execute(
-            "CREATE INDEX IF NOT EXISTS funnel_stage_intervals_time "
-            "ON funnel_stage_intervals (entered_at, left_at)"
         )
         tx.execute(
             "CREATE TABLE IF NOT EXISTS funnel_stage_totals ("

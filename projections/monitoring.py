@@ -70,6 +70,9 @@ class MonitoringProjection(Projection):
         "monitoring_activity_counts",
         "monitoring_ownership_transfers",
     )
+    indexes = {
+        "monitoring_deals_open": "monitoring_deals (status, expected_close)",
+    }
 
     def create_tables(self, tx: Transaction) -> None:
         tx.execute(
@@ -78,10 +81,6 @@ class MonitoringProjection(Projection):
             "title TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
             "expected_close TEXT NOT NULL, last_stage_change_at TEXT NOT NULL, "
             "last_activity_at TEXT)"
-        )
-        tx.execute(
-            "CREATE INDEX IF NOT EXISTS monitoring_deals_open "
-            "ON monitoring_deals (status, expected_close)"
         )
         tx.execute(
             "CREATE TABLE IF NOT EXISTS monitoring_customers ("

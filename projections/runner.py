@@ -8,18 +8,71 @@ positions commit in one transaction, so a crash never applies an event twice or 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from projections.base import Projection, RecordedEvent
+from projections.decoding import NotificationDecoder
 from services.database import Database, Transaction
 
 log = logging.getLogger(__name__)
 
 POSITIONS_TABLE = "projection_positions"
 DEFAULT_BATCH_SIZE = 2000
+READ_AHEAD_FROM = 100_000
+"""Events behind at which ``catch_up`` reads ahead in a thread."""
+READ_AHEAD_BATCHES = 2
+
+
+class _ReadAhead:
+    """Batches read (and decoded) by a thread ahead of their consumer, at most
+    ``READ_AHEAD_BATCHES`` waiting, so memory stays bounded; ends at an empty batch."""
+
+    def __init__(self, read: Callable[[int], list[RecordedEvent]], start: int) -> None:
+        self._read = read
+        self._queue: queue.Queue[list[RecordedEvent] | BaseException] = queue.Queue(
+            READ_AHEAD_BATCHES
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(start,), name="projection-reader", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, position: int) -> None:
+        try:
+            while not self._stop.is_set():
+                events = self._read(position)
+                self._put(events)
+                if not events:
+                    return
+                position = events[-1].position
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
+            self._put(error)
+
+    def _put(self, item: list[RecordedEvent] | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[list[RecordedEvent]]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class ProjectionRunner:
@@ -31,11 +84,14 @@ class ProjectionRunner:
         database: Database,
         projections: Sequence[Projection],
         batch_size: int = DEFAULT_BATCH_SIZE,
+        read_ahead_from: int = READ_AHEAD_FROM,
     ) -> None:
         self.ledger = ledger
         self.database = database
         self.projections = list(projections)
         self.batch_size = batch_size
+        self.read_ahead_from = read_ahead_from
+        self._decode = NotificationDecoder(ledger.mapper)
         self._lock = threading.Lock()
         self.ensure_tables()
 
@@ -51,6 +107,7 @@ class ProjectionRunner:
             )
             for projection in self.projections:
                 projection.create_tables(tx)
+                projection.create_indexes(tx)
 
     def positions(self) -> dict[str, int]:
         """Each projection's position: the last event it has applied (0 before any)."""
@@ -67,35 +124,72 @@ class ProjectionRunner:
         """Apply the next batch of events; the number of events read (0: up to date)."""
         with self._lock:
             positions = self.positions()
-            start = min(positions.values(), default=0)
-            notifications = self.ledger.recorder.select_notifications(
-                start, self.batch_size, inclusive_of_start=False
-            )
-            if not notifications:
-                return 0
-            to_domain_event = self.ledger.mapper.to_domain_event
-            events = [RecordedEvent.of(n.id, to_domain_event(n)) for n in notifications]
-            last = events[-1].position
-            with self.database.transaction() as tx:
-                current = self._positions(tx, lock=True)
-                if any(current[name] < positions[name] for name in self.names):
-                    log.info("a projection was reset while reading; retrying the batch")
-                    return len(events)
-                for projection in self.projections:
-                    since = current[projection.name]
-                    if since >= last:
-                        continue
-                    fresh = events if since <= start else [e for e in events if e.position > since]
-                    projection.process(tx, fresh)
-                    self._record_position(tx, projection.name, last)
+            events = self._read(min(positions.values(), default=0))
+            if events:
+                self._apply(events, positions)
             return len(events)
 
+    def _read(self, start: int) -> list[RecordedEvent]:
+        """The next batch after ``start``, decoded once."""
+        notifications = self.ledger.recorder.select_notifications(
+            start, self.batch_size, inclusive_of_start=False
+        )
+        return [self._decode(n) for n in notifications]
+
+    def _apply(self, events: Sequence[RecordedEvent], positions: dict[str, int]) -> bool:
+        """Apply ``events`` (read from ``min(positions)``) and record the positions, in one
+        transaction; ``positions`` is updated. False (nothing applied) if a projection's
+        stored position moved back meanwhile (a rebuild): the caller must re-read."""
+        start = min(positions.values(), default=0)
+        last = events[-1].position
+        with self.database.transaction() as tx:
+            current = self._positions(tx, lock=True)
+            if any(current[name] < positions[name] for name in self.names):
+                log.info("a projection was reset while reading; retrying the batch")
+                return False
+            for projection in self.projections:
+                since = current[projection.name]
+                if since >= last:
+                    continue
+                fresh = events if since <= start else [e for e in events if e.position > since]
+                projection.process(tx, fresh)
+                self._record_position(tx, projection.name, last)
+        positions.update({name: max(current[name], last) for name in self.names})
+        return True
+
     def catch_up(self) -> int:
-        """Apply batches until no new event is readable; the number of events read."""
+        """Apply batches until no new event is readable; the number of events read.
+
+        A long way behind (``read_ahead_from`` events or more: a cold start, a rebuild),
+        a reader thread reads and decodes the next batches while the current one is
+        written. (Dropping the secondary indexes for the catch-up and building each once
+        at the end was measured too: slower at a million events.)
+        """
         total = 0
+        behind = self.ledger.recorder.max_notification_id() or 0
+        if behind - min(self.positions().values(), default=0) >= self.read_ahead_from:
+            with self._lock:
+                total = self._catch_up_reading_ahead()
         while count := self.process_batch():
             total += count
         return total
+
+    def _catch_up_reading_ahead(self) -> int:
+        positions = self._positions_now()
+        reader = _ReadAhead(self._read, min(positions.values(), default=0))
+        total = 0
+        try:
+            for events in reader:
+                if not self._apply(events, positions):
+                    break
+                total += len(events)
+        finally:
+            reader.close()
+        return total
+
+    def _positions_now(self) -> dict[str, int]:
+        with self.database.transaction() as tx:
+            return self._positions(tx, lock=False)
 
     def rebuild(self, names: Sequence[str] | None = None) -> int:
         """Drop the named projections' tables (default: all), recreate them, replay every event."""
@@ -104,6 +198,7 @@ class ProjectionRunner:
             for projection in chosen:
                 projection.drop_tables(tx)
                 projection.create_tables(tx)
+                projection.create_indexes(tx)
                 self._record_position(tx, projection.name, 0)
         return self.catch_up()
 
