@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -62,7 +61,7 @@ class AuditTrailProjection(Projection):
                 (
                     e.position,
                     e.aggregate_id,
-                    _aggregate_type(type(e.event)),
+                    type(e.event).__module__.rsplit(".", 1)[-1],
                     e.event.originator_version,
                     e.type_name,
                     e.actor,
@@ -72,12 +71,6 @@ class AuditTrailProjection(Projection):
                 for e in events
             ],
         )
-
-
-@cache
-def _aggregate_type(event_class: type) -> str:
-    """``events.opportunity.StageAdvanced`` → ``opportunity``."""
-    return event_class.__module__.rsplit(".", 1)[-1]
 
 
 class AuditEntry(BaseModel):

@@ -42,7 +42,7 @@ class NotificationDecoder:
             if self._untranscode(state, notification.state.count(_TRANSCODED)):
                 state["originator_id"] = notification.originator_id
                 state["originator_version"] = notification.originator_version
-                event = object.__new__(cls)
+                event: Any = object.__new__(cls)
                 object.__setattr__(event, "__dict__", state)
                 return RecordedEvent.of(notification.id, event, _utc_text(timestamp))
         event = self._mapper.to_domain_event(notification)
