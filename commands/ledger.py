@@ -14,9 +14,13 @@ from decimal import Decimal
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+)
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 
 from aggregates.customer import Customer, uniqueness_keys
 from aggregates.errors import (
@@ -219,7 +223,7 @@ class SalesLedger(Application[UUID]):
                 (_claim_for_command(actor, command_id), f"{aggregate.id}:{aggregate.version}")
             )
         try:
-            recordings = self.save(aggregate, claims=all_claims, guard=guard)
+            recordings = self._append(aggregate, claims=all_claims, guard=guard)
         except IntegrityError:
             previous = self._previous_result(actor, command_id)
             if previous is not None:
@@ -236,6 +240,18 @@ class SalesLedger(Application[UUID]):
             self._share_organisation(aggregate)
         position = recordings[-1].notification.id if recordings else None
         return CommandResult(str(aggregate.id), aggregate.version, position)
+
+    def _append(self, aggregate: Aggregate, **kwargs: Any) -> list[Recording[UUID]]:
+        """``Application.save`` for one aggregate, without its per-call runtime protocol
+        checks (``isinstance`` against a ``Protocol`` costs ~50 µs on Python 3.11)."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        processing_event.events.extend(aggregate.collect_events())
+        processing_event.aggregates[aggregate.id] = aggregate
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
 
     def _raise_if_claimed(self, claims: Sequence[tuple[str, str]]) -> None:
         taken = self.store.select_claims([key for key, _ in claims])

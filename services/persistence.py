@@ -418,8 +418,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                         self.sql_append,
                         (
                             pg_events,
-                            [k for k, _ in claim_rows],
-                            [v for _, v in claim_rows],
+                            [k for k, _ in claim_rows] if claim_rows else None,
+                            [v for _, v in claim_rows] if claim_rows else None,
                             guard_id,
                             guard_version,
                         ),

@@ -173,19 +173,15 @@ def test_two_concurrent_writers_on_one_deal_give_one_success_and_one_conflict(
         SalesLedger(env=postgres_settings.event_store_env()).load(Opportunity, deal_id).version == 2
     )
     # The failed append released the insert lock: both writers go on writing.
-    after = [
-        threading.Thread(
+    for ledger in (first, second):
+        after = threading.Thread(
             target=ledger.log_opportunity_activity,
             args=(deal_id, "call", "after the conflict"),
             kwargs={"actor": "rep1"},
         )
-        for ledger in (first, second)
-    ]
-    for t in after:
-        t.start()
-    for t in after:
-        t.join(timeout=20)
-        assert not t.is_alive(), "an append is stuck behind a leaked insert lock"
+        after.start()
+        after.join(timeout=20)
+        assert not after.is_alive(), "an append is stuck behind a leaked insert lock"
     assert [e.originator_version for e in first.events.get(copies[0].id)] == [1, 2, 3, 4]
 
 
