@@ -2,7 +2,9 @@
 
 Every opportunity's highest stage (``max_stage``) and its finished stage intervals
 give: stage-to-stage conversion per entry cohort (the month a deal was opened), win
-rate, average days per stage, sales velocity and lead-source effectiveness.
+rate, average days per stage, sales velocity and lead-source effectiveness. Open deals are
+those in the sales funnel: deals sent back to marketing for nurturing are counted apart,
+and time spent nurturing is not time in a stage.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from projections.funnel import FunnelFilter
 from services.database import Database, Transaction
 
 SECONDS_PER_DAY = Decimal(86400)
+_IN_FUNNEL = "CASE WHEN status = 'open' AND qualification <> 'nurturing' THEN 1 ELSE 0 END"
+_NURTURING = "CASE WHEN status = 'open' AND qualification = 'nurturing' THEN 1 ELSE 0 END"
 _REACHED = ", ".join(
     f"SUM(CASE WHEN max_stage >= {s} THEN 1 ELSE 0 END) AS reached_{s}"
     for s in range(1, WON_STAGE + 1)
@@ -57,7 +61,8 @@ class SourceEffectiveness(BaseModel):
 
     source: str = Field(examples=["referral"])
     opened: int
-    open: int
+    open: int = Field(description="open in the sales funnel")
+    nurturing: int = Field(description="open, sent back to marketing for nurturing")
     won: int
     lost: int
     win_rate: Decimal | None
@@ -70,7 +75,8 @@ class ConversionReport(BaseModel):
     cohorts: list[CohortConversion]
     win_rate: Decimal | None
     average_days_in_stage: dict[int, Decimal]
-    open_deals: int
+    open_deals: int = Field(description="open deals in the sales funnel (not nurturing)")
+    nurturing_deals: int = Field(description="open deals sent back to marketing for nurturing")
     average_deal_size: Decimal | None
     average_cycle_days: Decimal | None
     sales_velocity_per_day: Decimal | None = Field(
@@ -79,9 +85,7 @@ class ConversionReport(BaseModel):
     sources: list[SourceEffectiveness]
 
 
-def query_conversion(
-    database: Database, selection: FunnelFilter | None = None
-) -> ConversionReport:
+def query_conversion(database: Database, selection: FunnelFilter | None = None) -> ConversionReport:
     """The conversion and velocity report for the deals matching ``selection``."""
     conditions, params = (selection or FunnelFilter()).sql()
     with database.transaction() as tx:
@@ -95,11 +99,11 @@ def query_conversion(
         )
         stage_rows = tx.execute(
             "SELECT stage, AVG(seconds) AS seconds FROM funnel_stage_intervals "
-            f"WHERE 1 = 1{conditions} GROUP BY stage ORDER BY stage",
+            f"WHERE nurturing = 0{conditions} GROUP BY stage ORDER BY stage",
             params,
         )
         totals = tx.execute(
-            "SELECT SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS open, "
+            f"SELECT SUM({_IN_FUNNEL}) AS open, SUM({_NURTURING}) AS nurturing, "
             "SUM(CASE WHEN status = 'won' THEN 1 ELSE 0 END) AS won, "
             "SUM(CASE WHEN status = 'lost' THEN 1 ELSE 0 END) AS lost, "
             "AVG(CASE WHEN status = 'won' THEN won_amount END) AS average_won "
@@ -109,12 +113,12 @@ def query_conversion(
         cycle = tx.execute(
             "SELECT SUM(i.seconds) AS seconds FROM funnel_stage_intervals i "
             "JOIN funnel_opportunities o ON o.opportunity_id = i.opportunity_id "
-            f"WHERE o.status = 'won'{conditions.replace(' AND ', ' AND o.')}",
+            f"WHERE i.nurturing = 0 AND o.status = 'won'{conditions.replace(' AND ', ' AND o.')}",
             params,
         )[0]
         source_rows = tx.execute(
-            "SELECT source, COUNT(*) AS opened, "
-            "SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END) AS open, "
+            f"SELECT source, COUNT(*) AS opened, SUM({_IN_FUNNEL}) AS open, "
+            f"SUM({_NURTURING}) AS nurturing, "
             "SUM(CASE WHEN status = 'won' THEN 1 ELSE 0 END) AS won, "
             "SUM(CASE WHEN status = 'lost' THEN 1 ELSE 0 END) AS lost, "
             "SUM(CASE WHEN status = 'won' THEN won_amount ELSE 0 END) AS won_amount "
@@ -160,6 +164,7 @@ def query_conversion(
                 source=row["source"],
                 opened=int(row["opened"]),
                 open=int(row["open"] or 0),
+                nurturing=int(row["nurturing"] or 0),
                 won=int(row["won"] or 0),
                 lost=int(row["lost"] or 0),
                 win_rate=_rate(int(row["won"] or 0), int(row["won"] or 0) + int(row["lost"] or 0)),
@@ -177,6 +182,7 @@ def query_conversion(
             for r in stage_rows
         },
         open_deals=open_deals,
+        nurturing_deals=int(totals["nurturing"] or 0),
         average_deal_size=average_deal,
         average_cycle_days=cycle_days,
         sales_velocity_per_day=velocity,

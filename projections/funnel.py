@@ -4,14 +4,23 @@ Tables:
 - ``funnel_opportunities``: one row per opportunity (owner, region, product, source,
   amount, expected close, stage, status, when it entered its stage, outcome).
 - ``funnel_stage_intervals``: one row per finished stay in a stage (entered, left,
-  seconds, where it went), the history behind funnel health, conversion and velocity.
+  seconds, where it went, whether the deal was being nurtured), the history behind funnel
+  health, conversion and velocity.
+- ``funnel_stage_totals``: count and amount per owner, stage and funnel status.
+- ``funnel_dimension_totals``: count and amount per region, product, source, close month,
+  stage and funnel status (without owner, so small), for the filtered funnel.
+
+A deal's *funnel status* is its status, except that an open deal disqualified into
+nurturing (back to marketing) is ``nurturing`` until it is qualified again: it counts
+in no sales-funnel stage, only in the separate nurturing figures. Entering or leaving
+nurturing ends a stay like a change of stage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -66,7 +75,9 @@ INTERVAL_COLUMNS = (
     "product",
     "region",
     "expected_close",
+    "nurturing",
 )
+DIMENSION_KEYS = ("region", "product", "source", "close_month", "stage", "status")
 FUNNEL_EVENT_TYPES = (
     opportunity_events.OpportunityOpened,
     opportunity_events.OpportunityQualified,
@@ -123,8 +134,17 @@ def evolve_deal(row: Row | None, recorded: RecordedEvent) -> tuple[Row | None, R
     new = dict(row)
     _DEAL_CHANGES[kind](new, event, at)
     interval = None
+    was_nurtured, is_nurtured = is_nurturing(row), is_nurturing(new)
+    if new["status"] == "open" and is_nurtured != was_nurtured:
+        new["stage_entered_at"] = at
     left_stage = new["stage"] != row["stage"] or new["status"] != "open"
-    if row["status"] == "open" and left_stage:
+    if row["status"] == "open" and (left_stage or is_nurtured != was_nurtured):
+        if new["status"] != "open":
+            outcome = new["status"]
+        elif is_nurtured != was_nurtured:
+            outcome = "nurturing" if is_nurtured else "qualified"
+        else:
+            outcome = f"stage {new['stage']}"
         interval = {
             "opportunity_id": row["opportunity_id"],
             "left_position": recorded.position,
@@ -132,15 +152,26 @@ def evolve_deal(row: Row | None, recorded: RecordedEvent) -> tuple[Row | None, R
             "entered_at": row["stage_entered_at"],
             "left_at": at,
             "seconds": _seconds_between(row["stage_entered_at"], at),
-            "outcome": new["status"] if new["status"] != "open" else f"stage {new['stage']}",
+            "outcome": outcome,
             "amount": row["amount"],
             "owner_id": row["owner_id"],
             "source": row["source"],
             "product": row["product"],
             "region": row["region"],
             "expected_close": row["expected_close"],
+            "nurturing": int(was_nurtured),
         }
     return new, interval
+
+
+def is_nurturing(row: Row) -> bool:
+    """An open deal sent back to marketing: outside the sales funnel until requalified."""
+    return bool(row["status"] == "open" and row["qualification"] == "nurturing")
+
+
+def funnel_status(row: Row) -> str:
+    """``nurturing`` for a deal being nurtured, else its status (open, won, lost)."""
+    return "nurturing" if is_nurturing(row) else str(row["status"])
 
 
 def _enter_stage(row: Row, stage: int, at: str) -> None:
@@ -216,10 +247,17 @@ class FunnelProjection(Projection):
     """Opportunities by stage, with the history of every stage they passed through."""
 
     name = "funnel"
-    tables = ("funnel_opportunities", "funnel_stage_intervals", "funnel_stage_totals")
+    tables = (
+        "funnel_opportunities",
+        "funnel_stage_intervals",
+        "funnel_stage_totals",
+        "funnel_dimension_totals",
+    )
     indexes = {
         "funnel_opportunities_status_stage": "funnel_opportunities (status, stage)",
         "funnel_opportunities_owner": "funnel_opportunities (owner_id, status)",
+        "funnel_opportunities_expected_close": "funnel_opportunities (status, expected_close)",
+        "funnel_opportunities_closed_on": "funnel_opportunities (status, closed_on)",
         "funnel_stage_intervals_time": "funnel_stage_intervals (entered_at, left_at)",
     }
 
@@ -239,13 +277,21 @@ class FunnelProjection(Projection):
             "entered_at TEXT NOT NULL, left_at TEXT NOT NULL, seconds DOUBLE PRECISION NOT NULL, "
             "outcome TEXT NOT NULL, amount NUMERIC NOT NULL, owner_id TEXT NOT NULL, "
             "source TEXT NOT NULL, product TEXT NOT NULL, region TEXT NOT NULL, "
-            "expected_close TEXT NOT NULL, PRIMARY KEY (opportunity_id, left_position))"
+            "expected_close TEXT NOT NULL, nurturing INTEGER NOT NULL, "
+            "PRIMARY KEY (opportunity_id, left_position))"
         )
         tx.execute(
             "CREATE TABLE IF NOT EXISTS funnel_stage_totals ("
             "owner_id TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
             "count BIGINT NOT NULL, amount NUMERIC NOT NULL, "
             "PRIMARY KEY (owner_id, stage, status))"
+        )
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS funnel_dimension_totals ("
+            "region TEXT NOT NULL, product TEXT NOT NULL, source TEXT NOT NULL, "
+            "close_month TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
+            "count BIGINT NOT NULL, amount NUMERIC NOT NULL, "
+            f"PRIMARY KEY ({', '.join(DIMENSION_KEYS)}))"
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
@@ -255,37 +301,64 @@ class FunnelProjection(Projection):
         deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)
         deals.load(tx, (e.aggregate_id for e in relevant if e.type_name != "OpportunityOpened"))
         intervals: list[Row] = []
-        totals: dict[tuple[str, int, str], list[Any]] = {}
+        totals = _Totals()
         for recorded in relevant:
             before = deals.get(recorded.aggregate_id)
             row, interval = evolve_deal(before, recorded)
             if row is not None and row is not before:
                 deals.put(row)
-                _count(totals, before, -1)
-                _count(totals, row, +1)
+                totals.count(before, -1)
+                totals.count(row, +1)
             if interval is not None:
                 intervals.append(interval)
         deals.flush(tx)
         insert_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, intervals)
-        write_rows(
-            tx,
-            "funnel_stage_totals",
-            ("owner_id", "stage", "status", "count", "amount"),
-            [[*key, n, str(amount)] for key, (n, amount) in sorted(totals.items())],
-            " ON CONFLICT (owner_id, stage, status) DO UPDATE SET "
-            "count = funnel_stage_totals.count + excluded.count, "
-            "amount = funnel_stage_totals.amount + excluded.amount",
-        )
+        totals.write(tx)
 
 
-def _count(totals: dict[tuple[str, int, str], list[Any]], row: Row | None, sign: int) -> None:
-    """Add (or with ``sign`` −1, remove) a deal to the per owner/stage/status totals."""
-    if row is None:
-        return
-    value = row["won_amount"] if row["status"] == "won" else row["amount"]
-    entry = totals.setdefault((row["owner_id"], int(row["stage"]), row["status"]), [0, Decimal(0)])
-    entry[0] += sign
-    entry[1] += sign * as_decimal(value)
+class _Totals:
+    """A batch's changes to the two totals tables, added to their rows in one statement each."""
+
+    def __init__(self) -> None:
+        self.by_owner: dict[tuple[Any, ...], list[Any]] = {}
+        self.by_dimension: dict[tuple[Any, ...], list[Any]] = {}
+
+    def count(self, row: Row | None, sign: int) -> None:
+        """Add (or with ``sign`` −1, remove) a deal."""
+        if row is None:
+            return
+        status = funnel_status(row)
+        won = status == "won"
+        value = sign * as_decimal(row["won_amount"] if won else row["amount"])
+        stage = int(row["stage"])
+        _add(self.by_owner, (row["owner_id"], stage, status), sign, value)
+        if status != "lost":
+            month = str(row["closed_on"] if won else row["expected_close"])[:7]
+            key = (row["region"], row["product"], row["source"], month, stage, status)
+            _add(self.by_dimension, key, sign, value)
+
+    def write(self, tx: Transaction) -> None:
+        for table, keys, totals in (
+            ("funnel_stage_totals", ("owner_id", "stage", "status"), self.by_owner),
+            ("funnel_dimension_totals", DIMENSION_KEYS, self.by_dimension),
+        ):
+            write_rows(
+                tx,
+                table,
+                (*keys, "count", "amount"),
+                [[*key, n, str(amount)] for key, (n, amount) in sorted(totals.items())],
+                f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                f"count = {table}.count + excluded.count, "
+                f"amount = {table}.amount + excluded.amount",
+            )
+
+
+def _add(
+    totals: dict[tuple[Any, ...], list[Any]], key: tuple[Any, ...], n: int, amount: Decimal
+) -> None:
+    entry = totals.setdefault(key, [0, Decimal(0)])
+    entry[0] += n
+    entry[1] += amount
 
 
 _FUNNEL_TYPE_NAMES = frozenset(cls.__name__ for cls in FUNNEL_EVENT_TYPES)
@@ -307,9 +380,36 @@ class FunnelFilter:
 
     def sql(self, close_column: str = "expected_close") -> tuple[str, list[Any]]:
         """SQL conditions (prefixed with AND) and their parameters."""
+        conditions, params = self._dimension_conditions(include_owners=True)
+        if self.close_from is not None:
+            conditions.append(f"{close_column} >= %s")
+            params.append(self.close_from.isoformat())
+        if self.close_to is not None:
+            conditions.append(f"{close_column} <= %s")
+            params.append(self.close_to.isoformat())
+        return "".join(f" AND {c}" for c in conditions), params
+
+    def month_sql(self) -> tuple[str, list[Any]]:
+        """Conditions on ``funnel_dimension_totals`` (see ``in_whole_months``)."""
+        conditions, params = self._dimension_conditions(include_owners=False)
+        if self.close_from is not None:
+            conditions.append("close_month >= %s")
+            params.append(self.close_from.isoformat()[:7])
+        if self.close_to is not None:
+            conditions.append("close_month <= %s")
+            params.append(self.close_to.isoformat()[:7])
+        return "".join(f" AND {c}" for c in conditions), params
+
+    def in_whole_months(self) -> bool:
+        """True if the close period starts on a month's first day and ends on a last day."""
+        starts = self.close_from is None or self.close_from.day == 1
+        ends = self.close_to is None or (self.close_to + timedelta(days=1)).day == 1
+        return starts and ends
+
+    def _dimension_conditions(self, *, include_owners: bool) -> tuple[list[str], list[Any]]:
         conditions: list[str] = []
         params: list[Any] = []
-        if self.owner_ids is not None:
+        if include_owners and self.owner_ids is not None:
             owners = sorted(self.owner_ids)
             conditions.append(f"owner_id {in_clause(owners)}")
             params.extend(owners)
@@ -318,13 +418,7 @@ class FunnelFilter:
             if value is not None:
                 conditions.append(f"{column} = %s")
                 params.append(value)
-        if self.close_from is not None:
-            conditions.append(f"{close_column} >= %s")
-            params.append(self.close_from.isoformat())
-        if self.close_to is not None:
-            conditions.append(f"{close_column} <= %s")
-            params.append(self.close_to.isoformat())
-        return "".join(f" AND {c}" for c in conditions), params
+        return conditions, params
 
     def matches(self, row: Row, close_column: str = "expected_close") -> bool:
         if self.owner_ids is not None and row["owner_id"] not in self.owner_ids:
@@ -353,21 +447,33 @@ class FunnelStage(BaseModel):
 
 
 class Funnel(BaseModel):
-    """Open deals per stage 1–7 and won deals as stage 8 (closed in the close period, if given)."""
+    """Open deals per stage 1–7 and won deals as stage 8 (closed in the close period, if given).
+
+    Deals disqualified into nurturing are not in the stages: they are counted apart.
+    """
 
     as_of: datetime | None = None
     stages: list[FunnelStage]
     open_count: int
     open_amount: Decimal
     weighted_amount: Decimal
+    nurturing_count: int = Field(
+        0,
+        description="open deals disqualified and sent back to marketing for nurturing",
+        examples=[4],
+    )
+    nurturing_amount: Decimal = Field(Decimal(0), examples=["120000"])
 
 
-def _funnel_from_totals(
-    totals: dict[int, tuple[int, Decimal]], as_of: datetime | None = None
-) -> Funnel:
+StageTotals = dict[tuple[int, str], tuple[int, Decimal]]
+"""(stage, funnel status) → (count, amount)."""
+
+
+def _funnel_from_totals(totals: StageTotals, as_of: datetime | None = None) -> Funnel:
     stages = []
     for stage in range(1, WON_STAGE + 1):
-        count, amount = totals.get(stage, (0, Decimal(0)))
+        status = "won" if stage == WON_STAGE else "open"
+        count, amount = totals.get((stage, status), (0, Decimal(0)))
         probability = STAGE_PROBABILITY[stage]
         stages.append(
             FunnelStage(
@@ -380,29 +486,42 @@ def _funnel_from_totals(
             )
         )
     open_stages = [s for s in stages if s.stage <= LAST_OPEN_STAGE]
+    nurturing = [v for (_, status), v in totals.items() if status == "nurturing"]
     return Funnel(
         as_of=as_of,
         stages=stages,
         open_count=sum(s.count for s in open_stages),
         open_amount=sum((s.amount for s in open_stages), Decimal(0)),
         weighted_amount=sum((s.weighted_amount for s in open_stages), Decimal(0)),
+        nurturing_count=sum(n for n, _ in nurturing),
+        nurturing_amount=sum((amount for _, amount in nurturing), Decimal(0)),
     )
+
+
+def _add_total(totals: StageTotals, stage: int, status: str, n: int, amount: Decimal) -> None:
+    count, total = totals.get((stage, status), (0, Decimal(0)))
+    totals[(stage, status)] = (count + n, total + amount)
 
 
 def query_funnel(database: Database, selection: FunnelFilter = FunnelFilter()) -> Funnel:
     """The live funnel, from the projection's rows.
 
-    Filtered by owners only (or not at all), it sums the small per owner/stage totals
-    table; any other filter scans the matching deals.
+    Filtered by owners only (or not at all), it sums the per owner/stage totals. Filtered
+    by region, product, source and a close period of whole months (year, quarter, month),
+    it sums the per-dimension totals. Otherwise (owners with other criteria, a week or a
+    day) it reads the matching deals through an index.
     """
     if selection == FunnelFilter(owner_ids=selection.owner_ids):
-        return _funnel_from_stage_totals(database, selection)
+        return _funnel_from_totals_table(database, "funnel_stage_totals", selection.sql())
+    if selection.owner_ids is None and selection.in_whole_months():
+        return _funnel_from_totals_table(database, "funnel_dimension_totals", selection.month_sql())
     conditions, params = selection.sql()
     won_conditions, won_params = selection.sql(close_column="closed_on")
     with database.transaction() as tx:
         rows = tx.execute(
-            "SELECT stage, COUNT(*) AS n, SUM(amount) AS amount FROM funnel_opportunities "
-            f"WHERE status = 'open'{conditions} GROUP BY stage",
+            "SELECT stage, qualification = 'nurturing' AS nurturing, COUNT(*) AS n, "
+            "SUM(amount) AS amount FROM funnel_opportunities "
+            f"WHERE status = 'open'{conditions} GROUP BY stage, qualification = 'nurturing'",
             params,
         )
         won = tx.execute(
@@ -410,25 +529,28 @@ def query_funnel(database: Database, selection: FunnelFilter = FunnelFilter()) -
             f"WHERE status = 'won'{won_conditions}",
             won_params,
         )
-    totals = {int(r["stage"]): (int(r["n"]), as_decimal(r["amount"])) for r in rows}
-    totals[WON_STAGE] = (int(won[0]["n"]), as_decimal(won[0]["amount"]))
+    totals: StageTotals = {}
+    for row in rows:
+        status = "nurturing" if row["nurturing"] else "open"
+        _add_total(totals, int(row["stage"]), status, int(row["n"]), as_decimal(row["amount"]))
+    _add_total(totals, WON_STAGE, "won", int(won[0]["n"]), as_decimal(won[0]["amount"]))
     return _funnel_from_totals(totals)
 
 
-def _funnel_from_stage_totals(database: Database, selection: FunnelFilter) -> Funnel:
-    conditions, params = selection.sql()
+def _funnel_from_totals_table(
+    database: Database, table: str, where: tuple[str, list[Any]]
+) -> Funnel:
+    conditions, params = where
     with database.transaction() as tx:
         rows = tx.execute(
-            "SELECT stage, status, SUM(count) AS n, SUM(amount) AS amount "
-            f"FROM funnel_stage_totals WHERE status IN ('open', 'won'){conditions} "
-            "GROUP BY stage, status",
+            f"SELECT stage, status, SUM(count) AS n, SUM(amount) AS amount FROM {table} "
+            f"WHERE status IN ('open', 'nurturing', 'won'){conditions} GROUP BY stage, status",
             params,
         )
-    totals: dict[int, tuple[int, Decimal]] = {WON_STAGE: (0, Decimal(0))}
+    totals: StageTotals = {}
     for row in rows:
         stage = WON_STAGE if row["status"] == "won" else int(row["stage"])
-        count, amount = totals.get(stage, (0, Decimal(0)))
-        totals[stage] = (count + int(row["n"]), amount + as_decimal(row["amount"]))
+        _add_total(totals, stage, row["status"], int(row["n"]), as_decimal(row["amount"]))
     return _funnel_from_totals(totals)
 
 
@@ -467,17 +589,13 @@ def funnel_from_deals(
     deals: Iterable[Row], selection: FunnelFilter = FunnelFilter(), as_of: datetime | None = None
 ) -> Funnel:
     """The funnel over in-memory deal rows (for as-of queries)."""
-    totals: dict[int, tuple[int, Decimal]] = {}
+    totals: StageTotals = {}
     for row in deals:
-        if row["status"] == "open" and selection.matches(row):
-            stage = int(row["stage"])
-        elif row["status"] == "won" and selection.matches(row, close_column="closed_on"):
-            stage = WON_STAGE
-        else:
-            continue
-        count, amount = totals.get(stage, (0, Decimal(0)))
-        value = row["won_amount"] if stage == WON_STAGE else row["amount"]
-        totals[stage] = (count + 1, amount + as_decimal(value))
+        status = funnel_status(row)
+        if status == "won" and selection.matches(row, close_column="closed_on"):
+            _add_total(totals, WON_STAGE, status, 1, as_decimal(row["won_amount"]))
+        elif status in ("open", "nurturing") and selection.matches(row):
+            _add_total(totals, int(row["stage"]), status, 1, as_decimal(row["amount"]))
     return _funnel_from_totals(totals, as_of)
 
 
@@ -549,12 +667,13 @@ def query_funnel_health(
             for sql, extra in (
                 (
                     "SELECT stage, COUNT(*) AS n, SUM(amount) AS amount FROM funnel_stage_intervals"
-                    " WHERE entered_at <= %s AND left_at > %s",
+                    " WHERE nurturing = 0 AND entered_at <= %s AND left_at > %s",
                     [at, at],
                 ),
                 (
                     "SELECT stage, COUNT(*) AS n, SUM(amount) AS amount FROM funnel_opportunities"
-                    " WHERE status = 'open' AND stage_entered_at <= %s",
+                    " WHERE status = 'open' AND qualification <> 'nurturing'"
+                    " AND stage_entered_at <= %s",
                     [at],
                 ),
             ):

@@ -15,6 +15,8 @@ from events.customer import ActivityLogged, CustomerAssigned, CustomerRegistered
 from events.forecast import ForecastOpened, ForecastRevised, ForecastSubmitted
 from events.opportunity import (
     OpportunityActivityLogged,
+    OpportunityDisqualified,
+    OpportunityLost,
     OpportunityOpened,
     OpportunityQualified,
     OpportunityWon,
@@ -30,6 +32,7 @@ from projections.funnel import (
     funnel_from_deals,
     health_label,
     query_funnel,
+    query_funnel_health,
 )
 from projections.monitoring import (
     MonitoringProjection,
@@ -176,6 +179,109 @@ def test_the_owner_totals_agree_with_the_deals(database: Database) -> None:
     for owners in (None, {"rep"}, {"rep2"}):
         selection = FunnelFilter(owner_ids=owners)
         assert query_funnel(database, selection) == funnel_from_deals(rows, selection)
+
+
+def test_a_deal_sent_back_for_nurturing_leaves_the_funnel_until_requalified(
+    database: Database,
+) -> None:
+    kept, nurtured = Stream("o"), Stream("o")
+    day = timedelta(days=1)
+    sent_back = [
+        opened(kept, T0),
+        opened(nurtured, T0, amount=400),
+        nurtured(OpportunityQualified, T0 + day, criteria={}),
+        nurtured(StageAdvanced, T0 + 2 * day, from_stage=1, to_stage=2, reason=None),
+        nurtured(OpportunityDisqualified, T0 + 3 * day, criteria={}, reason="no budget"),
+    ]
+    apply(database, FunnelProjection(), sent_back)
+
+    funnel = query_funnel(database)
+    health = query_funnel_health(database, now=T0 + 40 * day, history_months=1)
+
+    assert [s.count for s in funnel.stages] == [1, 0, 0, 0, 0, 0, 0, 0]
+    assert (funnel.open_count, funnel.open_amount) == (1, Decimal(1000))
+    assert (funnel.nurturing_count, funnel.nurturing_amount) == (1, Decimal(400))
+    assert health.stages[0].count == 1 and health.stages[0].expected_count == 1
+
+    apply(
+        database,
+        FunnelProjection(),
+        [nurtured(OpportunityQualified, T0 + 5 * day, criteria={})],
+    )
+    funnel = query_funnel(database)
+    with database.transaction() as tx:
+        stays = tx.execute(
+            "SELECT stage, outcome, nurturing, seconds FROM funnel_stage_intervals "
+            "ORDER BY left_position"
+        )
+
+    assert funnel.stages[0].count == 2 and funnel.nurturing_count == 0
+    assert [(r["stage"], r["outcome"], r["nurturing"]) for r in stays] == [
+        (1, "stage 2", 0),
+        (2, "nurturing", 0),
+        (1, "qualified", 1),
+    ]
+    assert stays[2]["seconds"] == 2 * 86400
+
+
+def test_a_lost_nurtured_deal_is_neither_open_nor_nurturing(database: Database) -> None:
+    deal = Stream("o")
+    apply(
+        database,
+        FunnelProjection(),
+        [
+            opened(deal, T0),
+            deal(OpportunityDisqualified, T0 + timedelta(days=1), criteria={}, reason="later"),
+            deal(
+                OpportunityLost,
+                T0 + timedelta(days=2),
+                reason="gone",
+                competitor=None,
+                closed_on=date(2026, 3, 4),
+            ),
+        ],
+    )
+    funnel = query_funnel(database)
+    assert (funnel.open_count, funnel.nurturing_count) == (0, 0)
+
+
+FILTERS = [
+    FunnelFilter(),
+    FunnelFilter(owner_ids={"rep"}),
+    FunnelFilter(region="west"),
+    FunnelFilter(product="arm", source="web"),
+    FunnelFilter(close_from=date(2026, 4, 1), close_to=date(2026, 6, 30)),
+    FunnelFilter(close_from=date(2026, 3, 1), close_to=date(2026, 3, 31)),
+    FunnelFilter(region="east", close_from=date(2026, 6, 29), close_to=date(2026, 7, 5)),
+    FunnelFilter(close_from=date(2026, 3, 5), close_to=date(2026, 3, 5)),
+    FunnelFilter(owner_ids={"rep", "rep2"}, region="east"),
+    FunnelFilter(owner_ids={"rep2"}, close_from=date(2026, 1, 1), close_to=date(2026, 12, 31)),
+]
+
+
+def test_every_filter_gives_what_a_scan_of_the_deals_gives(database: Database) -> None:
+    a, b, c, d = Stream("o"), Stream("o"), Stream("o"), Stream("o")
+    day = timedelta(days=1)
+    apply(
+        database,
+        FunnelProjection(),
+        [
+            opened(a, T0),
+            opened(b, T0, owner="rep2", amount=500, region="west", close=date(2026, 7, 2)),
+            opened(c, T0, owner="rep2", amount=700),
+            opened(d, T0, amount=300, close=date(2026, 3, 31)),
+            a(OpportunityQualified, T0 + day, criteria={}),
+            a(StageAdvanced, T0 + 2 * day, from_stage=1, to_stage=7, reason=None),
+            a(OpportunityWon, T0 + 3 * day, amount=Decimal(900), closed_on=date(2026, 3, 5)),
+            c(OpportunityDisqualified, T0 + day, criteria={}, reason="no budget"),
+            d(OpportunityQualified, T0 + day, criteria={}),
+            d(StageAdvanced, T0 + 2 * day, from_stage=1, to_stage=4, reason=None),
+        ],
+    )
+    with database.transaction() as tx:
+        rows = tx.execute("SELECT * FROM funnel_opportunities")
+    for selection in FILTERS:
+        assert query_funnel(database, selection) == funnel_from_deals(rows, selection), selection
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,21 @@ from services.settings import Settings
 
 PEOPLE = ("boss", "rep", "rep2")
 ALL_MET = {criterion: True for criterion in QUALIFICATION_CRITERIA}
+NONE_MET = {criterion: False for criterion in QUALIFICATION_CRITERIA}
+FILTERS = (
+    FunnelFilter(),
+    FunnelFilter(owner_ids={"rep"}),
+    FunnelFilter(region="east"),
+    FunnelFilter(source="referral", product="arm"),
+    FunnelFilter(region="west", close_from=date(2026, 4, 1), close_to=date(2026, 6, 30)),
+    FunnelFilter(close_from=date(2026, 3, 1), close_to=date(2026, 3, 31)),
+    FunnelFilter(close_from=date(2026, 2, 9), close_to=date(2026, 2, 15)),
+    FunnelFilter(close_from=date(2026, 3, 1), close_to=date(2026, 3, 1)),
+    FunnelFilter(owner_ids={"rep2"}, region="west"),
+    FunnelFilter(
+        owner_ids={"rep", "rep2"}, close_from=date(2026, 1, 1), close_to=date(2026, 6, 30)
+    ),
+)
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 operation = st.one_of(
@@ -36,6 +51,7 @@ operation = st.one_of(
     st.tuples(st.just("open"), st.integers(0, 5), st.sampled_from(PEOPLE[1:])),
     st.tuples(st.just("advance"), st.integers(0, 9), st.integers(1, 7)),
     st.tuples(st.just("qualify"), st.integers(0, 9)),
+    st.tuples(st.just("disqualify"), st.integers(0, 9)),
     st.tuples(st.just("advance"), st.integers(0, 9), st.integers(1, 7)),
     st.tuples(st.just("win"), st.integers(0, 9)),
     st.tuples(st.just("lose"), st.integers(0, 9)),
@@ -97,6 +113,8 @@ def run(ledger: SalesLedger, op: tuple[Any, ...], customers: list[str], deals: l
         return
     elif kind == "qualify":
         ledger.qualify_opportunity(deal, ALL_MET, actor="boss")
+    elif kind == "disqualify":
+        ledger.disqualify_opportunity(deal, NONE_MET, "no budget yet", actor="boss")
     elif kind == "advance":
         qualify_if_pending(ledger, deal)
         ledger.advance_stage(deal, op[2], "back", actor="boss")
@@ -167,10 +185,8 @@ def test_incremental_projections_equal_a_rebuild(
         assert table_rows(database) == incremental
         with database.transaction() as tx:
             deal_rows = tx.execute("SELECT * FROM funnel_opportunities")
-        assert query_funnel(database) == funnel_from_deals(deal_rows)
-        assert query_funnel(database, FunnelFilter(owner_ids={"rep"})) == funnel_from_deals(
-            deal_rows, FunnelFilter(owner_ids={"rep"})
-        )
+        for selection in FILTERS:
+            assert query_funnel(database, selection) == funnel_from_deals(deal_rows, selection)
         last = ledger.recorder.max_notification_id()
         assert set(rebuilt_runner.positions().values()) == {last}
         database.close()
