@@ -1,4 +1,4 @@
-"""The reports through the API: conversion, forecasts, plan vs actual, monitoring."""
+"""The reports through the API: funnel, conversion, forecasts, plan vs actual, monitoring."""
 
 from __future__ import annotations
 
@@ -219,3 +219,59 @@ def test_monitoring_and_conversion_reports(
     assert conversion["win_rate"] == "1.0000"
     assert conversion["cohorts"][0]["reached"]["8"] == 1
     assert conversion["sources"][0]["source"] == "referral"
+
+
+def test_a_deal_sent_back_for_nurturing_is_reported_apart_from_the_funnel(
+    client: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    test_client, headers = client
+    boss = headers["boss"]
+    customer = call(test_client, boss, "POST", "/customers", {"name": "Nurtured", "source": "web"})
+    deal = call(
+        test_client,
+        boss,
+        "POST",
+        "/opportunities",
+        {
+            "customer_id": customer["aggregate_id"],
+            "owner_id": "rep",
+            "title": "Too early",
+            "source": "campaign",
+            "amount": "4000",
+            "expected_close": "2026-09-30",
+            "product": "arm",
+            "region": "east",
+        },
+    )["aggregate_id"]
+    not_yet = {criterion: False for criterion in QUALIFICATION_CRITERIA}
+    sent_back = call(
+        test_client,
+        boss,
+        "POST",
+        f"/opportunities/{deal}/disqualification",
+        {"criteria": not_yet, "reason": "no budget this year"},
+    )
+
+    nurturing = call(test_client, boss, "GET", "/funnel", min_position=sent_back["position"])
+    in_q3 = call(test_client, boss, "GET", "/funnel", region="east", close_period="2026-Q3")
+    health = call(test_client, boss, "GET", "/funnel/health")
+    conversion = call(test_client, boss, "GET", "/funnel/conversion")
+    requalified = call(
+        test_client,
+        boss,
+        "POST",
+        f"/opportunities/{deal}/qualification",
+        {"criteria": ALL_MET},
+    )
+    back = call(test_client, boss, "GET", "/funnel", min_position=requalified["position"])
+
+    assert (nurturing["open_count"], nurturing["stages"][0]["count"]) == (0, 0)
+    assert (nurturing["nurturing_count"], nurturing["nurturing_amount"]) == (1, "4000")
+    assert (in_q3["open_count"], in_q3["nurturing_count"]) == (0, 1)
+    assert health["stages"][0]["count"] == 0
+    assert (conversion["open_deals"], conversion["nurturing_deals"]) == (0, 1)
+    assert (back["open_count"], back["stages"][0]["amount"], back["nurturing_count"]) == (
+        1,
+        "4000",
+        0,
+    )

@@ -38,7 +38,7 @@ def get_funnel(
     selection: FunnelFilterDep,
     as_of: AsOf = None,
 ) -> Funnel:
-    """Count, amount and weighted amount per stage, filtered; live or ``as_of``."""
+    """Count, amount and weighted amount per stage, nurturing deals apart; live or ``as_of``."""
     if as_of is not None:
         return query_funnel_as_of(ledger, as_of, selection)
     return query_funnel(database, selection)
