@@ -79,6 +79,7 @@ POLL_INTERVAL_SECONDS = 0.25
 SCHEMA_LOCK_KEY = 0x53434845  # "SCHE": serialises schema creation between processes
 GUARD_SQLSTATE = "LG001"
 NOTIFY_RETRY_SECONDS = 1.0
+NOTIFY_COALESCE_SECONDS = 0.01
 
 
 class CoalescingNotifier:
@@ -114,6 +115,9 @@ class CoalescingNotifier:
                     conn.execute(self._statement)
             except Exception:  # noqa: BLE001 - the pool is closed or the server away
                 threading.Event().wait(NOTIFY_RETRY_SECONDS)
+            else:
+                # Appends in the next few milliseconds share the next NOTIFY.
+                threading.Event().wait(NOTIFY_COALESCE_SECONDS)
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -500,6 +504,25 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
+    def select_notification_rows(
+        self, start: int, limit: int
+    ) -> list[tuple[int, str, int, str, bytes]]:
+        """The notifications after ``start`` (below the read horizon, as
+        ``select_notifications``) as plain tuples: position, originator id as text,
+        originator version, topic, state. For followers that decode the state themselves."""
+        statement = SQL(
+            "SELECT notification_id, originator_id::text, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE {horizon} AND notification_id > %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            horizon=self.horizon,
+        )
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, [start, limit], prepare=True)
+            return curs.fetchall()
+
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
     ) -> Subscription[ApplicationRecorder]:
@@ -727,6 +750,19 @@ def _sqlite_record(row: Any) -> ChainedRecord:
         state=bytes(row[4]),
         hash=None if row[5] is None else bytes(row[5]),
     )
+
+    def select_notification_rows(
+        self, start: int, limit: int
+    ) -> list[tuple[int, str, int, str, bytes]]:
+        """The notifications after ``start`` as plain tuples: position, originator id as
+        text, originator version, topic, state (see the PostgreSQL recorder)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                [start, limit],
+            )
+            return [tuple(row) for row in c.fetchall()]
 
 
 class LedgerSQLiteFactory(SQLiteFactory):
