@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
 from pydantic import BaseModel, Field
 
+from events.base import DateAsISO
 from projections.base import Projection, RecordedEvent, iso_timestamp, write_rows
 from services.database import Database, Transaction
 
@@ -26,11 +28,32 @@ _ENVELOPE = frozenset(
     {"originator_id", "originator_version", "timestamp", "actor", "originator_topic"}
 )
 _CHANGES_AS_JSON = json.JSONEncoder(default=str, sort_keys=True)
+_STORED_STATE = JSONTranscoder()
+for _transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), DateAsISO()):
+    _STORED_STATE.register(_transcoding)
 
 
 def event_changes(event: Any) -> dict[str, Any]:
     """The event's own fields, without the envelope."""
     return {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+
+
+def stored_changes(changes: str) -> dict[str, Any]:
+    """An ``audit_trail.changes`` value as JSON-ready fields.
+
+    The column holds either the event's stored JSON as the ledger wrote it (envelope and
+    transcoded values included: written as it is, nothing encoded per event) or, for an
+    event that needed the mapper (an upcast, a cipher), its fields already encoded by
+    ``event_changes``. Both read as the event's own fields, values as ``str`` gives them.
+    """
+    fields = _STORED_STATE.decode(changes.encode())
+    own = {k: v for k, v in fields.items() if k not in _ENVELOPE}
+    result: dict[str, Any] = json.loads(_CHANGES_AS_JSON.encode(own))
+    return result
+
+
+def _aggregate_type(event: Any) -> str:
+    return str(type(event).__module__).rsplit(".", 1)[-1]
 
 
 class AuditTrailProjection(Projection):
@@ -53,24 +76,30 @@ class AuditTrailProjection(Projection):
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
-        write_rows(
-            tx,
-            "audit_trail",
-            AUDIT_COLUMNS,
-            [
+        types: dict[type, str] = {}
+        rows = []
+        for e in events:
+            event = e.event
+            kind = type(event)
+            aggregate_type = types.get(kind)
+            if aggregate_type is None:
+                aggregate_type = types[kind] = _aggregate_type(event)
+            changes = e.state
+            if changes is None:
+                changes = _CHANGES_AS_JSON.encode(event_changes(event))
+            rows.append(
                 (
                     e.position,
                     e.aggregate_id,
-                    type(e.event).__module__.rsplit(".", 1)[-1],
-                    e.event.originator_version,
+                    aggregate_type,
+                    event.originator_version,
                     e.type_name,
                     e.actor,
                     e.recorded_at,
-                    _CHANGES_AS_JSON.encode(event_changes(e.event)),
+                    changes,
                 )
-                for e in events
-            ],
-        )
+            )
+        write_rows(tx, "audit_trail", AUDIT_COLUMNS, rows)
 
 
 class AuditEntry(BaseModel):
@@ -124,6 +153,8 @@ def query_audit_trail(
             f"WHERE {' AND '.join(conditions)} ORDER BY position LIMIT %s",
             [*params, limit + 1],
         )
-    items = [AuditEntry(**{**row, "changes": json.loads(row["changes"])}) for row in rows[:limit]]
+    items = [
+        AuditEntry(**{**row, "changes": stored_changes(row["changes"])}) for row in rows[:limit]
+    ]
     next_after = items[-1].position if len(rows) > limit else None
     return AuditPage(items=items, next_after=next_after)

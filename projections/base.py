@@ -23,6 +23,8 @@ class RecordedEvent(NamedTuple):
     aggregate_id: str
     recorded_at: str
     actor: str
+    state: str | None = None
+    """The stored JSON text of the event, when the event was decoded from it directly."""
 
     @classmethod
     def of(cls, position: int, event: Any, recorded_at: str | None = None) -> RecordedEvent:
@@ -124,16 +126,10 @@ def write_rows(
     if not rows:
         return
     names = ", ".join(columns)
+    if not on_conflict:
+        tx.copy_rows(table, columns, rows)
+        return
     if tx.dialect == "postgres":
-        connection = _copy_connection(tx)
-        if not on_conflict and connection is not None:
-            with (
-                connection.cursor() as cursor,
-                cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-            return
         payload = _ROWS_AS_JSON.encode([dict(zip(columns, row, strict=True)) for row in rows])
         tx.execute(
             f"INSERT INTO {table} ({names}) SELECT {names} "
@@ -146,15 +142,6 @@ def write_rows(
         f"INSERT INTO {table} ({names}) VALUES ({placeholders}){on_conflict}",
         [[sql_value(value) for value in row] for row in rows],
     )
-
-
-def _copy_connection(tx: Transaction) -> Any:
-    """The psycopg connection behind a PostgreSQL transaction, for ``COPY`` (None if hidden).
-
-    ``services.database`` does not offer ``COPY`` itself; the transaction's connection is
-    the same one its ``execute`` uses, so the rows still commit with the position.
-    """
-    return getattr(tx, "_conn", None)
 
 
 class KeyedRows:

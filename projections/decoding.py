@@ -6,19 +6,28 @@ the plain C decoder and converts the transcoded values (``{"_type_": …, "_data
 itself when they all sit at the top level of the event, as the ledger's events' do. Any
 other event (nested transcoded values, a class version to upcast, a cipher or compressor)
 goes through the mapper unchanged, so both paths give equal events.
+
+The fast path also keeps the stored JSON text (``RecordedEvent.state``), so the audit
+trail stores it as it is instead of encoding the event again.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import resolve_topic
 
 from projections.base import RecordedEvent
 
-_TRANSCODED = b'"_type_"'
+NotificationRow = tuple[int, str, int, str, bytes]
+"""A stored notification as the recorders' ``select_notification_rows`` return it:
+position, originator id (text), originator version, topic, state."""
+
+_TRANSCODED = '"_type_"'
 _JSON = json.JSONDecoder()
 _UTC_SECONDS = len("2026-01-01T00:00:00+00:00")
 _UTC_MICROSECONDS = len("2026-01-01T00:00:00.000000+00:00")
@@ -32,30 +41,83 @@ class NotificationDecoder:
         transcodings = getattr(mapper.transcoder, "names", None)
         self._transcodings: dict[str, Any] = transcodings or {}
         self._fast = isinstance(transcodings, dict) and not mapper.cipher and not mapper.compressor
-        self._classes: dict[str, type | None] = {}
+        self._classes: dict[str, tuple[type, str] | None] = {}
 
     def __call__(self, notification: Any) -> RecordedEvent:
-        cls = self._plain_class(notification.topic) if self._fast else None
-        if cls is not None and isinstance(notification.originator_id, UUID):
-            state = _JSON.raw_decode(notification.state.decode())[0]
-            timestamp = state.get("timestamp")
-            if self._untranscode(state, notification.state.count(_TRANSCODED)):
-                state["originator_id"] = notification.originator_id
-                state["originator_version"] = notification.originator_version
-                event: Any = object.__new__(cls)
-                object.__setattr__(event, "__dict__", state)
-                return RecordedEvent.of(notification.id, event, _utc_text(timestamp))
-        event = self._mapper.to_domain_event(notification)
-        return RecordedEvent.of(notification.id, event)
+        if isinstance(notification.originator_id, UUID):
+            decoded = self._decode(
+                notification.id,
+                notification.originator_id,
+                str(notification.originator_id),
+                notification.originator_version,
+                notification.topic,
+                notification.state,
+            )
+            if decoded is not None:
+                return decoded
+        return RecordedEvent.of(notification.id, self._mapper.to_domain_event(notification))
 
-    def _plain_class(self, topic: str) -> type | None:
-        """The event class of ``topic`` if it needs no upcasting (else None)."""
+    def decode_rows(self, rows: Sequence[NotificationRow]) -> list[RecordedEvent]:
+        """``rows`` decoded in order; one ``UUID`` per aggregate in the batch."""
+        ids: dict[str, tuple[UUID, str]] = {}
+        events = []
+        for position, originator, version, topic, state in rows:
+            known = ids.get(originator)
+            if known is None:
+                uuid = UUID(originator)
+                known = ids[originator] = (uuid, str(uuid))
+            originator_id, aggregate_id = known
+            decoded = self._decode(position, originator_id, aggregate_id, version, topic, state)
+            if decoded is None:
+                notification = Notification(
+                    id=position,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=bytes(state),
+                )
+                decoded = RecordedEvent.of(position, self._mapper.to_domain_event(notification))
+            events.append(decoded)
+        return events
+
+    def _decode(
+        self,
+        position: int,
+        originator_id: UUID,
+        aggregate_id: str,
+        version: int,
+        topic: str,
+        stored: bytes,
+    ) -> RecordedEvent | None:
+        """The event on the fast path, or None if it must go through the mapper."""
+        plain = self._plain_class(topic) if self._fast else None
+        if plain is None:
+            return None
+        cls, type_name = plain
+        text = stored.decode()
+        state = _JSON.raw_decode(text)[0]
+        timestamp = state.get("timestamp")
+        if not self._untranscode(state, text.count(_TRANSCODED)):
+            return None
+        state["originator_id"] = originator_id
+        state["originator_version"] = version
+        event: Any = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        recorded_at = _utc_text(timestamp)
+        if recorded_at is None:
+            return RecordedEvent.of(position, event)
+        return RecordedEvent(
+            position, event, type_name, aggregate_id, recorded_at, str(state.get("actor", "")), text
+        )
+
+    def _plain_class(self, topic: str) -> tuple[type, str] | None:
+        """The event class of ``topic`` and its name, if it needs no upcasting (else None)."""
         try:
             return self._classes[topic]
         except KeyError:
             cls = resolve_topic(topic)
             plain = getattr(cls, "class_version", 1) == 1
-            self._classes[topic] = cls if plain else None
+            self._classes[topic] = (cls, cls.__name__) if plain else None
             return self._classes[topic]
 
     def _untranscode(self, state: dict[str, Any], transcoded: int) -> bool:

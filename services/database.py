@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
 from typing import Any, Protocol
 
 from psycopg.rows import dict_row
@@ -28,6 +30,12 @@ class Transaction(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Append ``rows`` (values in ``columns`` order) to ``table``: ``COPY`` on
+        PostgreSQL, ``executemany`` on SQLite. Values must be SQL scalars; on SQLite
+        ``Decimal`` and ``date`` are stored as text."""
+        ...
 
 
 class _PostgresTransaction:
@@ -46,6 +54,12 @@ class _PostgresTransaction:
             with self._conn.cursor() as cur:
                 cur.executemany(sql, rows)
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with self._conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
 
 class _SQLiteTransaction:
     dialect = "sqlite"
@@ -63,6 +77,21 @@ class _SQLiteTransaction:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self._conn.executemany(sql.replace("%s", "?"), [tuple(r) for r in rows])
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        placeholders = ", ".join(["?"] * len(columns))
+        self._conn.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+            ([_sqlite_value(value) for value in row] for row in rows),
+        )
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 class Database:

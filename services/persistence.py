@@ -740,17 +740,6 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             )
             return {row["claim"]: row["value"] for row in c.fetchall()}
 
-
-def _sqlite_record(row: Any) -> ChainedRecord:
-    return ChainedRecord(
-        position=row[0],
-        originator_id=UUID(row[1]),
-        version=row[2],
-        topic=row[3],
-        state=bytes(row[4]),
-        hash=None if row[5] is None else bytes(row[5]),
-    )
-
     def select_notification_rows(
         self, start: int, limit: int
     ) -> list[tuple[int, str, int, str, bytes]]:
@@ -763,6 +752,17 @@ def _sqlite_record(row: Any) -> ChainedRecord:
                 [start, limit],
             )
             return [tuple(row) for row in c.fetchall()]
+
+
+def _sqlite_record(row: Any) -> ChainedRecord:
+    return ChainedRecord(
+        position=row[0],
+        originator_id=UUID(row[1]),
+        version=row[2],
+        topic=row[3],
+        state=bytes(row[4]),
+        hash=None if row[5] is None else bytes(row[5]),
+    )
 
 
 class LedgerSQLiteFactory(SQLiteFactory):

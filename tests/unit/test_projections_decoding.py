@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from commands.ledger import SalesLedger
 from events.base import recorded_at
+from projections.audit import event_changes, stored_changes
 from projections.base import RecordedEvent
 from projections.decoding import NotificationDecoder
 from projections.registry import all_projections
@@ -59,7 +61,22 @@ def test_the_decoder_gives_the_mappers_events(tmp_path: Path) -> None:
         plain = RecordedEvent.of(notification.id, ledger.mapper.to_domain_event(notification))
         assert type(fast.event) is type(plain.event)
         assert vars(fast.event) == vars(plain.event)
-        assert fast[2:] == plain[2:]
+        assert fast[2:6] == plain[2:6]
+    rows = ledger.recorder.select_notification_rows(0, 1000)
+    for from_row, from_notification in zip(
+        decode.decode_rows(rows), map(decode, notifications), strict=True
+    ):
+        assert vars(from_row.event) == vars(from_notification.event)
+        assert from_row == from_notification
+
+
+def test_audit_changes_read_the_same_from_stored_json_and_from_the_event(tmp_path: Path) -> None:
+    ledger = _ledger_with_history(tmp_path / "ledger.db")
+    decode = NotificationDecoder(ledger.mapper)
+    for recorded in decode.decode_rows(ledger.recorder.select_notification_rows(0, 1000)):
+        assert recorded.state is not None
+        encoded = json.dumps(event_changes(recorded.event), default=str, sort_keys=True)
+        assert stored_changes(recorded.state) == stored_changes(encoded) == json.loads(encoded)
 
 
 def test_a_catch_up_reading_ahead_gives_the_same_rows(tmp_path: Path) -> None:
