@@ -17,6 +17,7 @@ from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
 from services.database import Database
+from services.persistence import LedgerSQLiteRecorder
 from services.settings import Settings
 from tests.unit.test_projections_rebuild import table_rows
 
@@ -52,6 +53,11 @@ def _ledger_with_history(path: Path) -> SalesLedger:
     return ledger
 
 
+def _rows(ledger: SalesLedger) -> list[tuple[int, str, int, str, bytes]]:
+    assert isinstance(ledger.recorder, LedgerSQLiteRecorder)
+    return ledger.recorder.select_notification_rows(0, 1000)
+
+
 def test_the_decoder_gives_the_mappers_events(tmp_path: Path) -> None:
     ledger = _ledger_with_history(tmp_path / "ledger.db")
     notifications = ledger.recorder.select_notifications(0, 1000, inclusive_of_start=False)
@@ -62,7 +68,7 @@ def test_the_decoder_gives_the_mappers_events(tmp_path: Path) -> None:
         assert type(fast.event) is type(plain.event)
         assert vars(fast.event) == vars(plain.event)
         assert fast[2:6] == plain[2:6]
-    rows = ledger.recorder.select_notification_rows(0, 1000)
+    rows = _rows(ledger)
     for from_row, from_notification in zip(
         decode.decode_rows(rows), map(decode, notifications), strict=True
     ):
@@ -73,7 +79,7 @@ def test_the_decoder_gives_the_mappers_events(tmp_path: Path) -> None:
 def test_audit_changes_read_the_same_from_stored_json_and_from_the_event(tmp_path: Path) -> None:
     ledger = _ledger_with_history(tmp_path / "ledger.db")
     decode = NotificationDecoder(ledger.mapper)
-    for recorded in decode.decode_rows(ledger.recorder.select_notification_rows(0, 1000)):
+    for recorded in decode.decode_rows(_rows(ledger)):
         assert recorded.state is not None
         encoded = json.dumps(event_changes(recorded.event), default=str, sort_keys=True)
         assert stored_changes(recorded.state) == stored_changes(encoded) == json.loads(encoded)
