@@ -255,11 +255,21 @@ class FunnelProjection(Projection):
     )
     indexes = {
         "funnel_opportunities_status_stage": "funnel_opportunities (status, stage)",
-        "funnel_opportunities_owner": "funnel_opportunities (owner_id, status)",
         "funnel_opportunities_expected_close": "funnel_opportunities (status, expected_close)",
         "funnel_opportunities_closed_on": "funnel_opportunities (status, closed_on)",
         "funnel_stage_intervals_time": "funnel_stage_intervals (entered_at, left_at)",
     }
+    owner_indexes = {
+        "postgres": "funnel_opportunities (owner_id, status) INCLUDE (region, product, source, "
+        "expected_close, closed_on, stage, qualification, amount, won_amount)",
+        "sqlite": "funnel_opportunities (owner_id, status)",
+    }
+    """By owner: on PostgreSQL covering, so owners with other criteria read the index only."""
+
+    def create_indexes(self, tx: Transaction) -> None:
+        super().create_indexes(tx)
+        definition = self.owner_indexes.get(tx.dialect, self.owner_indexes["sqlite"])
+        tx.execute(f"CREATE INDEX IF NOT EXISTS funnel_opportunities_owner ON {definition}")
 
     def create_tables(self, tx: Transaction) -> None:
         tx.execute(
