@@ -310,7 +310,9 @@ def query_customer_resource_plan(
         average = tx.execute(
             "SELECT AVG(won_amount) AS amount FROM funnel_opportunities WHERE status = 'won'"
         )[0]["amount"]
-        live_condition = condition.replace("status = 'won'", "status = 'open'", 1)
+        live_condition = condition.replace(
+            "status = 'won'", "status = 'open' AND qualification <> 'nurturing'", 1
+        )
         live_condition = live_condition.replace("closed_on", "expected_close")
         live = {
             int(r["stage"]): int(r["n"])
