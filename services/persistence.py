@@ -163,11 +163,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{function}("
-                "events {schema}.{event_type}[], claim_keys text[], claim_values text[], "
+                "ids uuid[], versions bigint[], topics text[], states bytea[], "
+                "claim_keys text[], claim_values text[], "
                 "guard_id uuid, guard_version bigint) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
-                "DECLARE ids bigint[]; hashes bytea[] := '{{}}'; previous bytea; "
-                "  e {schema}.{event_type}; i int; "
+                "DECLARE positions bigint[]; hashes bytea[] := '{{}}'; previous bytea; "
+                "  i int; "
                 "BEGIN "
                 "  IF guard_id IS NOT NULL AND EXISTS (SELECT 1 FROM {schema}.{table} g "
                 "     WHERE g.originator_id = guard_id "
@@ -181,20 +182,19 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "      INSERT INTO {schema}.{table} "
                 "        (originator_id, originator_version, topic, state, hash) "
                 "      SELECT u.originator_id, u.originator_version, u.topic, u.state, hashes[u.n] "
-                "      FROM unnest(events) WITH ORDINALITY "
+                "      FROM unnest(ids, versions, topics, states) WITH ORDINALITY "
                 "        AS u(originator_id, originator_version, topic, state, n) ORDER BY u.n "
                 "      RETURNING notification_id) "
-                "    SELECT array_agg(notification_id ORDER BY notification_id) INTO ids "
+                "    SELECT array_agg(notification_id ORDER BY notification_id) INTO positions "
                 "      FROM inserted; "
                 "  PERFORM pg_advisory_unlock({key}); "
                 "  INSERT INTO {schema}.ledger_claims (claim, value) "
                 "    SELECT * FROM unnest(claim_keys, claim_values); "
-                "  RETURN QUERY SELECT unnest(ids); "
+                "  RETURN QUERY SELECT unnest(positions); "
                 "END; $BODY$"
             ).format(
                 schema=schema,
                 function=Identifier(self.ledger_insert_function),
-                event_type=Identifier(self.stored_event_type_name),
                 chain=self._sql_chain_hashes() if self.chain_events else SQL(""),
                 key=INSERT_LOCK_KEY,
                 table=table,
@@ -202,8 +202,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 guard_code=SQL(GUARD_SQLSTATE),
             )
         )
-        self.sql_append = SQL("SELECT * FROM {schema}.{function}(%s, %s, %s, %s, %s)").format(
-            schema=schema, function=Identifier(self.ledger_insert_function)
+        self.sql_append = (
+            SQL("SELECT * FROM {schema}.{function}(%s, %s, %s, %s, %s, %s, %s, %s)")
+            .format(schema=schema, function=Identifier(self.ledger_insert_function))
+            .as_string(None)
         )
         self.sql_insert_claims = SQL(
             "INSERT INTO {schema}.ledger_claims (claim, value) VALUES (%s, %s)"
@@ -229,19 +231,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         the previous version is committed before anyone can append the next one.
         """
         return SQL(
-            "  FOR i IN 1 .. coalesce(array_length(events, 1), 0) LOOP "
-            "    e := events[i]; "
-            "    IF i > 1 AND events[i - 1].originator_id = e.originator_id "
-            "       AND events[i - 1].originator_version = e.originator_version - 1 THEN "
+            "  FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP "
+            "    IF i > 1 AND ids[i - 1] = ids[i] AND versions[i - 1] = versions[i] - 1 THEN "
             "      previous := hashes[i - 1]; "
             "    ELSE "
             "      SELECT s.hash INTO previous FROM {schema}.{table} s "
-            "      WHERE s.originator_id = e.originator_id "
-            "        AND s.originator_version = e.originator_version - 1; "
+            "      WHERE s.originator_id = ids[i] AND s.originator_version = versions[i] - 1; "
             "    END IF; "
-            "    hashes[i] := sha256(coalesce(previous, {genesis}) || uuid_send(e.originator_id) "
-            "      || int8send(e.originator_version) || int4send(octet_length(e.topic)) "
-            "      || convert_to(e.topic, 'UTF8') || e.state); "
+            "    hashes[i] := sha256(coalesce(previous, {genesis}) || uuid_send(ids[i]) "
+            "      || int8send(versions[i]) || int4send(octet_length(topics[i])) "
+            "      || convert_to(topics[i], 'UTF8') || states[i]); "
             "    previous := NULL; "
             "  END LOOP; "
         ).format(
@@ -407,10 +406,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         decisions that read an aggregate (the organisation) they do not write."""
         if not stored_events:
             return []
-        pg_events = [
-            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-            for e in stored_events
-        ]
         claim_rows = list(claims)
         guard_id, guard_version = guard if guard is not None else (None, None)
         # One statement, so one round trip and its own transaction: the function takes
@@ -421,7 +416,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     curs.execute(
                         self.sql_append,
                         (
-                            pg_events,
+                            [e.originator_id for e in stored_events],
+                            [e.originator_version for e in stored_events],
+                            [e.topic for e in stored_events],
+                            [e.state for e in stored_events],
                             [k for k, _ in claim_rows] if claim_rows else None,
                             [v for _, v in claim_rows] if claim_rows else None,
                             guard_id,
