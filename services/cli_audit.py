@@ -9,7 +9,8 @@ from dataclasses import asdict
 from typing import Any
 from uuid import UUID
 
-from services.bootstrap import build_ledger
+from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.database import Database
 from services.integrity import (
     ChainVerifier,
     Digest,
@@ -32,6 +33,12 @@ def register(subparsers: Any) -> None:
     init.set_defaults(handler=_init_db)
 
     seal = subparsers.add_parser("seal", help="extend the ledger-wide hash chain over new events")
+    seal.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep sealing new events as they arrive (the sealing worker), until interrupted",
+    )
+    seal.add_argument("--interval", type=float, default=1.0, help="seconds between seals")
     seal.set_defaults(handler=_seal)
 
     verify = subparsers.add_parser(
@@ -62,9 +69,23 @@ def _init_db(args: argparse.Namespace) -> int:
 
 def _seal(args: argparse.Namespace) -> int:
     ledger = build_ledger()
-    position = Sealer(ledger.recorder).seal()  # type: ignore[arg-type]
-    print(f"sealed up to position {position}")
-    return 0
+    sealer = Sealer(ledger.recorder)  # type: ignore[arg-type]
+    position = sealer.seal()
+    print(f"sealed up to position {position}", flush=True)
+    if not args.follow:
+        return 0
+    database = Database(Settings())
+    try:
+        while True:
+            database.wait_for_notify(EVENTS_CHANNEL, args.interval)
+            sealed = sealer.seal()
+            if sealed != position:
+                position = sealed
+                print(f"sealed up to position {position}", flush=True)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        database.close()
 
 
 def _print_report(report: VerificationReport) -> None:
