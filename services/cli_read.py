@@ -6,13 +6,18 @@ import argparse
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
+
+from tqdm import tqdm
 
 from projections.read_store import open_read_store
 from projections.registry import all_projections, projection_names
 from projections.runner import ProjectionRunner, ProjectionWorker
 from services.bootstrap import EVENTS_CHANNEL, build_ledger
 from services.settings import Settings
+
+PROGRESS_INTERVAL_SECONDS = 0.5
 
 
 def register(subparsers: Any) -> None:
@@ -65,7 +70,8 @@ def _project(args: argparse.Namespace) -> int:
         build_ledger(settings), database, all_projections(), batch_size=args.batch_size
     )
     if args.once:
-        print(f"applied {runner.catch_up()} events; positions {runner.positions()}")
+        applied = _with_progress(runner, runner.catch_up, "catching up")
+        print(f"applied {applied} events; positions {runner.positions()}")
         return 0
     worker = ProjectionWorker(runner, EVENTS_CHANNEL, poll_interval=args.poll_interval)
     stopped = threading.Event()
@@ -89,9 +95,29 @@ def _rebuild(args: argparse.Namespace) -> int:
         return 2
     settings = Settings()
     runner = ProjectionRunner(build_ledger(settings), open_read_store(settings), all_projections())
-    applied = runner.rebuild(args.names or None)
+    applied = _with_progress(runner, lambda: runner.rebuild(args.names or None), "rebuilding")
     print(
         f"rebuilt {', '.join(args.names or runner.names)} from {applied} events; "
         f"positions {runner.positions()}"
     )
     return 0
+
+
+def _with_progress(runner: ProjectionRunner, work: Callable[[], int], description: str) -> int:
+    """Run ``work`` with a progress bar (on a terminal) of the slowest projection's position."""
+    target = runner.ledger.store.max_committed_notification_id()
+    done = threading.Event()
+
+    def report() -> None:
+        with tqdm(total=target, desc=description, unit="event", disable=None) as bar:
+            while not done.wait(PROGRESS_INTERVAL_SECONDS):
+                bar.update(max(0, min(runner.positions().values(), default=0) - bar.n))
+            bar.update(max(0, target - bar.n))
+
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    try:
+        return work()
+    finally:
+        done.set()
+        reporter.join()
