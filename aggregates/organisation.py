@@ -32,6 +32,16 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+def as_role(role: Role | str) -> Role:
+    """The role named by ``role``; a RuleViolationError for an unknown one."""
+    try:
+        return Role(role)
+    except ValueError:
+        raise RuleViolationError(
+            f"unknown role {role!r}; use one of {[r.value for r in Role]}"
+        ) from None
+
+
 @dataclass
 class Person:
     person_id: str
@@ -103,9 +113,10 @@ class Organisation(Aggregate):
     # Decisions.
 
     def join(
-        self, person_id: str, name: str, role: Role, manager_id: str | None, actor: str
+        self, person_id: str, name: str, role: Role | str, manager_id: str | None, actor: str
     ) -> None:
         self.require_admin(actor)
+        role = as_role(role)
         if person_id in self.people and self.people[person_id].active:
             raise RuleViolationError(f"person {person_id!r} is already in the organisation")
         if manager_id is not None:
@@ -119,8 +130,9 @@ class Organisation(Aggregate):
             actor=actor,
         )
 
-    def change_role(self, person_id: str, role: Role, reason: str, actor: str) -> None:
+    def change_role(self, person_id: str, role: Role | str, reason: str, actor: str) -> None:
         self.require_admin(actor)
+        role = as_role(role)
         person = self.person(person_id)
         if person.role == role:
             raise RuleViolationError(f"{person_id!r} already has role {role}")

@@ -351,7 +351,7 @@ class SalesLedger(Application[UUID]):
         self,
         person_id: str,
         name: str,
-        role: Role,
+        role: Role | str,
         manager_id: str | None,
         *,
         actor: str,
@@ -365,7 +365,13 @@ class SalesLedger(Application[UUID]):
         return self._run(actor, command_id, decide)
 
     def change_role(
-        self, person_id: str, role: Role, reason: str, *, actor: str, command_id: str | None = None
+        self,
+        person_id: str,
+        role: Role | str,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(for_change=True)

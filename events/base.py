@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
-from typing import Any
+from typing import Any, dataclass_transform
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Transcoding
@@ -27,7 +27,11 @@ def recorded_at(moment: datetime) -> Iterator[None]:
         _recording_time.reset(token)
 
 
+@dataclass_transform(frozen_default=True)
 class _Stamped:
+    """Stamps events with the recording time in force (see ``recorded_at``); for type
+    checkers, marks every ledger event class as the frozen dataclass it is at run time."""
+
     @classmethod
     def create_timestamp(cls) -> datetime:
         moment = _recording_time.get()

@@ -11,8 +11,8 @@ from commands.ledger import SalesLedger
 from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
-from services.api.dependencies import ApiContext
 from services.api import integrity, tokens
+from services.api.dependencies import ApiContext
 from services.api.errors import install_error_handlers
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (

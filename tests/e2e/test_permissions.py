@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -36,9 +37,20 @@ READ_REP1 = frozenset({"rep1", "mgr", "auditor", "admin"})
 CHANGE_REP1 = frozenset({"rep1", "mgr", "admin"})
 
 DEAL_CHANGES = (
-    "qualification", "disqualification", "evaluation", "stage", "owner", "team",
-    "team/{person_id}/removal", "bid-details", "amount", "close-date", "activities", "win",
-    "loss", "reopening",
+    "qualification",
+    "disqualification",
+    "evaluation",
+    "stage",
+    "owner",
+    "team",
+    "team/{person_id}/removal",
+    "bid-details",
+    "amount",
+    "close-date",
+    "activities",
+    "win",
+    "loss",
+    "reopening",
 )
 
 EXPECTED: dict[tuple[str, str], frozenset[str]] = {
@@ -74,7 +86,13 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/funnel/conversion"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): OVERSIGHT
-        for v in ("stale-deals", "slipped-deals", "activity", "unowned-customers", "ownership-transfers")
+        for v in (
+            "stale-deals",
+            "slipped-deals",
+            "activity",
+            "unowned-customers",
+            "ownership-transfers",
+        )
     },
     ("GET", "/audit"): AUDIT,
     ("GET", "/aggregates/{aggregate_id}"): READ_REP1,
@@ -93,9 +111,11 @@ class World:
     path_values: dict[str, str]
 
     def call(self, method: str, path: str, actor: str | None) -> tuple[int, dict[str, object]]:
-        url = path.format(**{k: self.path_values[k] for k in self.path_values if "{" + k + "}" in path})
+        url = path.format(
+            **{k: self.path_values[k] for k in self.path_values if "{" + k + "}" in path}
+        )
         headers = {"Authorization": f"Bearer {self.tokens[actor]}"} if actor else {}
-        kwargs = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+        kwargs: dict[str, Any] = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
         response = self.client.request(method, url, headers=headers, **kwargs)
         return response.status_code, response.json()
 
@@ -108,9 +128,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     build_team(ledger)
     customer = ledger.register_customer(name="Acme", source="web", owner_id="rep1", actor="rep1")
     deal = ledger.open_opportunity(
-        customer_id=customer.aggregate_id, owner_id="rep1", title="ERP", source="web",
-        amount=Decimal("1000"), expected_close=date(2026, 9, 1),
-        product="erp", region="north", actor="rep1",
+        customer_id=customer.aggregate_id,
+        owner_id="rep1",
+        title="ERP",
+        source="web",
+        amount=Decimal("1000"),
+        expected_close=date(2026, 9, 1),
+        product="erp",
+        region="north",
+        actor="rep1",
     )
     tokens = {actor: ledger.issue_token(actor, actor="admin")[1] for actor in ACTORS}
     values = {
@@ -128,7 +154,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def app_endpoints(world: World) -> set[tuple[str, str]]:
     schema = world.client.app.openapi()  # type: ignore[attr-defined]
-    return {(method.upper(), path) for path, operations in schema["paths"].items() for method in operations}
+    return {
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method in operations
+    }
 
 
 def test_the_table_lists_every_endpoint_of_the_app(world: World) -> None:
@@ -155,8 +185,7 @@ def test_no_token_is_401(world: World, endpoint: tuple[str, str]) -> None:
 def test_a_refusal_does_not_reveal_whether_the_record_exists(world: World) -> None:
     existing = world.path_values["opportunity_id"]
     answers = {
-        world.call("GET", f"/opportunities/{record}", "rep3")
-        .__repr__()
+        world.call("GET", f"/opportunities/{record}", "rep3").__repr__()
         for record in (existing, str(uuid.uuid4()), "not-a-uuid")
     }
     assert len(answers) == 1 and "403" in answers.pop()

@@ -38,7 +38,9 @@ def initialised(postgres_settings: Settings, app_role: str) -> Iterator[tuple[Se
     table: str = owner_ledger.recorder.events_table_name  # type: ignore[attr-defined]
     owner_ledger.close()
     yield postgres_settings, table
-    with psycopg.connect(postgres_admin_conninfo(postgres_settings.postgres_dbname), autocommit=True) as conn:
+    with psycopg.connect(
+        postgres_admin_conninfo(postgres_settings.postgres_dbname), autocommit=True
+    ) as conn:
         conn.execute(f'DROP OWNED BY "{app_role}"')
 
 
@@ -60,9 +62,14 @@ def _connect(settings: Settings, user: str | None = None) -> psycopg.Connection[
         "TRUNCATE ledger_seals",
     ],
 )
-def test_the_owner_cannot_change_the_ledger(initialised: tuple[Settings, str], statement: str) -> None:
+def test_the_owner_cannot_change_the_ledger(
+    initialised: tuple[Settings, str], statement: str
+) -> None:
     settings, table = initialised
-    with _connect(settings) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+    with (
+        _connect(settings) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"),
+    ):
         conn.execute(statement.format(table=table))
 
 
@@ -89,7 +96,9 @@ def test_the_application_role_records_and_reads_events(
     initialised: tuple[Settings, str], app_role: str
 ) -> None:
     settings, _ = initialised
-    app_settings = settings.model_copy(update={"postgres_user": app_role, "postgres_password": APP_PASSWORD})
+    app_settings = settings.model_copy(
+        update={"postgres_user": app_role, "postgres_password": APP_PASSWORD}
+    )
     ledger = SalesLedger(env=app_settings.event_store_env())
     try:
         customer = ledger.register_customer(name="Acme", source="web", actor="rep1")

@@ -44,7 +44,9 @@ class TamperedStore:
         self.deals = [self._deal("rep1"), self._deal("rep2")]
         self.burned = self._burn_positions()
         for deal in self.deals:
-            self.ledger.log_opportunity_activity(deal, "call", "follow-up", actor="rep1" if deal == self.deals[0] else "rep2")
+            self.ledger.log_opportunity_activity(
+                deal, "call", "follow-up", actor="rep1" if deal == self.deals[0] else "rep2"
+            )
         self._clear_burnt()
         self.wait_for_horizon()
         Sealer(self.ledger.recorder).seal()  # type: ignore[arg-type]
@@ -60,11 +62,19 @@ class TamperedStore:
             time.sleep(0.05)
 
     def _deal(self, owner: str) -> str:
-        customer = self.ledger.register_customer(name=f"Customer of {owner}", source="web", actor=owner)
+        customer = self.ledger.register_customer(
+            name=f"Customer of {owner}", source="web", actor=owner
+        )
         deal = self.ledger.open_opportunity(
-            customer_id=customer.aggregate_id, owner_id=owner, title="ERP", source="web",
-            amount=Decimal("1000"), expected_close=date(2026, 9, 1), product="erp",
-            region="north", actor=owner,
+            customer_id=customer.aggregate_id,
+            owner_id=owner,
+            title="ERP",
+            source="web",
+            amount=Decimal("1000"),
+            expected_close=date(2026, 9, 1),
+            product="erp",
+            region="north",
+            actor=owner,
         ).aggregate_id
         self.ledger.log_opportunity_activity(deal, "visit", "first visit", actor=owner)
         return deal
@@ -72,7 +82,11 @@ class TamperedStore:
     def _burn_positions(self) -> list[int]:
         """Positions that never held an event (as a rolled-back insert leaves them)."""
         if self.settings.store == "postgres":
-            rows = self.execute("SELECT nextval(pg_get_serial_sequence('{table}', 'notification_id')) FROM generate_series(1, 3)", ())
+            rows = self.execute(
+                "SELECT nextval(pg_get_serial_sequence('{table}', 'notification_id')) "
+                "FROM generate_series(1, 3)",
+                (),
+            )
             return [int(r[0]) for r in rows]
         top = self.ledger.recorder.max_notification_id() or 0
         for position in (top + 1, top + 2):
@@ -90,7 +104,9 @@ class TamperedStore:
     def execute(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         statement = statement.replace("{table}", self.table)
         if self.settings.store == "postgres":
-            with psycopg.connect(postgres_admin_conninfo(self.settings.postgres_dbname), autocommit=True) as conn:
+            with psycopg.connect(
+                postgres_admin_conninfo(self.settings.postgres_dbname), autocommit=True
+            ) as conn:
                 conn.execute("SET session_replication_role = replica")
                 cursor = conn.execute(statement, params)
                 return list(cursor.fetchall()) if cursor.description else []
@@ -123,7 +139,7 @@ def store(store_settings: Settings) -> Iterator[TamperedStore]:
 def test_an_untouched_store_verifies(store: TamperedStore) -> None:
     report = store.verify()
     assert report.ok, report.breaks
-    assert report.events == store.ledger.recorder.max_notification_id() - len(store.burned)
+    assert report.events == (store.ledger.recorder.max_notification_id() or 0) - len(store.burned)
     one = ChainVerifier(store.ledger.recorder).verify_aggregate(UUID(store.deals[0]))  # type: ignore[arg-type]
     assert one.ok and one.events == 3
 
@@ -132,7 +148,11 @@ def test_a_flipped_byte_is_located(store: TamperedStore) -> None:
     position = store.position_of(store.deals[0], 2)
     column = "notification_id" if store.settings.store == "postgres" else "rowid"
     if store.settings.store == "postgres":
-        store.execute(f"UPDATE {{table}} SET state = overlay(state placing '\\x7a'::bytea from 12 for 1) WHERE {column} = %s", (position,))
+        store.execute(
+            f"UPDATE {{table}} SET state = overlay(state placing '\\x7a'::bytea from 12 for 1) "
+            f"WHERE {column} = %s",
+            (position,),
+        )
     else:
         state = store.execute(f"SELECT state FROM {{table}} WHERE {column} = ?", (position,))[0][0]
         flipped = state[:11] + bytes([state[11] ^ 0x01]) + state[12:]
@@ -165,7 +185,9 @@ def test_two_reordered_events_are_located(store: TamperedStore) -> None:
     second_position = store.position_of(store.deals[1], 1)
     column = "notification_id" if store.settings.store == "postgres" else "rowid"
     store.execute(f"UPDATE {{table}} SET {column} = -1 WHERE {column} = %s", (first_position,))
-    store.execute(f"UPDATE {{table}} SET {column} = %s WHERE {column} = %s", (first_position, second_position))
+    store.execute(
+        f"UPDATE {{table}} SET {column} = %s WHERE {column} = %s", (first_position, second_position)
+    )
     store.execute(f"UPDATE {{table}} SET {column} = %s WHERE {column} = -1", (second_position,))
     first = store.verify().first_break
     assert first is not None and first.kind == "differs from seal"
@@ -181,18 +203,24 @@ def test_a_forged_event_is_located(store: TamperedStore) -> None:
     forged_position = store.burned[0]
     if store.settings.store == "postgres":
         store.execute(
-            "INSERT INTO {table} (originator_id, originator_version, topic, state, notification_id, hash) VALUES (%s, %s, %s, %s, %s, %s)",
+            "INSERT INTO {table} (originator_id, originator_version, topic, state, "
+            "notification_id, hash) VALUES (%s, %s, %s, %s, %s, %s)",
             (deal, last.version + 1, topic, state, forged_position, forged_hash),
         )
     else:
         store.execute(
-            "INSERT INTO {table} (rowid, originator_id, originator_version, topic, state, hash) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO {table} (rowid, originator_id, originator_version, topic, state, "
+            "hash) VALUES (?, ?, ?, ?, ?, ?)",
             (forged_position, deal.hex, last.version + 1, topic, state, forged_hash),
         )
     report = store.verify()
     first = report.first_break
     assert first is not None
-    assert (first.position, first.aggregate_id, first.version) == (forged_position, str(deal), last.version + 1)
+    assert (first.position, first.aggregate_id, first.version) == (
+        forged_position,
+        str(deal),
+        last.version + 1,
+    )
     assert "unsealed event" in {b.kind for b in report.breaks if b.position == forged_position}
 
 
@@ -202,16 +230,22 @@ def test_a_forged_event_with_a_wrong_hash_is_located_even_unsealed(store: Tamper
     position = (store.ledger.recorder.max_notification_id() or 0) + 100
     if store.settings.store == "postgres":
         store.execute(
-            "INSERT INTO {table} (originator_id, originator_version, topic, state, notification_id, hash) VALUES (%s, %s, %s, %s, %s, %s)",
+            "INSERT INTO {table} (originator_id, originator_version, topic, state, "
+            "notification_id, hash) VALUES (%s, %s, %s, %s, %s, %s)",
             (deal, last.version + 1, last.topic, last.state, position, GENESIS),
         )
     else:
         store.execute(
-            "INSERT INTO {table} (rowid, originator_id, originator_version, topic, state, hash) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO {table} (rowid, originator_id, originator_version, topic, state, "
+            "hash) VALUES (?, ?, ?, ?, ?, ?)",
             (position, deal.hex, last.version + 1, last.topic, last.state, GENESIS),
         )
     first = store.verify().first_break
-    assert first is not None and (first.kind, first.position, first.version) == ("hash mismatch", position, last.version + 1)
+    assert first is not None and (first.kind, first.position, first.version) == (
+        "hash mismatch",
+        position,
+        last.version + 1,
+    )
 
 
 def test_a_digest_proves_the_ledger_unchanged_until_it_is_changed(store: TamperedStore) -> None:
@@ -224,7 +258,9 @@ def test_a_digest_proves_the_ledger_unchanged_until_it_is_changed(store: Tampere
     store.wait_for_horizon()
     assert check_digest(recorder, signer, digest).unchanged
     column = "notification_id" if store.settings.store == "postgres" else "rowid"
-    store.execute(f"DELETE FROM {{table}} WHERE {column} = %s", (store.position_of(store.deals[1], 2),))
+    store.execute(
+        f"DELETE FROM {{table}} WHERE {column} = %s", (store.position_of(store.deals[1], 2),)
+    )
     tampered = check_digest(recorder, signer, digest)
     assert tampered.authentic and not tampered.unchanged
 

@@ -138,22 +138,31 @@ class SalesFloor:
             self.ledger.add_person(rep, rep.title(), Role.SALES_REP, "boss", actor="admin")
         for n in range(5):
             result = self.ledger.register_customer(
-                name=f"Customer {uuid.uuid4().hex[:8]} {n}", source="web",
-                owner_id=self.rng.choice(self.reps), actor="boss",
+                name=f"Customer {uuid.uuid4().hex[:8]} {n}",
+                source="web",
+                owner_id=self.rng.choice(self.reps),
+                actor="boss",
             )
             self.customers.append(result.aggregate_id)
 
     def open_deal(self) -> None:
         owner = self.rng.choice(self.reps)
         result = self.ledger.open_opportunity(
-            customer_id=self.rng.choice(self.customers), owner_id=owner, title="Deal",
+            customer_id=self.rng.choice(self.customers),
+            owner_id=owner,
+            title="Deal",
             source=self.rng.choice(["web", "referral", "campaign"]),
             amount=Decimal(self.rng.randrange(1_000, 100_000)) / 100,
             expected_close=date(2025, 1, 1) + timedelta(days=self.rng.randrange(365)),
-            product="servers", region="north", actor=owner,
+            product="servers",
+            region="north",
+            actor=owner,
         )
         self.deals[result.aggregate_id] = {
-            "owner": owner, "stage": 1, "status": "open", "qualified": False,
+            "owner": owner,
+            "stage": 1,
+            "status": "open",
+            "qualified": False,
         }
 
     def step(self) -> None:
@@ -173,7 +182,9 @@ class SalesFloor:
             elif not deal["qualified"]:
                 if self.rng.random() < 0.15:
                     self.ledger.disqualify_opportunity(
-                        deal_id, dict.fromkeys(QUALIFICATION_CRITERIA, False), "no budget",
+                        deal_id,
+                        dict.fromkeys(QUALIFICATION_CRITERIA, False),
+                        "no budget",
                         actor=actor,
                     )
                     deal.update(stage=1)
@@ -184,8 +195,10 @@ class SalesFloor:
                     deal.update(qualified=True)
             elif stage == 7 and self.rng.random() < 0.6:
                 self.ledger.win_opportunity(
-                    deal_id, Decimal(self.rng.randrange(1_000, 90_000)) / 100,
-                    date(2025, 6, 1), actor=actor,
+                    deal_id,
+                    Decimal(self.rng.randrange(1_000, 90_000)) / 100,
+                    date(2025, 6, 1),
+                    actor=actor,
                 )
                 deal.update(status="won", stage=8)
             elif self.rng.random() < 0.08:
@@ -195,8 +208,10 @@ class SalesFloor:
                 deal.update(status="lost")
             elif self.rng.random() < 0.15:
                 self.ledger.revise_amount(
-                    deal_id, Decimal(self.rng.randrange(1_000, 100_000)) / 100 + Decimal("0.01"),
-                    "scope changed", actor=actor,
+                    deal_id,
+                    Decimal(self.rng.randrange(1_000, 100_000)) / 100 + Decimal("0.01"),
+                    "scope changed",
+                    actor=actor,
                 )
             elif stage < 7:
                 to_stage = min(7, stage + self.rng.randint(1, 2))
@@ -299,8 +314,12 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 def relay_config(prefix: str, **overrides: object) -> RelayConfig:
     settings: dict[str, object] = {
-        "bootstrap_servers": BOOTSTRAP, "topic_prefix": prefix, "partitions": PARTITIONS,
-        "batch_size": 200, "flush_timeout": 5.0, "max_backoff": 1.0,
+        "bootstrap_servers": BOOTSTRAP,
+        "topic_prefix": prefix,
+        "partitions": PARTITIONS,
+        "batch_size": 200,
+        "flush_timeout": 5.0,
+        "max_backoff": 1.0,
     }
     settings.update(overrides)
     return RelayConfig(**settings)  # type: ignore[arg-type]
@@ -350,8 +369,16 @@ def test_killed_relay_resumes_without_losing_or_reordering_events(
     floor.set_up()
     floor.run(600)
     command = [
-        sys.executable, "-m", "services.cli", "relay", "--topic-prefix", prefix,
-        "--partitions", str(PARTITIONS), "--batch-size", "25",
+        sys.executable,
+        "-m",
+        "services.cli",
+        "relay",
+        "--topic-prefix",
+        prefix,
+        "--partitions",
+        str(PARTITIONS),
+        "--batch-size",
+        "25",
     ]
 
     def start_relay() -> subprocess.Popen[bytes]:
@@ -369,7 +396,8 @@ def test_killed_relay_resumes_without_losing_or_reordering_events(
         relay = start_relay()
         writing.join(120)
         wait_until(
-            lambda: published_position(store, prefix) == store.max_position(), 90,
+            lambda: published_position(store, prefix) == store.max_position(),
+            90,
             "the restarted relay caught up",
         )
     finally:
@@ -379,9 +407,7 @@ def test_killed_relay_resumes_without_losing_or_reordering_events(
     assert_every_event_delivered_in_order(store, read_all(prefix))
 
 
-def test_broker_outage_delays_but_loses_nothing(
-    broker: str, store: Store, prefix: str
-) -> None:
+def test_broker_outage_delays_but_loses_nothing(broker: str, store: Store, prefix: str) -> None:
     floor = SalesFloor(store.ledger, seed=3)
     floor.set_up()
     floor.run(100)
@@ -400,7 +426,8 @@ def test_broker_outage_delays_but_loses_nothing(
         finally:
             subprocess.run([kafka_script, "start"], check=True, timeout=180)
         wait_until(
-            lambda: relay.position == store.max_position(), 120,
+            lambda: relay.position == store.max_position(),
+            120,
             "the relay caught up after the outage",
         )
         assert relaying.is_alive()

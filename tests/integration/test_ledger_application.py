@@ -36,7 +36,7 @@ def committed(settings: Settings, query: str) -> int:
         f"dbname={settings.postgres_dbname}"
     )
     with psycopg.connect(conninfo) as conn:
-        row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(query.encode()).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 

@@ -26,8 +26,14 @@ AGGREGATE = UUID("12345678-1234-5678-1234-567812345678")
 def test_the_encoding_is_the_documented_one() -> None:
     encoded = canonical_encoding(AGGREGATE, 3, "a:B", b"{}")
     assert encoded == AGGREGATE.bytes + (3).to_bytes(8, "big") + (3).to_bytes(4, "big") + b"a:B{}"
-    assert event_hash(GENESIS, AGGREGATE, 3, "a:B", b"{}") == hashlib.sha256(GENESIS + encoded).digest()
-    assert ledger_link(GENESIS, 7, b"h" * 32) == hashlib.sha256(GENESIS + (7).to_bytes(8, "big") + b"h" * 32).digest()
+    assert (
+        event_hash(GENESIS, AGGREGATE, 3, "a:B", b"{}")
+        == hashlib.sha256(GENESIS + encoded).digest()
+    )
+    assert (
+        ledger_link(GENESIS, 7, b"h" * 32)
+        == hashlib.sha256(GENESIS + (7).to_bytes(8, "big") + b"h" * 32).digest()
+    )
 
 
 @given(
@@ -43,7 +49,9 @@ def test_different_events_never_share_an_encoding(
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> SalesLedger:
-    app = SalesLedger(env=Settings(store="sqlite", sqlite_path=str(tmp_path / "l.db")).event_store_env())
+    app = SalesLedger(
+        env=Settings(store="sqlite", sqlite_path=str(tmp_path / "l.db")).event_store_env()
+    )
     build_team(app)
     customer = app.register_customer(name="Acme", source="web", actor="rep1")
     app.log_customer_activity(customer.aggregate_id, "call", "hello", actor="rep1")
@@ -55,8 +63,13 @@ def test_the_embedded_store_chains_each_event_at_write_time(ledger: SalesLedger)
     records = recorder.select_chained(0, 10_000, 10_000)
     previous: dict[UUID, bytes] = {}
     for record in records:
-        expected = event_hash(previous.get(record.originator_id, GENESIS), record.originator_id,
-                              record.version, record.topic, record.state)
+        expected = event_hash(
+            previous.get(record.originator_id, GENESIS),
+            record.originator_id,
+            record.version,
+            record.topic,
+            record.state,
+        )
         assert record.hash == expected
         previous[record.originator_id] = expected
     Sealer(recorder).seal()
@@ -68,11 +81,13 @@ def test_a_digest_signed_with_another_key_is_rejected(ledger: SalesLedger) -> No
     digest = issue_digest(recorder, DigestSigner(b"ours"))
     assert check_digest(recorder, DigestSigner(b"ours"), digest).unchanged
     assert not check_digest(recorder, DigestSigner(b"theirs"), digest).authentic
-    assert not check_digest(recorder, DigestSigner(b"ours"), replace(digest, events=digest.events + 1)).authentic
+    assert not check_digest(
+        recorder, DigestSigner(b"ours"), replace(digest, events=digest.events + 1)
+    ).authentic
 
 
 def test_published_messages_are_checked_against_the_store(ledger: SalesLedger) -> None:
-    upto = ledger.recorder.max_notification_id()
+    upto = ledger.recorder.max_notification_id() or 0
     expected = expected_messages(ledger, upto, "sales")
     consumed = [
         ConsumedMessage(m.topic, 0, offset, list(m.headers), m.value)
@@ -80,7 +95,11 @@ def test_published_messages_are_checked_against_the_store(ledger: SalesLedger) -
     ]
     assert compare(consumed, expected, upto).ok
     altered = consumed[1]
-    tampered = [*consumed[:1], replace(altered, value=(altered.value or b"")[:-1] + b" }"), *consumed[2:]]
+    tampered = [
+        *consumed[:1],
+        replace(altered, value=(altered.value or b"")[:-1] + b" }"),
+        *consumed[2:],
+    ]
     check = compare(tampered, expected, upto)
     assert not check.ok and check.altered[0][0] == sorted(expected)[1]
     dropped = compare(consumed[:-1], expected, upto)

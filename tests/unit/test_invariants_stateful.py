@@ -40,7 +40,7 @@ days = st.integers(min_value=-30, max_value=200).map(lambda n: date(2026, 3, 1) 
 def replayed(ledger: SalesLedger, aggregate_id: str) -> object:
     """The aggregate rebuilt from nothing but its stored events."""
     aggregate = None
-    for event in ledger.events.get(UUID(aggregate_id)):
+    for event in ledger.stored_events(UUID(aggregate_id)):
         aggregate = event.mutate(aggregate)
     return aggregate
 

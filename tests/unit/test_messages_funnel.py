@@ -99,8 +99,16 @@ def test_a_deal_first_seen_past_version_one_is_a_gap() -> None:
 
 def test_other_aggregates_are_ignored() -> None:
     customer = ReceivedEvent(
-        "c:1", "salesledger.customer.CustomerRegistered.v1", "customer", "CustomerRegistered",
-        1, "c", 1, 1, "2025-01-01T00:00:00+00:00", {},
+        "c:1",
+        "salesledger.customer.CustomerRegistered.v1",
+        "customer",
+        "CustomerRegistered",
+        1,
+        "c",
+        1,
+        1,
+        "2025-01-01T00:00:00+00:00",
+        {},
     )
     fold = FunnelFold()
     assert fold.apply(customer) == "ignored"

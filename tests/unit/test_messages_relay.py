@@ -71,8 +71,14 @@ def ledger(settings: Settings) -> SalesLedger:
     ledger.add_person("rep", "Rep", Role.SALES_REP, "admin", actor="admin")
     customer = ledger.register_customer(name="ACME", source="web", owner_id="rep", actor="rep")
     deal = ledger.open_opportunity(
-        customer_id=customer.aggregate_id, owner_id="rep", title="Servers", source="web",
-        amount=Decimal("100"), expected_close=date(2025, 6, 30), product="p", region="r",
+        customer_id=customer.aggregate_id,
+        owner_id="rep",
+        title="Servers",
+        source="web",
+        amount=Decimal("100"),
+        expected_close=date(2025, 6, 30),
+        product="p",
+        region="r",
         actor="rep",
     )
     ledger.qualify_opportunity(
@@ -148,5 +154,7 @@ def test_topics_are_named_after_the_aggregate_types(
     producer = RecordingProducer()
     relay_with(ledger, database, [producer]).publish_batch()
     assert {topic for topic, _, _ in producer.sent} == {
-        "t.organisation", "t.customer", "t.opportunity"
+        "t.organisation",
+        "t.customer",
+        "t.opportunity",
     }

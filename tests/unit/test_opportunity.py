@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 
@@ -192,13 +193,14 @@ def test_closed_deals_refuse_changes_except_a_recorded_reopen() -> None:
     deal = opportunity(org, stage=3)
     deal.lose("price", "Globex", date(2026, 4, 1), "rep1")
     assert isinstance(new_events(deal)[-1], OpportunityLost)
-    for change in (
+    changes: list[Callable[[], None]] = [
         lambda: deal.advance_stage(4, None, "rep1"),
         lambda: deal.revise_amount(Decimal(1), "x", "rep1"),
         lambda: deal.add_team_member("rep2", "x", "rep1", org),
         lambda: deal.win(Decimal(1), date(2026, 1, 1), "rep1"),
         lambda: deal.lose("again", None, date(2026, 1, 1), "rep1"),
-    ):
+    ]
+    for change in changes:
         with pytest.raises(RuleViolationError, match="reopen"):
             change()
     with pytest.raises(RuleViolationError, match="reason"):

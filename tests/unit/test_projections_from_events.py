@@ -431,9 +431,12 @@ def test_forecasts_roll_up_and_what_was_believed_then(database: Database) -> Non
         ).people
     }
 
-    assert (now["boss"].rollup_unadjusted, now["boss"].rollup_adjusted) == (150, 120)
+    assert (now["boss"].rollup_unadjusted, now["boss"].rollup_adjusted) == (
+        Decimal(150),
+        Decimal(120),
+    )
     assert now["boss"].revisions[0].reason == "cautious"
-    assert (then["boss"].rollup_adjusted, then["boss"].adjusted_total) == (150, None)
+    assert (then["boss"].rollup_adjusted, then["boss"].adjusted_total) == (Decimal(150), None)
     assert now["rep"].accuracy is None
 
 

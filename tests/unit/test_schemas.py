@@ -10,7 +10,6 @@ from typing import Any, cast
 from uuid import uuid4
 
 import jsonschema
-import pytest
 
 from events.messages import encode_event
 from events.opportunity import OpportunityLost, OpportunityOpened
@@ -64,14 +63,28 @@ def test_schemas_describe_every_field_and_nothing_else() -> None:
 def test_encoded_messages_validate_against_their_schema() -> None:
     events: list[Any] = [
         cast(Any, OpportunityOpened)(
-            originator_id=uuid4(), originator_version=1, timestamp=datetime.now(UTC),
-            originator_topic="aggregates.opportunity:Opportunity", actor="rep",
-            customer_id="c", owner_id="rep", title="t", source="web", amount=Decimal("1E+3"),
-            expected_close=date(2025, 1, 1), product="p", region="r",
+            originator_id=uuid4(),
+            originator_version=1,
+            timestamp=datetime.now(UTC),
+            originator_topic="aggregates.opportunity:Opportunity",
+            actor="rep",
+            customer_id="c",
+            owner_id="rep",
+            title="t",
+            source="web",
+            amount=Decimal("1E+3"),
+            expected_close=date(2025, 1, 1),
+            product="p",
+            region="r",
         ),
         cast(Any, OpportunityLost)(
-            originator_id=uuid4(), originator_version=5, timestamp=datetime.now(UTC),
-            actor="rep", reason="price", competitor=None, closed_on=date(2025, 2, 1),
+            originator_id=uuid4(),
+            originator_version=5,
+            timestamp=datetime.now(UTC),
+            actor="rep",
+            reason="price",
+            competitor=None,
+            closed_on=date(2025, 2, 1),
         ),
     ]
     for event in events:
