@@ -436,13 +436,16 @@ class SalesLedger(Application[UUID]):
         return self._run(actor, command_id, decide)
 
     def authenticate(self, token: str) -> str | None:
-        """The person a bearer token belongs to, or None if unknown or revoked."""
+        """The person a bearer token belongs to; None if it is unknown or revoked, or its
+        person has left the organisation."""
         digest = hashlib.sha256(token.encode()).hexdigest()
         found = self.store.select_claims([f"token:{digest}", f"token-revoked:{digest}"])
         if f"token-revoked:{digest}" in found:
             return None
         person_id = found.get(f"token:{digest}")
-        return str(person_id) if person_id is not None else None
+        if person_id is None or not self.organisation().has_role(person_id, *Role):
+            return None
+        return str(person_id)
 
     # Customers.
 
