@@ -188,8 +188,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "    SELECT array_agg(notification_id ORDER BY notification_id) INTO positions "
                 "      FROM inserted; "
                 "  PERFORM pg_advisory_unlock({key}); "
-                "  INSERT INTO {schema}.ledger_claims (claim, value) "
-                "    SELECT * FROM unnest(claim_keys, claim_values); "
+                "  IF claim_keys IS NOT NULL THEN "
+                "    INSERT INTO {schema}.ledger_claims (claim, value) "
+                "      SELECT * FROM unnest(claim_keys, claim_values); "
+                "  END IF; "
                 "  RETURN QUERY SELECT unnest(positions); "
                 "END; $BODY$"
             ).format(
