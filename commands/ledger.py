@@ -58,6 +58,16 @@ class _StaleCacheError(Exception):
     """A cached aggregate turned out to be behind the store."""
 
 
+def _aggregate_uuid(aggregate_class: type[Aggregate], aggregate_id: UUID | str) -> UUID:
+    """The id as a UUID; a malformed one names no aggregate (NotFoundError)."""
+    if isinstance(aggregate_id, UUID):
+        return aggregate_id
+    try:
+        return UUID(str(aggregate_id))
+    except ValueError:
+        raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
+
+
 def _claim_for_command(actor: str, command_id: str) -> str:
     return f"command:{actor}:{command_id}"
 
@@ -94,10 +104,7 @@ class SalesLedger(Application[UUID]):
         Recently saved aggregates come from an in-process cache and are brought up to
         date with any events stored since (another process may have written them).
         """
-        try:
-            uid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
-        except ValueError:
-            raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
+        uid = _aggregate_uuid(aggregate_class, aggregate_id)
         aggregate: Any = None
         if version is None:
             with self._cache_lock:
@@ -126,10 +133,7 @@ class SalesLedger(Application[UUID]):
     def read(self, aggregate_class: type[A], aggregate_id: UUID | str) -> A:
         """The aggregate as it is now, to look at: the cache keeps its copy for the next
         command (``load`` is for changing it)."""
-        try:
-            uid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
-        except ValueError:
-            raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
+        uid = _aggregate_uuid(aggregate_class, aggregate_id)
         with self._cache_lock:
             cached = self._cache.get(uid)
             private = copy.deepcopy(cached) if isinstance(cached, aggregate_class) else None
@@ -147,10 +151,7 @@ class SalesLedger(Application[UUID]):
 
     def load_as_of(self, aggregate_class: type[A], aggregate_id: UUID | str, moment: datetime) -> A:
         """The aggregate as it was at ``moment``, from its events alone."""
-        try:
-            uid = UUID(str(aggregate_id))
-        except ValueError:
-            raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
+        uid = _aggregate_uuid(aggregate_class, aggregate_id)
         version = None
         for event in self.stored_events(uid):
             if event.timestamp > moment:
@@ -228,7 +229,7 @@ class SalesLedger(Application[UUID]):
             previous = self._previous_result(actor, command_id)
             if previous is not None:
                 return previous
-            self._raise_if_claimed([c for c in claims])
+            self._raise_if_claimed(claims)
             if aggregate.id in self._unverified():
                 raise _StaleCacheError from None
             raise ConcurrencyConflictError(
@@ -296,10 +297,7 @@ class SalesLedger(Application[UUID]):
     ) -> tuple[A, Organisation]:
         """The aggregate to change and the organisation, without a read of the store
         when the aggregate is cached (the append proves it current; see ``_run``)."""
-        try:
-            uid = UUID(str(aggregate_id))
-        except ValueError:
-            raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
+        uid = _aggregate_uuid(aggregate_class, aggregate_id)
         with self._cache_lock:
             cached = self._cache.pop(uid, None)
         org = self.organisation(fresh=False)
