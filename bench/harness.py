@@ -25,11 +25,7 @@ Deal = tuple[str, str]
 
 
 def conninfo(dbname: str | None = None) -> str:
-    s = Settings(store="postgres")
-    return (
-        f"host={s.postgres_host} port={s.postgres_port} user={s.postgres_user} "
-        f"password={s.postgres_password} dbname={dbname or s.postgres_dbname}"
-    )
+    return Settings(store="postgres").postgres_conninfo(dbname)
 
 
 @contextlib.contextmanager

@@ -71,13 +71,6 @@ class RssSampler:
         self.samples.append(self.rss_bytes())
 
 
-def conninfo(settings: Settings, dbname: str) -> str:
-    return (
-        f"host={settings.postgres_host} port={settings.postgres_port} "
-        f"user={settings.postgres_user} password={settings.postgres_password} dbname={dbname}"
-    )
-
-
 def fill_store(settings: Settings, events: int) -> int:
     """Write about ``events`` opportunity events (open, qualify, five stage moves)."""
     ledger = build_ledger(settings)
@@ -164,7 +157,7 @@ def main() -> None:
 
     base = Settings().model_copy(update={"store": "postgres"})
     dbname = f"bench_relay_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(conninfo(base, base.postgres_dbname), autocommit=True) as conn:
+    with psycopg.connect(base.postgres_conninfo(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dbname}"')
     settings = base.model_copy(update={"postgres_dbname": dbname})
     try:
@@ -205,7 +198,7 @@ def main() -> None:
             f" ratio {max(relay_rates) / max(raw_rates):.2f}"
         )
     finally:
-        with psycopg.connect(conninfo(base, base.postgres_dbname), autocommit=True) as conn:
+        with psycopg.connect(base.postgres_conninfo(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 

@@ -120,11 +120,7 @@ class Database:
 
     @property
     def conninfo(self) -> str:
-        s = self.settings
-        return (
-            f"host={s.postgres_host} port={s.postgres_port} user={s.postgres_user} "
-            f"password={s.postgres_password} dbname={s.postgres_dbname}"
-        )
+        return self.settings.postgres_conninfo()
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

@@ -43,12 +43,7 @@ def init_db(
     if settings.store == "sqlite":
         _sqlite_triggers(settings, tables)
         return InitResult("sqlite", tables, None)
-    conninfo = (
-        f"host={settings.postgres_host} port={settings.postgres_port} "
-        f"user={settings.postgres_user} password={settings.postgres_password} "
-        f"dbname={settings.postgres_dbname}"
-    )
-    with psycopg.connect(conninfo) as conn, conn.transaction():
+    with psycopg.connect(settings.postgres_conninfo()) as conn, conn.transaction():
         _postgres_triggers(conn, tables)
         _postgres_app_role(conn, settings.postgres_dbname, app_role, app_password, tables)
     return InitResult("postgres", tables, app_role)

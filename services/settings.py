@@ -53,6 +53,14 @@ class Settings(BaseSettings):
         "check digests that outlive the process.",
     )
 
+    def postgres_conninfo(self, dbname: str | None = None) -> str:
+        """The libpq connection string for the configured server; ``dbname`` names
+        another database on it."""
+        return (
+            f"host={self.postgres_host} port={self.postgres_port} user={self.postgres_user} "
+            f"password={self.postgres_password} dbname={dbname or self.postgres_dbname}"
+        )
+
     def event_store_env(self) -> dict[str, str]:
         """The ``eventsourcing`` library's environment for this configuration."""
         env = {"LEDGER_AGGREGATE_CACHE_SIZE": str(self.aggregate_cache_size)}

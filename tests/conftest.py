@@ -31,12 +31,9 @@ def wait_for_read_horizon(ledger: SalesLedger, timeout: float = 30.0) -> None:
 
 
 def postgres_admin_conninfo(dbname: str | None = None) -> str:
-    return (
-        f"host={os.environ.get('POSTGRES_HOST', '127.0.0.1')} "
-        f"port={os.environ.get('POSTGRES_PORT', '5432')} "
-        f"user={os.environ.get('POSTGRES_USER', 'ledger')} "
-        f"password={os.environ.get('POSTGRES_PASSWORD', 'ledger')} "
-        f"dbname={dbname or os.environ.get('POSTGRES_DBNAME', 'ledger_test')}"
+    """The test server (POSTGRES_*), on ``dbname`` or the suite's own database."""
+    return Settings(store="postgres").postgres_conninfo(
+        dbname or os.environ.get("POSTGRES_DBNAME", "ledger_test")
     )
 
 

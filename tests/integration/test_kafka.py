@@ -90,10 +90,7 @@ def broker() -> str:
 @pytest.fixture
 def store() -> Iterator[Store]:
     base = Settings().model_copy(update={"store": "postgres"})
-    admin_conninfo = (
-        f"host={base.postgres_host} port={base.postgres_port} user={base.postgres_user} "
-        f"password={base.postgres_password} dbname={base.postgres_dbname}"
-    )
+    admin_conninfo = base.postgres_conninfo()
     name = f"kafka_it_{uuid.uuid4().hex[:10]}"
     try:
         with psycopg.connect(admin_conninfo, autocommit=True, connect_timeout=10) as conn:

@@ -30,12 +30,7 @@ ALL_MET = {c: True for c in QUALIFICATION_CRITERIA}
 def committed(settings: Settings, query: str) -> int:
     """A count or position read directly, without the followers' safe read horizon
     (which trails while any older transaction in the cluster is still running)."""
-    conninfo = (
-        f"host={settings.postgres_host} port={settings.postgres_port} "
-        f"user={settings.postgres_user} password={settings.postgres_password} "
-        f"dbname={settings.postgres_dbname}"
-    )
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(settings.postgres_conninfo()) as conn:
         row = conn.execute(query.encode()).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
