@@ -21,8 +21,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from aggregates.plan import period_bounds  # noqa: E402
@@ -95,14 +93,7 @@ def selections() -> dict[str, FunnelFilter]:
 def vacuum_analyze(env: dict[str, str]) -> None:
     """What autovacuum does soon after a catch-up: statistics, and the visibility map that
     lets the covering owner index answer without reading the table."""
-    with psycopg.connect(
-        host=env["POSTGRES_HOST"],
-        port=int(env["POSTGRES_PORT"]),
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"],
-        dbname=env["POSTGRES_DBNAME"],
-        autocommit=True,
-    ) as conn:
+    with harness.connect(env) as conn:
         conn.execute("VACUUM ANALYZE")
 
 

@@ -81,16 +81,20 @@ def server_env(dbname: str) -> dict[str, str]:
     }
 
 
-def recreate_database(dbname: str) -> None:
-    admin = server_env(os.environ.get("POSTGRES_DBNAME", "ledger"))
-    with psycopg.connect(
-        host=admin["POSTGRES_HOST"],
-        port=int(admin["POSTGRES_PORT"]),
-        user=admin["POSTGRES_USER"],
-        password=admin["POSTGRES_PASSWORD"],
-        dbname=admin["POSTGRES_DBNAME"],
+def connect(env: dict[str, str]) -> psycopg.Connection[Any]:
+    """An autocommit connection to the server and database ``env`` names."""
+    return psycopg.connect(
+        host=env["POSTGRES_HOST"],
+        port=int(env["POSTGRES_PORT"]),
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"],
+        dbname=env["POSTGRES_DBNAME"],
         autocommit=True,
-    ) as conn:
+    )
+
+
+def recreate_database(dbname: str) -> None:
+    with connect(server_env(os.environ.get("POSTGRES_DBNAME", "ledger"))) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{dbname}"')
 
