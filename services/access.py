@@ -140,7 +140,7 @@ def sees_everything(actor: str, org: Organisation) -> bool:
 
 def _covers(actor: str, people: set[str], org: Organisation) -> bool:
     """The actor is one of ``people`` or a superior of one of them."""
-    return actor in people or any(actor in org.chain_above(p) for p in people)
+    return actor in people or any(org.is_superior(actor, p) for p in people)
 
 
 def may_see(actor: str, record: Aggregate, org: Organisation) -> bool:
@@ -168,11 +168,13 @@ def check_route(
     ledger: SalesLedger,
 ) -> RouteRule:
     """The route's rule, if the policy lets ``actor`` use this route; else AccessDeniedError.
-    A record that does not exist raises NotFoundError only for those who see everything."""
+    A record that does not exist raises NotFoundError only for those who see everything.
+    ``actor`` comes from ``SalesLedger.authenticate``, which has just brought the shared
+    organisation up to date, so it is read here as it is."""
     rule = ROUTE_POLICY.get((method, path))
     if rule is None:
         raise AccessDeniedError(f"no access rule for {method} {path}")
-    org = ledger.organisation()
+    org = ledger.organisation(fresh=False)
     active = org.has_role(actor, *Role)
     writer = org.has_role(actor, Role.SALES_REP, Role.MANAGER, Role.ADMIN)
     checks: dict[Access, Callable[[], bool]] = {
