@@ -105,7 +105,7 @@ class Database:
         self._sqlite_lock = threading.RLock()
         if self.dialect == "postgres":
             self._pool = ConnectionPool(
-                self.conninfo,
+                settings.postgres_conninfo(),
                 min_size=1,
                 max_size=max(4, settings.postgres_pool_size),
                 kwargs={"row_factory": dict_row, "autocommit": False},
@@ -117,10 +117,6 @@ class Database:
             )
             self._sqlite.execute("PRAGMA journal_mode=WAL")
             self._sqlite.execute("PRAGMA synchronous=NORMAL")
-
-    @property
-    def conninfo(self) -> str:
-        return self.settings.postgres_conninfo()
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

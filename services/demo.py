@@ -16,6 +16,7 @@ from tqdm import tqdm
 from aggregates.errors import DomainError
 from aggregates.evaluation import EVALUATION_QUESTIONS, QUALIFICATION_CRITERIA
 from aggregates.organisation import Role
+from aggregates.plan import period_bounds
 from commands.ledger import SalesLedger
 from events.base import recorded_at
 from events.opportunity import OpportunityWon
@@ -382,7 +383,6 @@ class DemoBuilder:
     def _submit_forecasts(self, day: date) -> None:
         period = f"{day.year}-Q{(day.month - 1) // 3 + 1}"
         ledger = self.ledger
-        from aggregates.plan import period_bounds
 
         start, end = period_bounds(period)
         for manager, reps in self.managers.items():
