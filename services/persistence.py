@@ -127,8 +127,8 @@ class CoalescingNotifier:
 
 
 class AppendConnections:
-    """The connections appends run on: a stack of open connections, one per concurrent
-    appender, outside the datastore's pool.
+    """The connections appends run on: a stack of open connections (each with its
+    cursor), one per concurrent appender, outside the datastore's pool.
 
     Checking a connection out of the pool and back costs about as much client time as
     the append's own statement (locks, bookkeeping, a maintenance hand-off), and the
@@ -138,31 +138,32 @@ class AppendConnections:
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         self._datastore = datastore
-        self._idle: list[psycopg.Connection[Any]] = []
+        self._idle: list[psycopg.Cursor[tuple[Any, ...]]] = []
         self._lock = threading.Lock()
         self._closed = False
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """An open connection for one append; errors surface as the datastore's would."""
+    def cursor(self) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
+        """A cursor (tuple rows) on an open connection, for one append; errors surface as
+        the datastore's would."""
         with self._lock:
-            conn = self._idle.pop() if self._idle else None
+            curs = self._idle.pop() if self._idle else None
         try:
-            if conn is None or conn.closed:
-                conn = self._connect()
-            yield conn
+            if curs is None or curs.connection.closed:
+                curs = self._connect().cursor(row_factory=tuple_row)
+            yield curs
         except psycopg.Error as error:
-            if conn is not None and (conn.broken or conn.closed):
-                conn.close()
-                conn = None
+            if curs is not None and (curs.connection.broken or curs.connection.closed):
+                curs.connection.close()
+                curs = None
             raise _persistence_error(error) from error
         finally:
-            if conn is not None:
+            if curs is not None:
                 with self._lock:
                     if self._closed:
-                        conn.close()
+                        curs.connection.close()
                     else:
-                        self._idle.append(conn)
+                        self._idle.append(curs)
 
     def _connect(self) -> psycopg.Connection[Any]:
         pool = self._datastore.pool
@@ -178,8 +179,8 @@ class AppendConnections:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        for curs in idle:
+            curs.connection.close()
 
 
 def _persistence_error(error: psycopg.Error) -> PersistenceError:
@@ -576,21 +577,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             )
         parameters = (*columns, claim_keys, claim_values, guard_id, guard_version)
         try:
-            with self._append_connections.connection() as conn:
+            with self._append_connections.cursor() as curs:
                 try:
-                    rows = conn.execute(statement, parameters, prepare=True).fetchall()
+                    rows = curs.execute(statement, parameters, prepare=True).fetchall()
                 except psycopg.Error:
                     # A failed insert (e.g. a version conflict) skipped the unlock; the
                     # session lock must not outlive it. A broken session has lost it anyway.
                     with contextlib.suppress(psycopg.Error):
-                        conn.execute(self.sql_unlock_all)
+                        curs.execute(self.sql_unlock_all)
                     raise
         except PersistenceError as error:
             if getattr(error.__cause__, "sqlstate", None) == GUARD_SQLSTATE:
                 raise GuardMovedError(str(error.__cause__)) from None
             raise
         self._notifier.poke()
-        return [next(iter(row.values())) for row in rows]
+        return [row[0] for row in rows]
 
     def close_append_connections(self) -> None:
         self._append_connections.close()
