@@ -105,7 +105,8 @@ class CoalescingNotifier:
         self._lock = threading.Lock()
 
     def poke(self) -> None:
-        self._wanted.set()
+        if not self._wanted.is_set():  # setting it takes a lock; most pokes find it set
+            self._wanted.set()
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
