@@ -176,6 +176,11 @@ class AppendConnections:
         self._datastore.after_connect_func()(conn)
         return conn
 
+    def backend_pids(self) -> list[int]:
+        """The server process ids of the idle append connections."""
+        with self._lock:
+            return [curs.connection.info.backend_pid for curs in self._idle]
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -593,6 +598,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             raise
         self._notifier.poke()
         return [row[0] for row in rows]
+
+    def append_backend_pids(self) -> list[int]:
+        """The server process ids appends run on (for operators and tests)."""
+        return self._append_connections.backend_pids()
 
     def close_append_connections(self) -> None:
         self._append_connections.close()

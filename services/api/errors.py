@@ -1,7 +1,9 @@
-"""Errors as JSON: domain errors via ``commands.errors``, validation as 422, lag as 504."""
+"""Errors as JSON: domain errors via ``commands.errors``, validation as 422, lag as 504,
+an unreachable event store as 503."""
 
 from __future__ import annotations
 
+from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -57,5 +59,18 @@ def install_error_handlers(app: FastAPI) -> None:
                 "reached_position": error.reached,
             },
             status_code=504,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    def store_unavailable(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(
+            {
+                "error": "store_unavailable",
+                "message": "the event store could not be reached; a command may or may not "
+                "have been recorded: retry it with the same Idempotency-Key to be sure",
+            },
+            status_code=503,
             headers={"Retry-After": "1"},
         )
