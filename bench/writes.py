@@ -15,6 +15,7 @@ Connection settings come from POSTGRES_* (``eval "$(scripts/postgres env)"``).
 from __future__ import annotations
 
 import argparse
+import statistics
 
 from bench.harness import (
     fresh_database,
@@ -42,16 +43,20 @@ def main() -> None:
         env = ledger_env(dbname)
         deals = prepare_deals(env, max(args.clients))
         print(f"clients as {args.mode}, {args.rounds} rounds of {args.seconds:.0f} s each side")
-        print(f"{'clients':>7} {'raw insert tx/s':>16} {'ledger commands/s':>18} {'ratio':>6}")
+        print(
+            f"{'clients':>7} {'raw insert tx/s':>16} {'ledger commands/s':>18} {'ratio':>6} "
+            "  per-round ratios"
+        )
         for clients in args.clients:
-            raw = ledger = 0.0
+            raws, ledgers = [], []
             for _ in range(args.rounds):
-                raw += rate(clients, args.seconds, dbname=dbname, env=None, deals=deals)
-                ledger += rate(clients, args.seconds, dbname=dbname, env=env, deals=deals)
-            print(
-                f"{clients:>7} {raw / args.rounds:>16.0f} {ledger / args.rounds:>18.0f} "
-                f"{ledger / raw:>6.2f}"
+                raws.append(rate(clients, args.seconds, dbname=dbname, env=None, deals=deals))
+                ledgers.append(rate(clients, args.seconds, dbname=dbname, env=env, deals=deals))
+            rounds = " ".join(
+                f"{ledger / raw:.2f}" for raw, ledger in zip(raws, ledgers, strict=True)
             )
+            raw, ledger = statistics.mean(raws), statistics.mean(ledgers)
+            print(f"{clients:>7} {raw:>16.0f} {ledger:>18.0f} {ledger / raw:>6.2f}   {rounds}")
 
 
 if __name__ == "__main__":
