@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,13 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="run the projection worker in-process (auto: only on SQLite)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes (PostgreSQL only; projections then run in `salesledger project`): "
+        "commands of concurrent clients run in parallel instead of sharing one interpreter",
+    )
     serve.set_defaults(handler=_serve)
 
     project = subparsers.add_parser(
@@ -56,8 +64,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     from services.api.app import create_app
 
+    settings = Settings()
+    if args.workers > 1:
+        if settings.store != "postgres" or args.project == "yes":
+            print(
+                "serve: --workers above 1 needs LEDGER_STORE=postgres, with the projections "
+                "in their own process (`salesledger project`), not --project yes",
+                file=sys.stderr,
+            )
+            return 2
+        uvicorn.run(
+            "services.api.app:create_api_worker",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+        )
+        return 0
     in_process = {"auto": None, "yes": True, "no": False}[args.project]
-    app = create_app(Settings(), project_in_process=in_process)
+    app = create_app(settings, project_in_process=in_process)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
 

@@ -91,3 +91,9 @@ def create_app(
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)
     return app
+
+
+def create_api_worker() -> FastAPI:
+    """One of several API processes (``salesledger serve --workers N``): settings from
+    the environment, projections kept current by ``salesledger project`` elsewhere."""
+    return create_app(project_in_process=False)
