@@ -30,14 +30,17 @@ CATCH_UP_BATCH_SIZE = 5_000
 
 
 class _ReadAhead:
-    """Batches read (and decoded) by a thread ahead of their consumer, at most
-    ``READ_AHEAD_BATCHES`` waiting, so memory stays bounded; ends at an empty batch."""
+    """Batches read (and decoded) by a thread ahead of their consumers, each batch handed
+    to every consumer, at most ``READ_AHEAD_BATCHES`` waiting per consumer so memory stays
+    bounded; each consumer's stream ends at an empty batch. ``close`` stops everyone."""
 
-    def __init__(self, read: Callable[[int], list[RecordedEvent]], start: int) -> None:
+    def __init__(
+        self, read: Callable[[int], list[RecordedEvent]], start: int, consumers: int = 1
+    ) -> None:
         self._read = read
-        self._queue: queue.Queue[list[RecordedEvent] | BaseException] = queue.Queue(
-            READ_AHEAD_BATCHES
-        )
+        self._queues: list[queue.Queue[list[RecordedEvent] | BaseException]] = [
+            queue.Queue(READ_AHEAD_BATCHES) for _ in range(consumers)
+        ]
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(start,), name="projection-reader", daemon=True
@@ -48,24 +51,37 @@ class _ReadAhead:
         try:
             while not self._stop.is_set():
                 events = self._read(position)
-                self._put(events)
+                for consumer in self._queues:
+                    self._put(consumer, events)
                 if not events:
                     return
                 position = events[-1].position
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
-            self._put(error)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumers, raised there
+            for consumer in self._queues:
+                self._put(consumer, error)
 
-    def _put(self, item: list[RecordedEvent] | BaseException) -> None:
+    def _put(
+        self,
+        consumer: queue.Queue[list[RecordedEvent] | BaseException],
+        item: list[RecordedEvent] | BaseException,
+    ) -> None:
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=0.1)
+                consumer.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
 
     def __iter__(self) -> Iterator[list[RecordedEvent]]:
-        while True:
-            item = self._queue.get()
+        return self.batches(0)
+
+    def batches(self, consumer: int) -> Iterator[list[RecordedEvent]]:
+        """The batches for ``consumer``, until the end or ``close``."""
+        while not self._stop.is_set():
+            try:
+                item = self._queues[consumer].get(timeout=0.1)
+            except queue.Empty:
+                continue
             if isinstance(item, BaseException):
                 raise item
             if not item:
@@ -148,6 +164,7 @@ class ProjectionRunner:
         start = min(positions.values(), default=0)
         last = events[-1].position
         with self.database.transaction() as tx:
+            _commit_without_waiting_for_disk(tx)
             current = self._positions(tx, lock=True)
             if any(current[name] < positions[name] for name in self.names):
                 log.info("a projection was reset while reading; retrying the batch")
@@ -166,8 +183,10 @@ class ProjectionRunner:
         """Apply batches until no new event is readable; the number of events read.
 
         A long way behind (``read_ahead_from`` events or more: a cold start, a rebuild),
-        a reader thread reads and decodes the next batches while the current one is
-        written. (Dropping the secondary indexes for the catch-up and building each once
+        a reader thread reads and decodes the next batches once, and every projection
+        applies them in a thread of its own, in transactions of its own (its rows with its
+        position), so that one projection's Python work overlaps the others' waits on the
+        database. (Dropping the secondary indexes for the catch-up and building each once
         at the end was measured too: slower at a million events.)
         """
         total = 0
@@ -180,20 +199,75 @@ class ProjectionRunner:
         return total
 
     def _catch_up_reading_ahead(self) -> int:
+        """Each projection follows the batches read ahead in its own thread; the events
+        every projection applied. Any projection stopping early (an error, a rebuild)
+        stops them all; ``catch_up`` then goes on batch by batch."""
         positions = self._positions_now()
         limit = max(self.batch_size, CATCH_UP_BATCH_SIZE)
         reader = _ReadAhead(
-            lambda start: self._read(start, limit), min(positions.values(), default=0)
+            lambda start: self._read(start, limit),
+            min(positions.values(), default=0),
+            consumers=len(self.projections),
         )
-        total = 0
-        try:
-            for events in reader:
-                if not self._apply(events, positions):
-                    break
-                total += len(events)
-        finally:
-            reader.close()
-        return total
+        applied = [0] * len(self.projections)
+        errors: list[BaseException] = []
+
+        def follow(index: int, projection: Projection) -> None:
+            position = positions[projection.name]
+            try:
+                for events in reader.batches(index):
+                    reached = self._apply_alone(projection, events, position)
+                    if reached is None:
+                        reader.close()
+                        return
+                    position = reached
+                    applied[index] += len(events)
+            except BaseException as error:  # noqa: BLE001 - raised again by the caller
+                errors.append(error)
+                reader.close()
+
+        followers = [
+            threading.Thread(target=follow, args=(index, projection), name=projection.name)
+            for index, projection in enumerate(self.projections)
+        ]
+        for follower in followers:
+            follower.start()
+        for follower in followers:
+            follower.join()
+        reader.close()
+        if errors:
+            raise errors[0]
+        return min(applied, default=0)
+
+    def _apply_alone(
+        self, projection: Projection, events: Sequence[RecordedEvent], expected: int
+    ) -> int | None:
+        """Apply ``events`` to ``projection`` and record its position, in one transaction
+        of its own; its new position. None (nothing applied) if its stored position moved
+        back below ``expected`` meanwhile (a rebuild)."""
+        last = events[-1].position
+        with self.database.transaction() as tx:
+            _commit_without_waiting_for_disk(tx)
+            current = self._position(tx, projection.name)
+            if current < expected:
+                log.info("projection %s was reset while reading ahead", projection.name)
+                return None
+            if current < last:
+                fresh = (
+                    events
+                    if current < events[0].position
+                    else [e for e in events if e.position > current]
+                )
+                projection.process(tx, fresh)
+                self._record_position(tx, projection.name, last)
+        return max(current, last)
+
+    @staticmethod
+    def _position(tx: Transaction, name: str) -> int:
+        """``name``'s stored position (0 before any), locked until the transaction ends."""
+        suffix = " FOR UPDATE" if tx.dialect == "postgres" else ""
+        rows = tx.execute(f"SELECT position FROM {POSITIONS_TABLE} WHERE name = %s{suffix}", [name])
+        return int(rows[0]["position"]) if rows else 0
 
     def _positions_now(self) -> dict[str, int]:
         with self.database.transaction() as tx:
@@ -217,6 +291,17 @@ class ProjectionRunner:
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             [name, position],
         )
+
+
+def _commit_without_waiting_for_disk(tx: Transaction) -> None:
+    """On PostgreSQL, let this transaction's commit return before its WAL is flushed.
+
+    Safe for projections: a server crash can lose only the last commits whole, rows and
+    position together, and the worker then applies those events again. Saves a disk
+    flush per batch.
+    """
+    if tx.dialect == "postgres":
+        tx.execute("SET LOCAL synchronous_commit = off")
 
 
 class ProjectionLagError(Exception):
