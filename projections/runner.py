@@ -7,11 +7,13 @@ positions commit in one transaction, so a crash never applies an event twice or 
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from projections.base import Projection, RecordedEvent
@@ -25,6 +27,8 @@ DEFAULT_BATCH_SIZE = 2000
 READ_AHEAD_FROM = 100_000
 """Events behind at which ``catch_up`` reads ahead in a thread."""
 READ_AHEAD_BATCHES = 2
+CATCH_UP_GC_THRESHOLD = 100_000
+"""Allocations between the garbage collector's young collections while catching up."""
 CATCH_UP_BATCH_SIZE = 5_000
 """Events per batch while reading ahead: fewer round trips and row loads per event."""
 
@@ -192,7 +196,7 @@ class ProjectionRunner:
         total = 0
         behind = self.ledger.recorder.max_notification_id() or 0
         if behind - min(self.positions().values(), default=0) >= self.read_ahead_from:
-            with self._lock:
+            with self._lock, _fewer_garbage_collections():
                 total = self._catch_up_reading_ahead()
         while count := self.process_batch():
             total += count
@@ -291,6 +295,22 @@ class ProjectionRunner:
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             [name, position],
         )
+
+
+@contextmanager
+def _fewer_garbage_collections() -> Iterator[None]:
+    """Collect cyclic garbage less often meanwhile (the process-wide setting is restored).
+
+    A catch-up allocates millions of short-lived objects (decoded events, rows), freed by
+    reference counting, while some batches stay alive; at the default threshold the
+    collector keeps walking those and took about half the decoding time (measured).
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(CATCH_UP_GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def _commit_without_waiting_for_disk(tx: Transaction) -> None:
