@@ -11,7 +11,7 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscode
 from pydantic import BaseModel, Field
 
 from events.base import DateAsISO
-from projections.base import Projection, RecordedEvent, iso_timestamp, write_rows
+from projections.base import Projection, RecordedEvent, create_table, iso_timestamp, write_rows
 from services.database import Database, Transaction
 
 AUDIT_COLUMNS = (
@@ -68,11 +68,12 @@ class AuditTrailProjection(Projection):
     }
 
     def create_tables(self, tx: Transaction) -> None:
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS audit_trail ("
+        create_table(
+            tx,
+            "audit_trail ("
             "position BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL, "
             "aggregate_type TEXT NOT NULL, version INTEGER NOT NULL, event_type TEXT NOT NULL, "
-            "actor TEXT NOT NULL, recorded_at TEXT NOT NULL, changes TEXT NOT NULL)"
+            "actor TEXT NOT NULL, recorded_at TEXT NOT NULL, changes TEXT NOT NULL)",
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:

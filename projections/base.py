@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -107,6 +108,22 @@ class Projection(ABC):
     def drop_tables(self, tx: Transaction) -> None:
         for table in self.tables:
             tx.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def create_table(tx: Transaction, definition: str) -> None:
+    """``CREATE TABLE IF NOT EXISTS`` ``definition`` (name and columns).
+
+    On PostgreSQL its ``TEXT`` columns compare byte by byte (``COLLATE "C"``), as SQLite's
+    do: the keys and indexed columns hold ids, ISO dates and codes, whose byte order is
+    their order, and locale-aware comparisons made every index insert dearer (the audit
+    trail's ``COPY`` took a quarter longer with the database's default collation).
+    """
+    if tx.dialect == "postgres":
+        definition = _TEXT_COLUMN.sub('TEXT COLLATE "C"', definition)
+    tx.execute(f"CREATE TABLE IF NOT EXISTS {definition}")
+
+
+_TEXT_COLUMN = re.compile(r"\bTEXT\b")
 
 
 def write_rows(

@@ -20,6 +20,7 @@ from projections.base import (
     Projection,
     RecordedEvent,
     as_decimal,
+    create_table,
     insert_rows,
     iso_timestamp,
 )
@@ -63,23 +64,26 @@ class ForecastProjection(Projection):
     }
 
     def create_tables(self, tx: Transaction) -> None:
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS forecast_owners ("
-            "forecast_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, period TEXT NOT NULL)"
+        create_table(
+            tx,
+            "forecast_owners ("
+            "forecast_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, period TEXT NOT NULL)",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS forecast_submissions ("
+        create_table(
+            tx,
+            "forecast_submissions ("
             "forecast_id TEXT NOT NULL, version INTEGER NOT NULL, person_id TEXT NOT NULL, "
             "period TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, "
             "own_total NUMERIC NOT NULL, team_total NUMERIC NOT NULL, total NUMERIC NOT NULL, "
-            "opportunity_ids TEXT NOT NULL, PRIMARY KEY (forecast_id, version))"
+            "opportunity_ids TEXT NOT NULL, PRIMARY KEY (forecast_id, version))",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS forecast_revisions ("
+        create_table(
+            tx,
+            "forecast_revisions ("
             "forecast_id TEXT NOT NULL, version INTEGER NOT NULL, person_id TEXT NOT NULL, "
             "period TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, "
             "previous_total NUMERIC NOT NULL, adjusted_total NUMERIC NOT NULL, "
-            "reason TEXT NOT NULL, PRIMARY KEY (forecast_id, version))"
+            "reason TEXT NOT NULL, PRIMARY KEY (forecast_id, version))",
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:

@@ -34,6 +34,7 @@ from projections.base import (
     Projection,
     RecordedEvent,
     as_decimal,
+    create_table,
     in_clause,
     insert_rows,
     iso_timestamp,
@@ -272,36 +273,40 @@ class FunnelProjection(Projection):
         tx.execute(f"CREATE INDEX IF NOT EXISTS funnel_opportunities_owner ON {definition}")
 
     def create_tables(self, tx: Transaction) -> None:
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS funnel_opportunities ("
+        create_table(
+            tx,
+            "funnel_opportunities ("
             "opportunity_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, owner_id TEXT NOT NULL, "
             "title TEXT NOT NULL, source TEXT NOT NULL, product TEXT NOT NULL, "
             "region TEXT NOT NULL, amount NUMERIC NOT NULL, expected_close TEXT NOT NULL, "
             "stage INTEGER NOT NULL, status TEXT NOT NULL, qualification TEXT NOT NULL, "
             "opened_at TEXT NOT NULL, stage_entered_at TEXT NOT NULL, max_stage INTEGER NOT NULL, "
-            "won_amount NUMERIC, closed_on TEXT, closed_at TEXT)"
+            "won_amount NUMERIC, closed_on TEXT, closed_at TEXT)",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS funnel_stage_intervals ("
+        create_table(
+            tx,
+            "funnel_stage_intervals ("
             "opportunity_id TEXT NOT NULL, left_position BIGINT NOT NULL, stage INTEGER NOT NULL, "
             "entered_at TEXT NOT NULL, left_at TEXT NOT NULL, seconds DOUBLE PRECISION NOT NULL, "
             "outcome TEXT NOT NULL, amount NUMERIC NOT NULL, owner_id TEXT NOT NULL, "
             "source TEXT NOT NULL, product TEXT NOT NULL, region TEXT NOT NULL, "
             "expected_close TEXT NOT NULL, nurturing INTEGER NOT NULL, "
-            "PRIMARY KEY (opportunity_id, left_position))"
+            "PRIMARY KEY (opportunity_id, left_position))",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS funnel_stage_totals ("
+        create_table(
+            tx,
+            "funnel_stage_totals ("
             "owner_id TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
             "count BIGINT NOT NULL, amount NUMERIC NOT NULL, "
-            "PRIMARY KEY (owner_id, stage, status))"
+            "PRIMARY KEY (owner_id, stage, status))",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS funnel_dimension_totals ("
+        create_table(
+            tx,
+            "funnel_dimension_totals ("
             "region TEXT NOT NULL, product TEXT NOT NULL, source TEXT NOT NULL, "
             "close_month TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
             "count BIGINT NOT NULL, amount NUMERIC NOT NULL, "
-            f"PRIMARY KEY ({', '.join(DIMENSION_KEYS)}))"
+            f"PRIMARY KEY ({', '.join(DIMENSION_KEYS)}))",
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
