@@ -332,7 +332,12 @@ class FunnelProjection(Projection):
 
 
 class _Totals:
-    """A batch's changes to the two totals tables, added to their rows in one statement each."""
+    """A batch's changes to the two totals tables, added to their rows in one statement each.
+
+    A deal passing through several stages in one batch leaves a zero change at each stage
+    it passed: such a row is created (with zeros, as event-by-event processing leaves it)
+    but an existing row is not rewritten, which saves most of the table's row versions.
+    """
 
     def __init__(self) -> None:
         self.by_owner: dict[tuple[Any, ...], list[Any]] = {}
@@ -364,7 +369,8 @@ class _Totals:
                 [[*key, n, str(amount)] for key, (n, amount) in sorted(totals.items())],
                 f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
                 f"count = {table}.count + excluded.count, "
-                f"amount = {table}.amount + excluded.amount",
+                f"amount = {table}.amount + excluded.amount "
+                "WHERE excluded.count <> 0 OR excluded.amount <> 0",
             )
 
 
