@@ -322,8 +322,7 @@ class FunnelProjection(Projection):
             row, interval = evolve_deal(before, recorded)
             if row is not None and row is not before:
                 deals.put(row)
-                totals.count(before, -1)
-                totals.count(row, +1)
+                totals.change(recorded.aggregate_id, before, row)
             if interval is not None:
                 intervals.append(interval)
         deals.flush(tx)
@@ -334,30 +333,44 @@ class FunnelProjection(Projection):
 class _Totals:
     """A batch's changes to the two totals tables, added to their rows in one statement each.
 
-    A deal passing through several stages in one batch leaves a zero change at each stage
-    it passed: such a row is created (with zeros, as event-by-event processing leaves it)
-    but an existing row is not rewritten, which saves most of the table's row versions.
+    Each deal is counted out in its state before the batch and in at its state after it;
+    the states it passed through in between add zero changes, kept so that their rows
+    exist as event-by-event processing leaves them (with zeros). Such a row is created
+    if missing, but an existing row is not rewritten, which saves most row versions.
     """
 
     def __init__(self) -> None:
         self.by_owner: dict[tuple[Any, ...], list[Any]] = {}
         self.by_dimension: dict[tuple[Any, ...], list[Any]] = {}
+        self._before: dict[str, Row | None] = {}
+        self._after: dict[str, Row] = {}
+
+    def change(self, deal_id: str, before: Row | None, after: Row) -> None:
+        """Deal ``deal_id`` went from ``before`` to ``after`` (within the batch)."""
+        if deal_id not in self._before:
+            self._before[deal_id] = before
+        self._after[deal_id] = after
+        owner_key, dimension_key = _total_keys(after, funnel_status(after))
+        if owner_key not in self.by_owner:
+            self.by_owner[owner_key] = [0, Decimal(0)]
+        if dimension_key is not None and dimension_key not in self.by_dimension:
+            self.by_dimension[dimension_key] = [0, Decimal(0)]
 
     def count(self, row: Row | None, sign: int) -> None:
         """Add (or with ``sign`` −1, remove) a deal."""
         if row is None:
             return
         status = funnel_status(row)
-        won = status == "won"
-        value = sign * as_decimal(row["won_amount"] if won else row["amount"])
-        stage = int(row["stage"])
-        _add(self.by_owner, (row["owner_id"], stage, status), sign, value)
-        if status != "lost":
-            month = str(row["closed_on"] if won else row["expected_close"])[:7]
-            key = (row["region"], row["product"], row["source"], month, stage, status)
-            _add(self.by_dimension, key, sign, value)
+        value = sign * as_decimal(row["won_amount"] if status == "won" else row["amount"])
+        owner_key, dimension_key = _total_keys(row, status)
+        _add(self.by_owner, owner_key, sign, value)
+        if dimension_key is not None:
+            _add(self.by_dimension, dimension_key, sign, value)
 
     def write(self, tx: Transaction) -> None:
+        for deal_id, before in self._before.items():
+            self.count(before, -1)
+            self.count(self._after[deal_id], +1)
         for table, keys, totals in (
             ("funnel_stage_totals", ("owner_id", "stage", "status"), self.by_owner),
             ("funnel_dimension_totals", DIMENSION_KEYS, self.by_dimension),
@@ -372,6 +385,17 @@ class _Totals:
                 f"amount = {table}.amount + excluded.amount "
                 "WHERE excluded.count <> 0 OR excluded.amount <> 0",
             )
+
+
+def _total_keys(row: Row, status: str) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
+    """Where ``row`` counts: its owner totals key, and its dimension totals key (None for
+    a lost deal, which has no place in the filtered funnel)."""
+    stage = int(row["stage"])
+    owner_key = (row["owner_id"], stage, status)
+    if status == "lost":
+        return owner_key, None
+    month = str(row["closed_on"] if status == "won" else row["expected_close"])[:7]
+    return owner_key, (row["region"], row["product"], row["source"], month, stage, status)
 
 
 def _add(
