@@ -48,6 +48,7 @@ from eventsourcing.utils import get_topic  # noqa: E402
 from aggregates.customer import Customer  # noqa: E402
 from aggregates.evaluation import QUALIFICATION_CRITERIA  # noqa: E402
 from aggregates.opportunity import Opportunity  # noqa: E402
+from commands.ledger import SalesLedger  # noqa: E402
 from events.customer import CustomerRegistered  # noqa: E402
 from events.opportunity import (  # noqa: E402
     OpportunityActivityLogged,
@@ -179,16 +180,17 @@ def synthetic_events(opportunities: int, events: int, seed: int = 7) -> Iterator
 
 
 def populated_events(dbname: str) -> int:
-    """How many events the database ``dbname`` already holds (0 if it or its table is missing)."""
+    """How many events the database ``dbname`` already holds (0 if it does not exist)."""
     with connect(server_env(ADMIN_DBNAME)) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
     if not exists:
         return 0
+    table = f"{SalesLedger.name.lower()}_events"
     with connect(server_env(dbname)) as conn:
-        table = conn.execute("SELECT to_regclass('stored_events')").fetchone()
-        if table is None or table[0] is None:
+        found = conn.execute("SELECT to_regclass(%s)", [table]).fetchone()
+        if found is None or found[0] is None:
             return 0
-        row = conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()
+        row = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
         return int(row[0]) if row else 0
 
 
@@ -279,8 +281,8 @@ def main() -> None:
     args = parser.parse_args()
 
     env = server_env(args.dbname)
-    existing = populated_events(args.dbname) if args.reuse else 0
     os.environ.update(env)
+    existing = populated_events(args.dbname) if args.reuse else 0
     settings = Settings()
     if existing:
         drop_projections(args.dbname)
