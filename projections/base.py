@@ -180,7 +180,19 @@ class KeyedRows:
         self._on_conflict = f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
 
     def load(self, tx: Transaction, keys: Iterable[str]) -> None:
+        """Read the rows of ``keys`` that exist: on PostgreSQL in one statement (the keys
+        as one array parameter), on SQLite in chunks of ``IN_CLAUSE_CHUNK``."""
         wanted = [k for k in dict.fromkeys(keys) if k not in self.rows]
+        if not wanted:
+            return
+        if tx.dialect == "postgres":
+            rows = tx.execute(
+                f"SELECT {', '.join(self.columns)} FROM {self.table} "
+                f"WHERE {self.key} = ANY(%s::text[])",
+                [wanted],
+            )
+            self.rows.update((str(row[self.key]), row) for row in rows)
+            return
         for start in range(0, len(wanted), IN_CLAUSE_CHUNK):
             chunk = wanted[start : start + IN_CLAUSE_CHUNK]
             placeholders = ", ".join(["%s"] * len(chunk))
@@ -209,6 +221,16 @@ class KeyedRows:
         )
         self.rows.clear()
         self._dirty.clear()
+
+
+def keys_from_earlier_batches(events: Iterable[RecordedEvent], created_by: str) -> list[str]:
+    """The aggregates of ``events`` that may have rows from earlier batches: all but those
+    whose first event here is ``created_by``, which start from nothing (most of a
+    catch-up's aggregates, so most lookups are saved)."""
+    first: dict[str, str] = {}
+    for recorded in events:
+        first.setdefault(recorded.aggregate_id, recorded.type_name)
+    return [key for key, kind in first.items() if kind != created_by]
 
 
 def insert_rows(tx: Transaction, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:

@@ -23,6 +23,7 @@ from projections.base import (
     create_table,
     insert_rows,
     iso_timestamp,
+    keys_from_earlier_batches,
 )
 from services.database import Database, Row, Transaction
 
@@ -91,7 +92,7 @@ class ForecastProjection(Projection):
         if not relevant:
             return
         owners = KeyedRows("forecast_owners", "forecast_id", OWNER_COLUMNS)
-        owners.load(tx, (e.aggregate_id for e in relevant if e.type_name != "ForecastOpened"))
+        owners.load(tx, keys_from_earlier_batches(relevant, "ForecastOpened"))
         submissions: list[Row] = []
         revisions: list[Row] = []
         for recorded in relevant:

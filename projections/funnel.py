@@ -38,6 +38,7 @@ from projections.base import (
     in_clause,
     insert_rows,
     iso_timestamp,
+    keys_from_earlier_batches,
     write_rows,
 )
 from services.database import Database, Row, Transaction
@@ -314,7 +315,7 @@ class FunnelProjection(Projection):
         if not relevant:
             return
         deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)
-        deals.load(tx, (e.aggregate_id for e in relevant if e.type_name != "OpportunityOpened"))
+        deals.load(tx, keys_from_earlier_batches(relevant, "OpportunityOpened"))
         intervals: list[Row] = []
         totals = _Totals()
         for recorded in relevant:

@@ -111,13 +111,7 @@ class MonitoringProjection(Projection):
             return
         deals = KeyedRows("monitoring_deals", "opportunity_id", DEAL_COLUMNS)
         customers = KeyedRows("monitoring_customers", "customer_id", CUSTOMER_COLUMNS)
-        deal_ids = [e.aggregate_id for e in deal_events if e.type_name != "OpportunityOpened"]
-        deal_ids += [
-            e.event.opportunity_id
-            for e in customer_events
-            if e.type_name == "ActivityLogged" and e.event.opportunity_id
-        ]
-        deals.load(tx, deal_ids)
+        deals.load(tx, _deals_from_earlier_batches(events))
         customers.load(
             tx, (e.aggregate_id for e in customer_events if e.type_name == "CustomerAssigned")
         )
@@ -218,6 +212,19 @@ class MonitoringProjection(Projection):
             deal = deals.get(event.opportunity_id) if event.opportunity_id else None
             if deal is not None:
                 deals.put({**deal, "last_activity_at": recorded.recorded_at})
+
+
+def _deals_from_earlier_batches(events: Sequence[RecordedEvent]) -> list[str]:
+    """The deals ``events`` touch (their own events, customer activities logged against
+    them) that may have rows from earlier batches: all but those opened here first."""
+    opened_here: dict[str, bool] = {}
+    for recorded in events:
+        kind = recorded.type_name
+        if kind in _DEAL_EVENTS:
+            opened_here.setdefault(recorded.aggregate_id, kind == "OpportunityOpened")
+        elif kind == "ActivityLogged" and recorded.event.opportunity_id:
+            opened_here.setdefault(recorded.event.opportunity_id, False)
+    return [deal for deal, opened in opened_here.items() if not opened]
 
 
 def _transfer(

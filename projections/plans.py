@@ -26,6 +26,7 @@ from projections.base import (
     create_table,
     in_clause,
     insert_rows,
+    keys_from_earlier_batches,
     sql_value,
     write_rows,
 )
@@ -71,7 +72,7 @@ class PlanProjection(Projection):
         if not relevant:
             return
         plans = KeyedRows("plans", "plan_id", PLAN_COLUMNS)
-        plans.load(tx, (e.aggregate_id for e in relevant if e.type_name != "PlanDrafted"))
+        plans.load(tx, keys_from_earlier_batches(relevant, "PlanDrafted"))
         targets: dict[tuple[str, str, str], Decimal] = {}
         revisions: list[Row] = []
         for recorded in relevant:
