@@ -29,7 +29,7 @@ READ_AHEAD_FROM = 100_000
 READ_AHEAD_BATCHES = 2
 CATCH_UP_GC_THRESHOLD = 100_000
 """Allocations between the garbage collector's young collections while catching up."""
-CATCH_UP_BATCH_SIZE = 5_000
+CATCH_UP_BATCH_SIZE = 10_000
 """Events per batch while reading ahead: fewer round trips and row loads per event."""
 
 
