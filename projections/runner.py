@@ -107,12 +107,14 @@ class ProjectionRunner:
         projections: Sequence[Projection],
         batch_size: int = DEFAULT_BATCH_SIZE,
         read_ahead_from: int = READ_AHEAD_FROM,
+        catch_up_batch_size: int = CATCH_UP_BATCH_SIZE,
     ) -> None:
         self.ledger = ledger
         self.database = database
         self.projections = list(projections)
         self.batch_size = batch_size
         self.read_ahead_from = read_ahead_from
+        self.catch_up_batch_size = catch_up_batch_size
         self._decode = NotificationDecoder(ledger.mapper)
         self._lock = threading.Lock()
         self.ensure_tables()
@@ -207,7 +209,7 @@ class ProjectionRunner:
         every projection applied. Any projection stopping early (an error, a rebuild)
         stops them all; ``catch_up`` then goes on batch by batch."""
         positions = self._positions_now()
-        limit = max(self.batch_size, CATCH_UP_BATCH_SIZE)
+        limit = max(self.batch_size, self.catch_up_batch_size)
         reader = _ReadAhead(
             lambda start: self._read(start, limit),
             min(positions.values(), default=0),

@@ -91,7 +91,12 @@ def test_a_catch_up_reading_ahead_gives_the_same_rows(tmp_path: Path) -> None:
     for name, read_ahead_from in (("plain", 10**9), ("ahead", 1)):
         database = Database(Settings(store="sqlite", sqlite_path=str(tmp_path / f"{name}.db")))
         runner = ProjectionRunner(
-            ledger, database, all_projections(), batch_size=7, read_ahead_from=read_ahead_from
+            ledger,
+            database,
+            all_projections(),
+            batch_size=7,
+            read_ahead_from=read_ahead_from,
+            catch_up_batch_size=5,
         )
         assert runner.catch_up() == ledger.recorder.max_notification_id()
         rows.append(table_rows(database))
