@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple
 
 from services.database import Row, Transaction
@@ -176,6 +177,7 @@ class KeyedRows:
         self.columns = tuple(columns)
         self.rows: dict[str, Row] = {}
         self._dirty: set[str] = set()
+        self._values = _values_of(self.columns)
         updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c != key)
         self._on_conflict = f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
 
@@ -216,7 +218,7 @@ class KeyedRows:
             tx,
             self.table,
             self.columns,
-            [[self.rows[k][c] for c in self.columns] for k in sorted(self._dirty)],
+            [self._values(self.rows[k]) for k in sorted(self._dirty)],
             self._on_conflict,
         )
         self.rows.clear()
@@ -235,7 +237,16 @@ def keys_from_earlier_batches(events: Iterable[RecordedEvent], created_by: str) 
 
 def insert_rows(tx: Transaction, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
     """Append rows to a table in one round trip."""
-    write_rows(tx, table, columns, [[row[c] for c in columns] for row in rows])
+    values = _values_of(columns)
+    write_rows(tx, table, columns, [values(row) for row in rows])
+
+
+def _values_of(columns: Sequence[str]) -> Callable[[Row], tuple[Any, ...]]:
+    """A function giving a row's values in ``columns`` order, as a tuple (built in C)."""
+    pick = itemgetter(*columns)
+    if len(columns) == 1:
+        return lambda row: (pick(row),)
+    return pick
 
 
 def add_counts(
