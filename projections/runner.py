@@ -233,14 +233,18 @@ class ProjectionRunner:
                 reader.close()
 
         followers = [
-            threading.Thread(target=follow, args=(index, projection), name=projection.name)
+            threading.Thread(
+                target=follow, args=(index, projection), name=projection.name, daemon=True
+            )
             for index, projection in enumerate(self.projections)
         ]
-        for follower in followers:
-            follower.start()
-        for follower in followers:
-            follower.join()
-        reader.close()
+        try:
+            for follower in followers:
+                follower.start()
+            for follower in followers:
+                follower.join()
+        finally:  # also when interrupted: the followers stop after their current batch
+            reader.close()
         if errors:
             raise errors[0]
         return min(applied, default=0)
