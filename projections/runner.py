@@ -196,26 +196,30 @@ class ProjectionRunner:
         at the end was measured too: slower at a million events.)
         """
         total = 0
-        behind = self.ledger.recorder.max_notification_id() or 0
-        if behind - min(self.positions().values(), default=0) >= self.read_ahead_from:
+        last = self.ledger.recorder.max_notification_id() or 0
+        if last - min(self.positions().values(), default=0) >= self.read_ahead_from:
             with self._lock, _fewer_garbage_collections():
-                total = self._catch_up_reading_ahead()
+                total = self._catch_up_reading_ahead(last)
         while count := self.process_batch():
             total += count
         return total
 
-    def _catch_up_reading_ahead(self) -> int:
-        """Each projection follows the batches read ahead in its own thread; the events
-        every projection applied. Any projection stopping early (an error, a rebuild)
-        stops them all; ``catch_up`` then goes on batch by batch."""
+    def _catch_up_reading_ahead(self, last: int) -> int:
+        """Each projection behind ``last`` follows the batches read ahead in its own
+        thread (the others wait for ``catch_up``'s batches); the events every follower
+        applied. Any follower stopping early (an error, a rebuild) stops them all;
+        ``catch_up`` then goes on batch by batch."""
         positions = self._positions_now()
+        behind = [p for p in self.projections if positions[p.name] < last]
+        if not behind:
+            return 0
         limit = max(self.batch_size, self.catch_up_batch_size)
         reader = _ReadAhead(
             lambda start: self._read(start, limit),
-            min(positions.values(), default=0),
-            consumers=len(self.projections),
+            min((positions[p.name] for p in behind), default=last),
+            consumers=len(behind),
         )
-        applied = [0] * len(self.projections)
+        applied = [0] * len(behind)
         errors: list[BaseException] = []
 
         def follow(index: int, projection: Projection) -> None:
@@ -236,7 +240,7 @@ class ProjectionRunner:
             threading.Thread(
                 target=follow, args=(index, projection), name=projection.name, daemon=True
             )
-            for index, projection in enumerate(self.projections)
+            for index, projection in enumerate(behind)
         ]
         try:
             for follower in followers:

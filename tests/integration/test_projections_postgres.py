@@ -266,6 +266,9 @@ def test_projections_reading_ahead_in_threads_give_the_rows_of_batch_by_batch(
     assert reading_ahead.rebuild() == last
     assert dump(database) == expected
     assert set(reading_ahead.positions().values()) == {last}
+    assert reading_ahead.rebuild(["funnel"]) == last  # the others, up to date, stay idle
+    assert dump(database) == expected
+    assert set(reading_ahead.positions().values()) == {last}
     database.close()
 
 
