@@ -32,7 +32,7 @@ _TRANSCODED = '"_type_"'
 _JSON = json.JSONDecoder()
 
 
-def _parse(text: str) -> Any:
+def parse_stored_json(text: str) -> Any:
     """``text`` parsed with orjson (about 1 µs an event faster than ``json`` for the
     ledger's events); as ``json`` parses it where orjson refuses (``NaN``, integers
     beyond 64 bits), so both give the same values."""
@@ -108,7 +108,7 @@ class NotificationDecoder:
             return None
         cls, type_name = plain
         text = stored.decode()
-        state = _parse(text)
+        state = parse_stored_json(text)
         timestamp = state.get("timestamp")
         if not self._untranscode(state, text.count(_TRANSCODED)):
             return None
