@@ -1,10 +1,13 @@
 """Projection catch-up speed, funnel query latency and worker memory, on PostgreSQL.
 
-    python bench/projections.py [--events 1000000] [--opportunities 100000]
+    python bench/projections.py [--events 1000000] [--opportunities 100000] [--dbname NAME]
+                                [--reuse]
 
 Creates (and afterwards keeps, for inspection) a fresh database ``ledger_bench`` on the
 server named by the ``POSTGRES_*`` environment. The data set is synthetic but shaped like
-the demo: an organisation of 5 managers and 50 reps, one customer per 5 opportunities,
+the demo (with ``--reuse``, an already populated database of that name is kept and only
+its projections' tables and positions are dropped, so repeated runs skip the slow
+population): an organisation of 5 managers and 50 reps, one customer per 5 opportunities,
 and each opportunity opened, qualified, advanced through a random number of stages,
 worked with activities, and won, lost or left open. The events are real domain event
 objects encoded by the ledger's own mapper and written through the ledger's recorder in
@@ -45,6 +48,7 @@ from eventsourcing.utils import get_topic  # noqa: E402
 from aggregates.customer import Customer  # noqa: E402
 from aggregates.evaluation import QUALIFICATION_CRITERIA  # noqa: E402
 from aggregates.opportunity import Opportunity  # noqa: E402
+from commands.ledger import SalesLedger  # noqa: E402
 from events.customer import CustomerRegistered  # noqa: E402
 from events.opportunity import (  # noqa: E402
     OpportunityActivityLogged,
@@ -55,6 +59,8 @@ from events.opportunity import (  # noqa: E402
     StageAdvanced,
 )
 from projections.funnel import FunnelFilter, query_funnel  # noqa: E402
+from projections.registry import all_projections  # noqa: E402
+from projections.runner import POSITIONS_TABLE  # noqa: E402
 from services.bootstrap import build_ledger  # noqa: E402
 from services.database import Database  # noqa: E402
 from services.settings import Settings  # noqa: E402
@@ -68,6 +74,8 @@ OPPORTUNITY_TOPIC = get_topic(Opportunity)
 SOURCES = ("web", "referral", "campaign", "channel partner", "trade fair")
 REGIONS = ("east", "west", "north", "south", "central")
 PRODUCTS = ("robot-arm", "conveyor", "vision", "controller", "service")
+ADMIN_DBNAME = os.environ.get("POSTGRES_DBNAME", "ledger")
+"""The database to connect to while creating or looking for the bench's own."""
 
 
 def server_env(dbname: str) -> dict[str, str]:
@@ -94,7 +102,7 @@ def connect(env: dict[str, str]) -> psycopg.Connection[Any]:
 
 
 def recreate_database(dbname: str) -> None:
-    with connect(server_env(os.environ.get("POSTGRES_DBNAME", "ledger"))) as conn:
+    with connect(server_env(ADMIN_DBNAME)) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{dbname}"')
 
@@ -171,6 +179,29 @@ def synthetic_events(opportunities: int, events: int, seed: int = 7) -> Iterator
             )
 
 
+def populated_events(dbname: str) -> int:
+    """How many events the database ``dbname`` already holds (0 if it does not exist)."""
+    with connect(server_env(ADMIN_DBNAME)) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
+    if not exists:
+        return 0
+    table = f"{SalesLedger.name.lower()}_events"
+    with connect(server_env(dbname)) as conn:
+        found = conn.execute("SELECT to_regclass(%s)", [table]).fetchone()
+        if found is None or found[0] is None:
+            return 0
+        row = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+
+
+def drop_projections(dbname: str) -> None:
+    """Drop every projection's tables and the positions, so the catch-up starts from 0."""
+    tables = [table for projection in all_projections() for table in projection.tables]
+    with connect(server_env(dbname)) as conn:
+        for table in [*tables, POSITIONS_TABLE]:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def populate(settings: Settings, opportunities: int, events: int) -> int:
     ledger = build_ledger(settings)
     ledger.set_up_organisation("Bench Co", "admin", "Admin")
@@ -242,16 +273,26 @@ def main() -> None:
     parser.add_argument("--opportunities", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--dbname", default="ledger_bench")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database's events if it has some; drop only the projections",
+    )
     args = parser.parse_args()
 
     env = server_env(args.dbname)
-    recreate_database(args.dbname)
     os.environ.update(env)
+    existing = populated_events(args.dbname) if args.reuse else 0
     settings = Settings()
-    started = time.perf_counter()
-    total = populate(settings, args.opportunities, args.events)
-    generated = time.perf_counter() - started
-    print(f"generated {total:,} events in {generated:.1f} s", flush=True)
+    if existing:
+        drop_projections(args.dbname)
+        print(f"reusing {existing:,} events in {args.dbname}", flush=True)
+    else:
+        recreate_database(args.dbname)
+        started = time.perf_counter()
+        total = populate(settings, args.opportunities, args.events)
+        generated = time.perf_counter() - started
+        print(f"generated {total:,} events in {generated:.1f} s", flush=True)
 
     read_count, read_seconds = raw_read(settings)
     catch_up_seconds, peak_rss_mb = catch_up(env)

@@ -11,7 +11,7 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscode
 from pydantic import BaseModel, Field
 
 from events.base import DateAsISO
-from projections.base import Projection, RecordedEvent, iso_timestamp, write_rows
+from projections.base import Projection, RecordedEvent, create_table, iso_timestamp, write_rows
 from services.database import Database, Transaction
 
 AUDIT_COLUMNS = (
@@ -64,15 +64,27 @@ class AuditTrailProjection(Projection):
     indexes = {
         "audit_trail_aggregate": "audit_trail (aggregate_id, position)",
         "audit_trail_actor": "audit_trail (actor, position)",
-        "audit_trail_time": "audit_trail (recorded_at, position)",
     }
+    time_indexes = {
+        "postgres": "audit_trail USING brin (recorded_at)",
+        "sqlite": "audit_trail (recorded_at, position)",
+    }
+    """By time: on PostgreSQL a BRIN index. The trail is appended in time order, so block
+    ranges of ``recorded_at`` find a period as well, and maintaining a B-tree over a
+    million timestamps was a quarter of the catch-up's cost of writing the trail."""
+
+    def create_indexes(self, tx: Transaction) -> None:
+        super().create_indexes(tx)
+        definition = self.time_indexes.get(tx.dialect, self.time_indexes["sqlite"])
+        tx.execute(f"CREATE INDEX IF NOT EXISTS audit_trail_time ON {definition}")
 
     def create_tables(self, tx: Transaction) -> None:
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS audit_trail ("
+        create_table(
+            tx,
+            "audit_trail ("
             "position BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL, "
             "aggregate_type TEXT NOT NULL, version INTEGER NOT NULL, event_type TEXT NOT NULL, "
-            "actor TEXT NOT NULL, recorded_at TEXT NOT NULL, changes TEXT NOT NULL)"
+            "actor TEXT NOT NULL, recorded_at TEXT NOT NULL, changes TEXT NOT NULL)",
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:

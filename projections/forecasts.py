@@ -20,8 +20,10 @@ from projections.base import (
     Projection,
     RecordedEvent,
     as_decimal,
+    create_table,
     insert_rows,
     iso_timestamp,
+    keys_from_earlier_batches,
 )
 from services.database import Database, Row, Transaction
 
@@ -63,23 +65,26 @@ class ForecastProjection(Projection):
     }
 
     def create_tables(self, tx: Transaction) -> None:
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS forecast_owners ("
-            "forecast_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, period TEXT NOT NULL)"
+        create_table(
+            tx,
+            "forecast_owners ("
+            "forecast_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, period TEXT NOT NULL)",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS forecast_submissions ("
+        create_table(
+            tx,
+            "forecast_submissions ("
             "forecast_id TEXT NOT NULL, version INTEGER NOT NULL, person_id TEXT NOT NULL, "
             "period TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, "
             "own_total NUMERIC NOT NULL, team_total NUMERIC NOT NULL, total NUMERIC NOT NULL, "
-            "opportunity_ids TEXT NOT NULL, PRIMARY KEY (forecast_id, version))"
+            "opportunity_ids TEXT NOT NULL, PRIMARY KEY (forecast_id, version))",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS forecast_revisions ("
+        create_table(
+            tx,
+            "forecast_revisions ("
             "forecast_id TEXT NOT NULL, version INTEGER NOT NULL, person_id TEXT NOT NULL, "
             "period TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, "
             "previous_total NUMERIC NOT NULL, adjusted_total NUMERIC NOT NULL, "
-            "reason TEXT NOT NULL, PRIMARY KEY (forecast_id, version))"
+            "reason TEXT NOT NULL, PRIMARY KEY (forecast_id, version))",
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
@@ -87,7 +92,7 @@ class ForecastProjection(Projection):
         if not relevant:
             return
         owners = KeyedRows("forecast_owners", "forecast_id", OWNER_COLUMNS)
-        owners.load(tx, (e.aggregate_id for e in relevant if e.type_name != "ForecastOpened"))
+        owners.load(tx, keys_from_earlier_batches(relevant, "ForecastOpened"))
         submissions: list[Row] = []
         revisions: list[Row] = []
         for recorded in relevant:

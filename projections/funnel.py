@@ -34,9 +34,11 @@ from projections.base import (
     Projection,
     RecordedEvent,
     as_decimal,
+    create_table,
     in_clause,
     insert_rows,
     iso_timestamp,
+    keys_from_earlier_batches,
     write_rows,
 )
 from services.database import Database, Row, Transaction
@@ -272,36 +274,40 @@ class FunnelProjection(Projection):
         tx.execute(f"CREATE INDEX IF NOT EXISTS funnel_opportunities_owner ON {definition}")
 
     def create_tables(self, tx: Transaction) -> None:
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS funnel_opportunities ("
+        create_table(
+            tx,
+            "funnel_opportunities ("
             "opportunity_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, owner_id TEXT NOT NULL, "
             "title TEXT NOT NULL, source TEXT NOT NULL, product TEXT NOT NULL, "
             "region TEXT NOT NULL, amount NUMERIC NOT NULL, expected_close TEXT NOT NULL, "
             "stage INTEGER NOT NULL, status TEXT NOT NULL, qualification TEXT NOT NULL, "
             "opened_at TEXT NOT NULL, stage_entered_at TEXT NOT NULL, max_stage INTEGER NOT NULL, "
-            "won_amount NUMERIC, closed_on TEXT, closed_at TEXT)"
+            "won_amount NUMERIC, closed_on TEXT, closed_at TEXT)",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS funnel_stage_intervals ("
+        create_table(
+            tx,
+            "funnel_stage_intervals ("
             "opportunity_id TEXT NOT NULL, left_position BIGINT NOT NULL, stage INTEGER NOT NULL, "
             "entered_at TEXT NOT NULL, left_at TEXT NOT NULL, seconds DOUBLE PRECISION NOT NULL, "
             "outcome TEXT NOT NULL, amount NUMERIC NOT NULL, owner_id TEXT NOT NULL, "
             "source TEXT NOT NULL, product TEXT NOT NULL, region TEXT NOT NULL, "
             "expected_close TEXT NOT NULL, nurturing INTEGER NOT NULL, "
-            "PRIMARY KEY (opportunity_id, left_position))"
+            "PRIMARY KEY (opportunity_id, left_position))",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS funnel_stage_totals ("
+        create_table(
+            tx,
+            "funnel_stage_totals ("
             "owner_id TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
             "count BIGINT NOT NULL, amount NUMERIC NOT NULL, "
-            "PRIMARY KEY (owner_id, stage, status))"
+            "PRIMARY KEY (owner_id, stage, status))",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS funnel_dimension_totals ("
+        create_table(
+            tx,
+            "funnel_dimension_totals ("
             "region TEXT NOT NULL, product TEXT NOT NULL, source TEXT NOT NULL, "
             "close_month TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
             "count BIGINT NOT NULL, amount NUMERIC NOT NULL, "
-            f"PRIMARY KEY ({', '.join(DIMENSION_KEYS)}))"
+            f"PRIMARY KEY ({', '.join(DIMENSION_KEYS)}))",
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
@@ -309,7 +315,7 @@ class FunnelProjection(Projection):
         if not relevant:
             return
         deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)
-        deals.load(tx, (e.aggregate_id for e in relevant if e.type_name != "OpportunityOpened"))
+        deals.load(tx, keys_from_earlier_batches(relevant, "OpportunityOpened"))
         intervals: list[Row] = []
         totals = _Totals()
         for recorded in relevant:
@@ -317,8 +323,7 @@ class FunnelProjection(Projection):
             row, interval = evolve_deal(before, recorded)
             if row is not None and row is not before:
                 deals.put(row)
-                totals.count(before, -1)
-                totals.count(row, +1)
+                totals.change(recorded.aggregate_id, before, row)
             if interval is not None:
                 intervals.append(interval)
         deals.flush(tx)
@@ -327,40 +332,80 @@ class FunnelProjection(Projection):
 
 
 class _Totals:
-    """A batch's changes to the two totals tables, added to their rows in one statement each."""
+    """A batch's changes to the two totals tables, added to their rows in one statement each.
+
+    Each deal is counted out in its state before the batch and in at its state after it;
+    the states it passed through in between add zero changes, kept so that their rows
+    exist as event-by-event processing leaves them (with zeros). Such a row is created
+    if missing, but an existing row is neither rewritten nor locked (``DO NOTHING``),
+    which saves most of the table's row versions and row locks.
+    """
 
     def __init__(self) -> None:
         self.by_owner: dict[tuple[Any, ...], list[Any]] = {}
         self.by_dimension: dict[tuple[Any, ...], list[Any]] = {}
+        self._before: dict[str, Row | None] = {}
+        self._after: dict[str, Row] = {}
+
+    def change(self, deal_id: str, before: Row | None, after: Row) -> None:
+        """Deal ``deal_id`` went from ``before`` to ``after`` (within the batch)."""
+        if deal_id not in self._before:
+            self._before[deal_id] = before
+        self._after[deal_id] = after
+        owner_key, dimension_key = _total_keys(after, funnel_status(after))
+        if owner_key not in self.by_owner:
+            self.by_owner[owner_key] = [0, Decimal(0)]
+        if dimension_key is not None and dimension_key not in self.by_dimension:
+            self.by_dimension[dimension_key] = [0, Decimal(0)]
 
     def count(self, row: Row | None, sign: int) -> None:
         """Add (or with ``sign`` −1, remove) a deal."""
         if row is None:
             return
         status = funnel_status(row)
-        won = status == "won"
-        value = sign * as_decimal(row["won_amount"] if won else row["amount"])
-        stage = int(row["stage"])
-        _add(self.by_owner, (row["owner_id"], stage, status), sign, value)
-        if status != "lost":
-            month = str(row["closed_on"] if won else row["expected_close"])[:7]
-            key = (row["region"], row["product"], row["source"], month, stage, status)
-            _add(self.by_dimension, key, sign, value)
+        value = sign * as_decimal(row["won_amount"] if status == "won" else row["amount"])
+        owner_key, dimension_key = _total_keys(row, status)
+        _add(self.by_owner, owner_key, sign, value)
+        if dimension_key is not None:
+            _add(self.by_dimension, dimension_key, sign, value)
 
     def write(self, tx: Transaction) -> None:
+        for deal_id, before in self._before.items():
+            self.count(before, -1)
+            self.count(self._after[deal_id], +1)
         for table, keys, totals in (
             ("funnel_stage_totals", ("owner_id", "stage", "status"), self.by_owner),
             ("funnel_dimension_totals", DIMENSION_KEYS, self.by_dimension),
         ):
+            columns = (*keys, "count", "amount")
+            changes = sorted(totals.items())
             write_rows(
                 tx,
                 table,
-                (*keys, "count", "amount"),
-                [[*key, n, str(amount)] for key, (n, amount) in sorted(totals.items())],
+                columns,
+                [[*key, n, str(amount)] for key, (n, amount) in changes if n or amount],
                 f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
                 f"count = {table}.count + excluded.count, "
                 f"amount = {table}.amount + excluded.amount",
             )
+            write_rows(
+                tx,
+                table,
+                columns,
+                [[*key, n, str(amount)] for key, (n, amount) in changes if not (n or amount)],
+                " ON CONFLICT DO NOTHING",
+            )
+
+
+def _total_keys(row: Row, status: str) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
+    """Where ``row`` counts: its owner totals key, and its dimension totals key (None for
+    a lost deal, which has no place in the filtered funnel)."""
+    stage = int(row["stage"])
+    owner_key = (row["owner_id"], stage, status)
+    if status == "lost":
+        return owner_key, None
+    month = str(row["closed_on"] if status == "won" else row["expected_close"])[:7]
+    return owner_key, (row["region"], row["product"], row["source"], month, stage, status)
 
 
 def _add(

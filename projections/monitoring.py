@@ -15,6 +15,7 @@ from projections.base import (
     Projection,
     RecordedEvent,
     add_counts,
+    create_table,
     in_clause,
     insert_rows,
     iso_timestamp,
@@ -75,28 +76,32 @@ class MonitoringProjection(Projection):
     }
 
     def create_tables(self, tx: Transaction) -> None:
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS monitoring_deals ("
+        create_table(
+            tx,
+            "monitoring_deals ("
             "opportunity_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, owner_id TEXT NOT NULL, "
             "title TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
             "expected_close TEXT NOT NULL, last_stage_change_at TEXT NOT NULL, "
-            "last_activity_at TEXT)"
+            "last_activity_at TEXT)",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS monitoring_customers ("
+        create_table(
+            tx,
+            "monitoring_customers ("
             "customer_id TEXT PRIMARY KEY, name TEXT NOT NULL, owner_id TEXT, "
-            "registered_at TEXT NOT NULL, registered_by TEXT NOT NULL)"
+            "registered_at TEXT NOT NULL, registered_by TEXT NOT NULL)",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS monitoring_activity_counts ("
+        create_table(
+            tx,
+            "monitoring_activity_counts ("
             "person_id TEXT NOT NULL, week TEXT NOT NULL, kind TEXT NOT NULL, "
-            "count INTEGER NOT NULL, PRIMARY KEY (person_id, week, kind))"
+            "count INTEGER NOT NULL, PRIMARY KEY (person_id, week, kind))",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS monitoring_ownership_transfers ("
+        create_table(
+            tx,
+            "monitoring_ownership_transfers ("
             "position BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL, "
             "aggregate_type TEXT NOT NULL, from_owner TEXT, to_owner TEXT NOT NULL, "
-            "actor TEXT NOT NULL, recorded_at TEXT NOT NULL, reason TEXT NOT NULL)"
+            "actor TEXT NOT NULL, recorded_at TEXT NOT NULL, reason TEXT NOT NULL)",
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
@@ -106,13 +111,7 @@ class MonitoringProjection(Projection):
             return
         deals = KeyedRows("monitoring_deals", "opportunity_id", DEAL_COLUMNS)
         customers = KeyedRows("monitoring_customers", "customer_id", CUSTOMER_COLUMNS)
-        deal_ids = [e.aggregate_id for e in deal_events if e.type_name != "OpportunityOpened"]
-        deal_ids += [
-            e.event.opportunity_id
-            for e in customer_events
-            if e.type_name == "ActivityLogged" and e.event.opportunity_id
-        ]
-        deals.load(tx, deal_ids)
+        deals.load(tx, _deals_from_earlier_batches(events))
         customers.load(
             tx, (e.aggregate_id for e in customer_events if e.type_name == "CustomerAssigned")
         )
@@ -213,6 +212,19 @@ class MonitoringProjection(Projection):
             deal = deals.get(event.opportunity_id) if event.opportunity_id else None
             if deal is not None:
                 deals.put({**deal, "last_activity_at": recorded.recorded_at})
+
+
+def _deals_from_earlier_batches(events: Sequence[RecordedEvent]) -> list[str]:
+    """The deals ``events`` touch (their own events, customer activities logged against
+    them) that may have rows from earlier batches: all but those opened here first."""
+    opened_here: dict[str, bool] = {}
+    for recorded in events:
+        kind = recorded.type_name
+        if kind in _DEAL_EVENTS:
+            opened_here.setdefault(recorded.aggregate_id, kind == "OpportunityOpened")
+        elif kind == "ActivityLogged" and recorded.event.opportunity_id:
+            opened_here.setdefault(recorded.event.opportunity_id, False)
+    return [deal for deal, opened in opened_here.items() if not opened]
 
 
 def _transfer(

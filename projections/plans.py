@@ -23,8 +23,10 @@ from projections.base import (
     Projection,
     RecordedEvent,
     as_decimal,
+    create_table,
     in_clause,
     insert_rows,
+    keys_from_earlier_batches,
     sql_value,
     write_rows,
 )
@@ -44,22 +46,25 @@ class PlanProjection(Projection):
     tables = ("plans", "plan_targets", "plan_revisions")
 
     def create_tables(self, tx: Transaction) -> None:
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS plans ("
+        create_table(
+            tx,
+            "plans ("
             "plan_id TEXT PRIMARY KEY, name TEXT NOT NULL, period TEXT NOT NULL, "
             "status TEXT NOT NULL, revision_count INTEGER NOT NULL, drafted_by TEXT NOT NULL, "
-            "drafted_at TEXT NOT NULL)"
+            "drafted_at TEXT NOT NULL)",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS plan_targets ("
+        create_table(
+            tx,
+            "plan_targets ("
             "plan_id TEXT NOT NULL, path TEXT NOT NULL, metric TEXT NOT NULL, "
-            "target NUMERIC NOT NULL, PRIMARY KEY (plan_id, path, metric))"
+            "target NUMERIC NOT NULL, PRIMARY KEY (plan_id, path, metric))",
         )
-        tx.execute(
-            "CREATE TABLE IF NOT EXISTS plan_revisions ("
+        create_table(
+            tx,
+            "plan_revisions ("
             "plan_id TEXT NOT NULL, version INTEGER NOT NULL, recorded_at TEXT NOT NULL, "
             "actor TEXT NOT NULL, direction TEXT NOT NULL, reason TEXT NOT NULL, "
-            "changes TEXT NOT NULL, PRIMARY KEY (plan_id, version))"
+            "changes TEXT NOT NULL, PRIMARY KEY (plan_id, version))",
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
@@ -67,7 +72,7 @@ class PlanProjection(Projection):
         if not relevant:
             return
         plans = KeyedRows("plans", "plan_id", PLAN_COLUMNS)
-        plans.load(tx, (e.aggregate_id for e in relevant if e.type_name != "PlanDrafted"))
+        plans.load(tx, keys_from_earlier_batches(relevant, "PlanDrafted"))
         targets: dict[tuple[str, str, str], Decimal] = {}
         revisions: list[Row] = []
         for recorded in relevant:

@@ -7,11 +7,13 @@ positions commit in one transaction, so a crash never applies an event twice or 
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from projections.base import Projection, RecordedEvent
@@ -25,19 +27,24 @@ DEFAULT_BATCH_SIZE = 2000
 READ_AHEAD_FROM = 100_000
 """Events behind at which ``catch_up`` reads ahead in a thread."""
 READ_AHEAD_BATCHES = 2
-CATCH_UP_BATCH_SIZE = 5_000
+CATCH_UP_GC_THRESHOLD = 100_000
+"""Allocations between the garbage collector's young collections while catching up."""
+CATCH_UP_BATCH_SIZE = 10_000
 """Events per batch while reading ahead: fewer round trips and row loads per event."""
 
 
 class _ReadAhead:
-    """Batches read (and decoded) by a thread ahead of their consumer, at most
-    ``READ_AHEAD_BATCHES`` waiting, so memory stays bounded; ends at an empty batch."""
+    """Batches read (and decoded) by a thread ahead of their consumers, each batch handed
+    to every consumer, at most ``READ_AHEAD_BATCHES`` waiting per consumer so memory stays
+    bounded; each consumer's stream ends at an empty batch. ``close`` stops everyone."""
 
-    def __init__(self, read: Callable[[int], list[RecordedEvent]], start: int) -> None:
+    def __init__(
+        self, read: Callable[[int], list[RecordedEvent]], start: int, consumers: int = 1
+    ) -> None:
         self._read = read
-        self._queue: queue.Queue[list[RecordedEvent] | BaseException] = queue.Queue(
-            READ_AHEAD_BATCHES
-        )
+        self._queues: list[queue.Queue[list[RecordedEvent] | BaseException]] = [
+            queue.Queue(READ_AHEAD_BATCHES) for _ in range(consumers)
+        ]
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(start,), name="projection-reader", daemon=True
@@ -48,24 +55,37 @@ class _ReadAhead:
         try:
             while not self._stop.is_set():
                 events = self._read(position)
-                self._put(events)
+                for consumer in self._queues:
+                    self._put(consumer, events)
                 if not events:
                     return
                 position = events[-1].position
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
-            self._put(error)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumers, raised there
+            for consumer in self._queues:
+                self._put(consumer, error)
 
-    def _put(self, item: list[RecordedEvent] | BaseException) -> None:
+    def _put(
+        self,
+        consumer: queue.Queue[list[RecordedEvent] | BaseException],
+        item: list[RecordedEvent] | BaseException,
+    ) -> None:
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=0.1)
+                consumer.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
 
     def __iter__(self) -> Iterator[list[RecordedEvent]]:
-        while True:
-            item = self._queue.get()
+        return self.batches(0)
+
+    def batches(self, consumer: int) -> Iterator[list[RecordedEvent]]:
+        """The batches for ``consumer``, until the end or ``close``."""
+        while not self._stop.is_set():
+            try:
+                item = self._queues[consumer].get(timeout=0.1)
+            except queue.Empty:
+                continue
             if isinstance(item, BaseException):
                 raise item
             if not item:
@@ -87,12 +107,14 @@ class ProjectionRunner:
         projections: Sequence[Projection],
         batch_size: int = DEFAULT_BATCH_SIZE,
         read_ahead_from: int = READ_AHEAD_FROM,
+        catch_up_batch_size: int = CATCH_UP_BATCH_SIZE,
     ) -> None:
         self.ledger = ledger
         self.database = database
         self.projections = list(projections)
         self.batch_size = batch_size
         self.read_ahead_from = read_ahead_from
+        self.catch_up_batch_size = catch_up_batch_size
         self._decode = NotificationDecoder(ledger.mapper)
         self._lock = threading.Lock()
         self.ensure_tables()
@@ -148,6 +170,7 @@ class ProjectionRunner:
         start = min(positions.values(), default=0)
         last = events[-1].position
         with self.database.transaction() as tx:
+            _commit_without_waiting_for_disk(tx)
             current = self._positions(tx, lock=True)
             if any(current[name] < positions[name] for name in self.names):
                 log.info("a projection was reset while reading; retrying the batch")
@@ -166,34 +189,99 @@ class ProjectionRunner:
         """Apply batches until no new event is readable; the number of events read.
 
         A long way behind (``read_ahead_from`` events or more: a cold start, a rebuild),
-        a reader thread reads and decodes the next batches while the current one is
-        written. (Dropping the secondary indexes for the catch-up and building each once
+        a reader thread reads and decodes the next batches once, and every projection
+        applies them in a thread of its own, in transactions of its own (its rows with its
+        position), so that one projection's Python work overlaps the others' waits on the
+        database. (Dropping the secondary indexes for the catch-up and building each once
         at the end was measured too: slower at a million events.)
         """
         total = 0
-        behind = self.ledger.recorder.max_notification_id() or 0
-        if behind - min(self.positions().values(), default=0) >= self.read_ahead_from:
-            with self._lock:
-                total = self._catch_up_reading_ahead()
+        last = self.ledger.recorder.max_notification_id() or 0
+        if last - min(self.positions().values(), default=0) >= self.read_ahead_from:
+            with self._lock, _fewer_garbage_collections():
+                total = self._catch_up_reading_ahead(last)
         while count := self.process_batch():
             total += count
         return total
 
-    def _catch_up_reading_ahead(self) -> int:
+    def _catch_up_reading_ahead(self, last: int) -> int:
+        """Each projection behind ``last`` follows the batches read ahead in its own
+        thread (the others wait for ``catch_up``'s batches); the events every follower
+        applied. Any follower stopping early (an error, a rebuild) stops them all;
+        ``catch_up`` then goes on batch by batch."""
         positions = self._positions_now()
-        limit = max(self.batch_size, CATCH_UP_BATCH_SIZE)
+        behind = [p for p in self.projections if positions[p.name] < last]
+        if not behind:
+            return 0
+        limit = max(self.batch_size, self.catch_up_batch_size)
         reader = _ReadAhead(
-            lambda start: self._read(start, limit), min(positions.values(), default=0)
+            lambda start: self._read(start, limit),
+            min((positions[p.name] for p in behind), default=last),
+            consumers=len(behind),
         )
-        total = 0
+        applied = [0] * len(behind)
+        errors: list[BaseException] = []
+
+        def follow(index: int, projection: Projection) -> None:
+            position = positions[projection.name]
+            try:
+                for events in reader.batches(index):
+                    reached = self._apply_alone(projection, events, position)
+                    if reached is None:
+                        reader.close()
+                        return
+                    position = reached
+                    applied[index] += len(events)
+            except BaseException as error:  # noqa: BLE001 - raised again by the caller
+                errors.append(error)
+                reader.close()
+
+        followers = [
+            threading.Thread(
+                target=follow, args=(index, projection), name=projection.name, daemon=True
+            )
+            for index, projection in enumerate(behind)
+        ]
         try:
-            for events in reader:
-                if not self._apply(events, positions):
-                    break
-                total += len(events)
-        finally:
+            for follower in followers:
+                follower.start()
+            for follower in followers:
+                follower.join()
+        finally:  # also when interrupted: the followers stop after their current batch
             reader.close()
-        return total
+        if errors:
+            raise errors[0]
+        return min(applied, default=0)
+
+    def _apply_alone(
+        self, projection: Projection, events: Sequence[RecordedEvent], expected: int
+    ) -> int | None:
+        """Apply ``events`` to ``projection`` and record its position, in one transaction
+        of its own; its new position. None (nothing applied) if its stored position moved
+        back below ``expected`` meanwhile (a rebuild)."""
+        last = events[-1].position
+        with self.database.transaction() as tx:
+            _commit_without_waiting_for_disk(tx)
+            current = self._position(tx, projection.name)
+            if current < expected:
+                log.info("projection %s was reset while reading ahead", projection.name)
+                return None
+            if current < last:
+                fresh = (
+                    events
+                    if current < events[0].position
+                    else [e for e in events if e.position > current]
+                )
+                projection.process(tx, fresh)
+                self._record_position(tx, projection.name, last)
+        return max(current, last)
+
+    @staticmethod
+    def _position(tx: Transaction, name: str) -> int:
+        """``name``'s stored position (0 before any), locked until the transaction ends."""
+        suffix = " FOR UPDATE" if tx.dialect == "postgres" else ""
+        rows = tx.execute(f"SELECT position FROM {POSITIONS_TABLE} WHERE name = %s{suffix}", [name])
+        return int(rows[0]["position"]) if rows else 0
 
     def _positions_now(self) -> dict[str, int]:
         with self.database.transaction() as tx:
@@ -217,6 +305,33 @@ class ProjectionRunner:
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             [name, position],
         )
+
+
+@contextmanager
+def _fewer_garbage_collections() -> Iterator[None]:
+    """Collect cyclic garbage less often meanwhile (the process-wide setting is restored).
+
+    A catch-up allocates millions of short-lived objects (decoded events, rows), freed by
+    reference counting, while some batches stay alive; at the default threshold the
+    collector keeps walking those and took about half the decoding time (measured).
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(CATCH_UP_GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _commit_without_waiting_for_disk(tx: Transaction) -> None:
+    """On PostgreSQL, let this transaction's commit return before its WAL is flushed.
+
+    Safe for projections: a server crash can lose only the last commits whole, rows and
+    position together, and the worker then applies those events again. Saves a disk
+    flush per batch.
+    """
+    if tx.dialect == "postgres":
+        tx.execute("SET LOCAL synchronous_commit = off")
 
 
 class ProjectionLagError(Exception):

@@ -15,8 +15,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+from aggregates.evaluation import QUALIFICATION_CRITERIA
+from aggregates.funnel import LAST_OPEN_STAGE
 from commands.ledger import SalesLedger
 from projections.registry import all_projections, projection_names
+from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
 from services.database import Database
 from services.settings import Settings
@@ -224,6 +227,58 @@ def test_rebuild_from_the_command_line_gives_the_same_rows(
     subprocess.run([*command, "rebuild"], env=env, check=True, capture_output=True)
     assert dump(database) == before
     database.close()
+
+
+def test_projections_reading_ahead_in_threads_give_the_rows_of_batch_by_batch(
+    fresh_database: dict[str, str],
+) -> None:
+    """The catch-up's path (every projection in its own thread and transactions, upserts
+    staged through COPY) against one transaction per batch, batches cutting through deals."""
+    settings = Settings()
+    ledger = build_ledger(settings)
+    database = Database(settings)
+    set_up(ledger)
+    criteria = {criterion: True for criterion in QUALIFICATION_CRITERIA}
+    for n in range(6):
+        open_deal(ledger, f"rep{n % 2}", n)
+    deals = opportunity_ids(ledger)
+    assert len(deals) == 6
+    for n, deal in enumerate(deals):
+        ledger.qualify_opportunity(deal, criteria, actor="boss")
+        ledger.advance_stage(deal, 2 + n % 3, "progress", actor="boss")
+        if n % 2:
+            ledger.advance_stage(deal, LAST_OPEN_STAGE, "progress", actor="boss")
+            ledger.win_opportunity(deal, Decimal("900.50"), date(2026, 3, 1), actor="boss")
+    last = all_event_positions(ledger)[-1]
+    batch_by_batch = ProjectionRunner(
+        ledger, database, all_projections(), batch_size=3, read_ahead_from=10**9
+    )
+    assert batch_by_batch.catch_up() == last
+    expected = dump(database)
+    reading_ahead = ProjectionRunner(
+        ledger,
+        database,
+        all_projections(),
+        batch_size=3,
+        read_ahead_from=1,
+        catch_up_batch_size=4,
+    )
+    assert reading_ahead.rebuild() == last
+    assert dump(database) == expected
+    assert set(reading_ahead.positions().values()) == {last}
+    assert reading_ahead.rebuild(["funnel"]) == last  # the others, up to date, stay idle
+    assert dump(database) == expected
+    assert set(reading_ahead.positions().values()) == {last}
+    database.close()
+
+
+def opportunity_ids(ledger: SalesLedger) -> list[str]:
+    wait_for_read_horizon(ledger)
+    return [
+        str(n.originator_id)
+        for n in ledger.recorder.select_notifications(None, 10_000, inclusive_of_start=False)
+        if n.topic.endswith("OpportunityOpened")
+    ]
 
 
 def dump(database: Database) -> dict[str, list[tuple[str, ...]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from commands.ledger import SalesLedger
 from events.base import recorded_at
 from projections.audit import event_changes, stored_changes
 from projections.base import RecordedEvent
-from projections.decoding import NotificationDecoder
+from projections.decoding import NotificationDecoder, parse_stored_json
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
@@ -91,9 +92,22 @@ def test_a_catch_up_reading_ahead_gives_the_same_rows(tmp_path: Path) -> None:
     for name, read_ahead_from in (("plain", 10**9), ("ahead", 1)):
         database = Database(Settings(store="sqlite", sqlite_path=str(tmp_path / f"{name}.db")))
         runner = ProjectionRunner(
-            ledger, database, all_projections(), batch_size=7, read_ahead_from=read_ahead_from
+            ledger,
+            database,
+            all_projections(),
+            batch_size=7,
+            read_ahead_from=read_ahead_from,
+            catch_up_batch_size=5,
         )
         assert runner.catch_up() == ledger.recorder.max_notification_id()
         rows.append(table_rows(database))
         database.close()
     assert rows[0] == rows[1]
+
+
+def test_the_fast_json_parser_gives_what_json_gives_where_it_would_refuse() -> None:
+    text = '{"big": 123456789012345678901234567890, "nan": NaN, "amount": "1000.50"}'
+    parsed = parse_stored_json(text)
+    assert parsed["big"] == json.loads(text)["big"]
+    assert math.isnan(parsed["nan"])
+    assert parse_stored_json('{"to_stage": 3, "reason": null}') == {"to_stage": 3, "reason": None}
