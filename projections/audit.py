@@ -64,19 +64,8 @@ class AuditTrailProjection(Projection):
     indexes = {
         "audit_trail_aggregate": "audit_trail (aggregate_id, position)",
         "audit_trail_actor": "audit_trail (actor, position)",
+        "audit_trail_time": "audit_trail (recorded_at, position)",
     }
-    time_indexes = {
-        "postgres": "audit_trail USING brin (recorded_at)",
-        "sqlite": "audit_trail (recorded_at, position)",
-    }
-    """By time: on PostgreSQL a BRIN index. The trail is appended in time order, so block
-    ranges of ``recorded_at`` find a period as well, and maintaining a B-tree over a
-    million timestamps was a quarter of the catch-up's cost of writing the trail."""
-
-    def create_indexes(self, tx: Transaction) -> None:
-        super().create_indexes(tx)
-        definition = self.time_indexes.get(tx.dialect, self.time_indexes["sqlite"])
-        tx.execute(f"CREATE INDEX IF NOT EXISTS audit_trail_time ON {definition}")
 
     def create_tables(self, tx: Transaction) -> None:
         create_table(
