@@ -261,12 +261,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "DECLARE positions bigint[]; hashes bytea[] := '{{}}'; previous bytea; "
                 "  i int; "
                 "BEGIN "
-                "  IF guard_id IS NOT NULL AND EXISTS (SELECT 1 FROM {schema}.{table} g "
-                "     WHERE g.originator_id = guard_id "
-                "       AND g.originator_version > guard_version) THEN "
-                "    RAISE EXCEPTION 'aggregate % moved past version %', guard_id, guard_version "
-                "      USING ERRCODE = '{guard_code}'; "
-                "  END IF; "
+                "{guard}"
                 "{chain}"
                 "  PERFORM pg_advisory_lock({key}); "
                 "    WITH inserted AS ("
@@ -279,20 +274,17 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "    SELECT array_agg(notification_id ORDER BY notification_id) INTO positions "
                 "      FROM inserted; "
                 "  PERFORM pg_advisory_unlock({key}); "
-                "  IF claim_keys IS NOT NULL THEN "
-                "    INSERT INTO {schema}.ledger_claims (claim, value) "
-                "      SELECT * FROM unnest(claim_keys, claim_values); "
-                "  END IF; "
+                "{claims}"
                 "  RETURN QUERY SELECT unnest(positions); "
                 "END; $BODY$"
             ).format(
                 schema=schema,
                 function=Identifier(self.ledger_insert_function),
+                guard=self._sql_guard_check(),
                 chain=self._sql_chain_hashes() if self.chain_events else SQL(""),
                 key=INSERT_LOCK_KEY,
                 table=table,
-                channel=Identifier(self.channel_name),
-                guard_code=SQL(GUARD_SQLSTATE),
+                claims=self._sql_record_claims(),
             )
         )
         self.ledger_insert_one_function = f"ledger_append_one_{self.events_table_name}"
@@ -335,10 +327,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             SQL(
                 "  SELECT s.hash INTO previous FROM {schema}.{table} s "
                 "  WHERE s.originator_id = id AND s.originator_version = version - 1; "
-                "  hash := sha256(coalesce(previous, {genesis}) || uuid_send(id) "
-                "    || int8send(version) || int4send(octet_length(topic)) "
-                "    || convert_to(topic, 'UTF8') || state); "
-            ).format(schema=schema, table=table, genesis=self._sql_genesis())
+                "  hash := {hash}; "
+            ).format(
+                schema=schema,
+                table=table,
+                hash=self._sql_event_hash("id", "version", "topic", "state"),
+            )
             if self.chain_events
             else SQL("")
         )
@@ -349,34 +343,66 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "RETURNS bigint LANGUAGE plpgsql AS $BODY$ "
             "DECLARE position bigint; previous bytea; hash bytea; "
             "BEGIN "
-            "  IF guard_id IS NOT NULL AND EXISTS (SELECT 1 FROM {schema}.{table} g "
-            "     WHERE g.originator_id = guard_id AND g.originator_version > guard_version) THEN "
-            "    RAISE EXCEPTION 'aggregate % moved past version %', guard_id, guard_version "
-            "      USING ERRCODE = '{guard_code}'; "
-            "  END IF; "
+            "{guard}"
             "{chain}"
             "  PERFORM pg_advisory_lock({key}); "
             "  INSERT INTO {schema}.{table} "
             "    (originator_id, originator_version, topic, state, hash) "
             "    VALUES (id, version, topic, state, hash) RETURNING notification_id INTO position; "
             "  PERFORM pg_advisory_unlock({key}); "
-            "  IF claim_keys IS NOT NULL THEN "
-            "    INSERT INTO {schema}.ledger_claims (claim, value) "
-            "      SELECT * FROM unnest(claim_keys, claim_values); "
-            "  END IF; "
+            "{claims}"
             "  RETURN position; "
             "END; $BODY$"
         ).format(
             schema=schema,
             function=Identifier(self.ledger_insert_one_function),
             table=table,
+            guard=self._sql_guard_check(),
             chain=chain,
             key=INSERT_LOCK_KEY,
+            claims=self._sql_record_claims(),
+        )
+
+    def _sql_guard_check(self) -> Composed:
+        """The append functions' first step: refuse the append if the guarded aggregate
+        (``guard_id``) has moved past ``guard_version``."""
+        return SQL(
+            "  IF guard_id IS NOT NULL AND EXISTS (SELECT 1 FROM {schema}.{table} g "
+            "     WHERE g.originator_id = guard_id "
+            "       AND g.originator_version > guard_version) THEN "
+            "    RAISE EXCEPTION 'aggregate % moved past version %', guard_id, guard_version "
+            "      USING ERRCODE = '{guard_code}'; "
+            "  END IF; "
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
             guard_code=SQL(GUARD_SQLSTATE),
         )
 
-    def _sql_genesis(self) -> Composable:
-        return SQL("'\\x{}'::bytea").format(SQL(GENESIS.hex()))
+    def _sql_record_claims(self) -> Composed:
+        """The append functions' last step: record the claims in the same transaction."""
+        return SQL(
+            "  IF claim_keys IS NOT NULL THEN "
+            "    INSERT INTO {schema}.ledger_claims (claim, value) "
+            "      SELECT * FROM unnest(claim_keys, claim_values); "
+            "  END IF; "
+        ).format(schema=Identifier(self.datastore.schema))
+
+    @staticmethod
+    def _sql_event_hash(originator_id: str, version: str, topic: str, state: str) -> Composed:
+        """An event's chained hash from ``previous`` and its columns (PL/pgSQL
+        expressions): the bytes ``services.chain.event_hash`` hashes in Python."""
+        return SQL(
+            "sha256(coalesce(previous, {genesis}) || uuid_send({id}) "
+            "|| int8send({version}) || int4send(octet_length({topic})) "
+            "|| convert_to({topic}, 'UTF8') || {state})"
+        ).format(
+            genesis=SQL("'\\x{}'::bytea").format(SQL(GENESIS.hex())),
+            id=SQL(originator_id),
+            version=SQL(version),
+            topic=SQL(topic),
+            state=SQL(state),
+        )
 
     def _sql_chain_hashes(self) -> Composable:
         """The part of the append function, before the lock, that hashes each event
@@ -393,15 +419,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "      SELECT s.hash INTO previous FROM {schema}.{table} s "
             "      WHERE s.originator_id = ids[i] AND s.originator_version = versions[i] - 1; "
             "    END IF; "
-            "    hashes[i] := sha256(coalesce(previous, {genesis}) || uuid_send(ids[i]) "
-            "      || int8send(versions[i]) || int4send(octet_length(topics[i])) "
-            "      || convert_to(topics[i], 'UTF8') || states[i]); "
+            "    hashes[i] := {hash}; "
             "    previous := NULL; "
             "  END LOOP; "
         ).format(
             schema=Identifier(self.datastore.schema),
             table=Identifier(self.events_table_name),
-            genesis=self._sql_genesis(),
+            hash=self._sql_event_hash("ids[i]", "versions[i]", "topics[i]", "states[i]"),
         )
 
     def create_table(self) -> None:
