@@ -71,6 +71,11 @@ class Organisation(Aggregate):
             raise NotFoundError(f"no active person {person_id!r}")
         return person
 
+    def is_active(self, person_id: str) -> bool:
+        """Whether ``person_id`` is a member who has not left."""
+        person = self.people.get(person_id)
+        return person is not None and person.active
+
     def has_role(self, person_id: str, *roles: Role) -> bool:
         person = self.people.get(person_id)
         return person is not None and person.active and person.role in roles

@@ -175,7 +175,7 @@ def check_route(
     if rule is None:
         raise AccessDeniedError(f"no access rule for {method} {path}")
     org = ledger.organisation(fresh=False)
-    active = org.has_role(actor, *Role)
+    active = org.is_active(actor)
     writer = org.has_role(actor, Role.SALES_REP, Role.MANAGER, Role.ADMIN)
     checks: dict[Access, Callable[[], bool]] = {
         Access.MEMBER_READ: lambda: active,
