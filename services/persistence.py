@@ -97,7 +97,7 @@ class CoalescingNotifier:
     of its own, and followers also poll, so a lost wake-up only costs latency.
     """
 
-    def __init__(self, connections: AppendConnections, channel: str) -> None:
+    def __init__(self, connections: OwnConnections, channel: str) -> None:
         self._connections = connections
         self._statement = SQL("NOTIFY {channel}").format(channel=Identifier(channel))
         self._wanted = threading.Event()
@@ -127,9 +127,9 @@ class CoalescingNotifier:
                 threading.Event().wait(NOTIFY_COALESCE_SECONDS)
 
 
-class AppendConnections:
-    """The connections appends run on: a stack of open connections (each with its
-    cursor), one per concurrent appender, outside the datastore's pool.
+class OwnConnections:
+    """Connections kept outside the datastore's pool, for the appends and the notifier:
+    a stack of open connections (each with its cursor), one per concurrent user.
 
     Checking a connection out of the pool and back costs about as much client time as
     the append's own statement (locks, bookkeeping, a maintenance hand-off), and the
@@ -145,8 +145,8 @@ class AppendConnections:
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
-        """A cursor (tuple rows) on an open connection, for one append; errors surface as
-        the datastore's would."""
+        """A cursor (tuple rows) on an open connection, for one statement; errors surface
+        as the datastore's would."""
         with self._lock:
             if self._closed:
                 raise InterfaceError("the recorder is closed")
@@ -301,7 +301,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             .format(schema=schema, function=Identifier(self.ledger_insert_one_function))
             .as_string(None)
         )
-        self._append_connections = AppendConnections(self.datastore)
+        self._append_connections = OwnConnections(self.datastore)
         self.sql_insert_claims = SQL(
             "INSERT INTO {schema}.ledger_claims (claim, value) VALUES (%s, %s)"
         ).format(schema=schema)
@@ -313,7 +313,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.sql_max_committed = SQL("SELECT MAX(notification_id) FROM {schema}.{table}").format(
             schema=schema, table=table
         )
-        self._notify_connection = AppendConnections(self.datastore)
+        self._notify_connection = OwnConnections(self.datastore)
         self._notifier = CoalescingNotifier(self._notify_connection, self.channel_name)
         self.max_notification_id_statement = SQL(
             "SELECT MAX(notification_id) FROM {schema}.{table} WHERE {horizon}"
@@ -630,7 +630,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         """The server process ids appends run on (for operators and tests)."""
         return self._append_connections.backend_pids()
 
-    def close_append_connections(self) -> None:
+    def close_own_connections(self) -> None:
         self._append_connections.close()
         self._notify_connection.close()
 
@@ -753,15 +753,20 @@ class PollingPostgresSubscription(PostgresSubscription):
 class LedgerPostgresFactory(PostgresFactory):
     application_recorder_class = LedgerPostgresRecorder
 
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        self._recorders: list[LedgerPostgresRecorder] = []
+        """Recorders made here, whose own connections close with the factory."""
+
     def application_recorder(self) -> ApplicationRecorder:
         recorder = super().application_recorder()
-        self._recorders = [*getattr(self, "_recorders", []), recorder]
+        if isinstance(recorder, LedgerPostgresRecorder):
+            self._recorders.append(recorder)
         return recorder
 
     def close(self) -> None:
-        for recorder in getattr(self, "_recorders", []):
-            if isinstance(recorder, LedgerPostgresRecorder):
-                recorder.close_append_connections()
+        for recorder in self._recorders:
+            recorder.close_own_connections()
         super().close()
 
 
