@@ -76,9 +76,6 @@ class _ReadAhead:
             except queue.Full:
                 continue
 
-    def __iter__(self) -> Iterator[list[RecordedEvent]]:
-        return self.batches(0)
-
     def batches(self, consumer: int) -> Iterator[list[RecordedEvent]]:
         """The batches for ``consumer``, until the end or ``close``."""
         while not self._stop.is_set():
@@ -167,7 +164,6 @@ class ProjectionRunner:
         """Apply ``events`` (read from ``min(positions)``) and record the positions, in one
         transaction; ``positions`` is updated. False (nothing applied) if a projection's
         stored position moved back meanwhile (a rebuild): the caller must re-read."""
-        start = min(positions.values(), default=0)
         last = events[-1].position
         with self.database.transaction() as tx:
             _commit_without_waiting_for_disk(tx)
@@ -179,8 +175,7 @@ class ProjectionRunner:
                 since = current[projection.name]
                 if since >= last:
                     continue
-                fresh = events if since <= start else [e for e in events if e.position > since]
-                projection.process(tx, fresh)
+                projection.process(tx, _after(events, since))
                 self._record_position(tx, projection.name, last)
         positions.update({name: max(current[name], last) for name in self.names})
         return True
@@ -209,7 +204,7 @@ class ProjectionRunner:
         thread (the others wait for ``catch_up``'s batches); the events every follower
         applied. Any follower stopping early (an error, a rebuild) stops them all;
         ``catch_up`` then goes on batch by batch."""
-        positions = self._positions_now()
+        positions = self.positions()
         behind = [p for p in self.projections if positions[p.name] < last]
         if not behind:
             return 0
@@ -267,12 +262,7 @@ class ProjectionRunner:
                 log.info("projection %s was reset while reading ahead", projection.name)
                 return None
             if current < last:
-                fresh = (
-                    events
-                    if current < events[0].position
-                    else [e for e in events if e.position > current]
-                )
-                projection.process(tx, fresh)
+                projection.process(tx, _after(events, current))
                 self._record_position(tx, projection.name, last)
         return max(current, last)
 
@@ -282,10 +272,6 @@ class ProjectionRunner:
         suffix = " FOR UPDATE" if tx.dialect == "postgres" else ""
         rows = tx.execute(f"SELECT position FROM {POSITIONS_TABLE} WHERE name = %s{suffix}", [name])
         return int(rows[0]["position"]) if rows else 0
-
-    def _positions_now(self) -> dict[str, int]:
-        with self.database.transaction() as tx:
-            return self._positions(tx, lock=False)
 
     def rebuild(self, names: Sequence[str] | None = None) -> int:
         """Drop the named projections' tables (default: all), recreate them, replay every event."""
@@ -305,6 +291,13 @@ class ProjectionRunner:
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             [name, position],
         )
+
+
+def _after(events: Sequence[RecordedEvent], position: int) -> Sequence[RecordedEvent]:
+    """The events of a batch past ``position`` (a projection's own position)."""
+    if position < events[0].position:
+        return events
+    return [e for e in events if e.position > position]
 
 
 @contextmanager
