@@ -155,10 +155,9 @@ def write_rows(
 
 def _staging_table(tx: Transaction, table: str, names: str) -> str:
     """A temporary table of this session with ``table``'s ``names`` columns and types (one
-    per set of columns), but
-    no constraints or indexes; created once per session (looking it up is ten times
-    cheaper than ``CREATE … IF NOT EXISTS``) and emptied at every commit, so an error
-    between its ``COPY`` and its use leaves nothing behind."""
+    per set of columns), but no constraints or indexes; created once per session (looking
+    it up is ten times cheaper than ``CREATE … IF NOT EXISTS``) and emptied at every
+    commit, so an error between its ``COPY`` and its use leaves nothing behind."""
     staging = f"{table}_staged_{zlib.crc32(names.encode()):08x}"
     if not tx.execute(f"SELECT to_regclass('pg_temp.{staging}') AS staging")[0]["staging"]:
         tx.execute(
