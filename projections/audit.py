@@ -6,24 +6,19 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
 from pydantic import BaseModel, Field
 
 from events.base import DateAsISO
 from projections.base import Projection, RecordedEvent, create_table, iso_timestamp, write_rows
+from projections.decoding import NotificationDecoder, NotificationRow
 from services.database import Database, Transaction
 
-AUDIT_COLUMNS = (
-    "position",
-    "aggregate_id",
-    "aggregate_type",
-    "version",
-    "event_type",
-    "actor",
-    "recorded_at",
-    "changes",
-)
+AUDIT_COLUMNS = ("position", "actor", "recorded_at", "recorded_day")
+"""What the audit trail's own rows hold: the index to the ledger's events by actor and by
+time. What each event changed is read from the event itself (see ``query_audit_trail``)."""
 _ENVELOPE = frozenset(
     {"originator_id", "originator_version", "timestamp", "actor", "originator_topic"}
 )
@@ -39,12 +34,12 @@ def event_changes(event: Any) -> dict[str, Any]:
 
 
 def stored_changes(changes: str) -> dict[str, Any]:
-    """An ``audit_trail.changes`` value as JSON-ready fields.
+    """An event's changed fields as JSON-ready values, from JSON text.
 
-    The column holds either the event's stored JSON as the ledger wrote it (envelope and
-    transcoded values included: written as it is, nothing encoded per event) or, for an
-    event that needed the mapper (an upcast, a cipher), its fields already encoded by
-    ``event_changes``. Both read as the event's own fields, values as ``str`` gives them.
+    The text is either the event's stored JSON as the ledger wrote it (envelope and
+    transcoded values included) or, for an event that needed the mapper (an upcast, a
+    cipher), its fields encoded by ``event_changes``. Both read as the event's own fields,
+    values as ``str`` gives them.
     """
     fields = _STORED_STATE.decode(changes.encode())
     own = {k: v for k, v in fields.items() if k not in _ENVELOPE}
@@ -57,49 +52,35 @@ def _aggregate_type(event: Any) -> str:
 
 
 class AuditTrailProjection(Projection):
-    """One row per event, indexed per aggregate, per actor and by time."""
+    """One narrow row per event: its position, who caused it and when, indexed per actor
+    and per day. The events themselves stay where they are, in the ledger's store, and
+    are read from there by position (``query_audit_trail``), so that the trail holds no
+    second copy of them to keep in step. (Rows holding the event's type, aggregate and
+    stored JSON, with an aggregate index and a time index, cost the server about three
+    times the CPU while catching up; measured in ``docs/projections.md``.)
+
+    The time index is on the day and the position, not on the exact time: events arrive
+    roughly in time order, so each day's entries are appended at that day's end of the
+    index, where an index on the exact time inserts at random places when history is
+    imported or back-dated. Range queries narrow by day, then by the exact time.
+    """
 
     name = "audit"
     tables = ("audit_trail",)
     indexes = {
-        "audit_trail_aggregate": "audit_trail (aggregate_id, position)",
         "audit_trail_actor": "audit_trail (actor, position)",
-        "audit_trail_time": "audit_trail (recorded_at, position)",
+        "audit_trail_day": "audit_trail (recorded_day, position)",
     }
 
     def create_tables(self, tx: Transaction) -> None:
         create_table(
             tx,
-            "audit_trail ("
-            "position BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL, "
-            "aggregate_type TEXT NOT NULL, version INTEGER NOT NULL, event_type TEXT NOT NULL, "
-            "actor TEXT NOT NULL, recorded_at TEXT NOT NULL, changes TEXT NOT NULL)",
+            "audit_trail (position BIGINT PRIMARY KEY, actor TEXT NOT NULL, "
+            "recorded_at TEXT NOT NULL, recorded_day TEXT NOT NULL)",
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
-        types: dict[type, str] = {}
-        rows = []
-        for e in events:
-            event = e.event
-            kind = type(event)
-            aggregate_type = types.get(kind)
-            if aggregate_type is None:
-                aggregate_type = types[kind] = _aggregate_type(event)
-            changes = e.state
-            if changes is None:
-                changes = _CHANGES_AS_JSON.encode(event_changes(event))
-            rows.append(
-                (
-                    e.position,
-                    e.aggregate_id,
-                    aggregate_type,
-                    event.originator_version,
-                    e.type_name,
-                    e.actor,
-                    e.recorded_at,
-                    changes,
-                )
-            )
+        rows = [(e.position, e.actor, e.recorded_at, e.recorded_at[:10]) for e in events]
         write_rows(tx, "audit_trail", AUDIT_COLUMNS, rows)
 
 
@@ -125,6 +106,7 @@ class AuditPage(BaseModel):
 
 def query_audit_trail(
     database: Database,
+    ledger: Any,
     *,
     aggregate_id: str | None = None,
     actor: str | None = None,
@@ -133,29 +115,80 @@ def query_audit_trail(
     after: int = 0,
     limit: int = 100,
 ) -> AuditPage:
-    """Entries after position ``after`` matching every given criterion, oldest first."""
+    """Entries after position ``after`` matching every given criterion, oldest first.
+
+    With ``aggregate_id`` the entries are that aggregate's events in the ledger's store
+    (its whole history, filtered here by the other criteria); otherwise the positions come
+    from the projected trail and the events from the store at those positions.
+    """
+    if aggregate_id is not None:
+        return _aggregate_entries(ledger, aggregate_id, actor, since, until, after, limit)
     conditions = ["position > %s"]
     params: list[Any] = [after]
-    if aggregate_id is not None:
-        conditions.append("aggregate_id = %s")
-        params.append(aggregate_id)
     if actor is not None:
         conditions.append("actor = %s")
         params.append(actor)
     if since is not None:
-        conditions.append("recorded_at >= %s")
-        params.append(iso_timestamp(since))
+        conditions.append("recorded_day >= %s AND recorded_at >= %s")
+        params.extend([iso_timestamp(since)[:10], iso_timestamp(since)])
     if until is not None:
-        conditions.append("recorded_at <= %s")
-        params.append(iso_timestamp(until))
+        conditions.append("recorded_day <= %s AND recorded_at <= %s")
+        params.extend([iso_timestamp(until)[:10], iso_timestamp(until)])
     with database.transaction() as tx:
         rows = tx.execute(
-            f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_trail "
-            f"WHERE {' AND '.join(conditions)} ORDER BY position LIMIT %s",
+            f"SELECT position FROM audit_trail WHERE {' AND '.join(conditions)} "
+            "ORDER BY position LIMIT %s",
             [*params, limit + 1],
         )
-    items = [
-        AuditEntry(**{**row, "changes": stored_changes(row["changes"])}) for row in rows[:limit]
+    positions = [int(row["position"]) for row in rows]
+    events = _decoded(ledger, ledger.recorder.select_notification_rows_at(positions[:limit]))
+    next_after = positions[limit - 1] if len(positions) > limit else None
+    return AuditPage(items=[_entry(e) for e in events], next_after=next_after)
+
+
+def _aggregate_entries(
+    ledger: Any,
+    aggregate_id: str,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after: int,
+    limit: int,
+) -> AuditPage:
+    try:
+        originator_id = UUID(aggregate_id)
+    except ValueError:
+        return AuditPage(items=[], next_after=None)
+    low = iso_timestamp(since) if since is not None else ""
+    high = iso_timestamp(until) if until is not None else "~"
+    records = [
+        (r.position, str(r.originator_id), r.version, r.topic, r.state)
+        for r in ledger.recorder.select_aggregate_chain(originator_id)
+        if r.position > after
     ]
-    next_after = items[-1].position if len(rows) > limit else None
-    return AuditPage(items=items, next_after=next_after)
+    matching = [
+        e
+        for e in _decoded(ledger, records)
+        if (actor is None or e.actor == actor) and low <= e.recorded_at <= high
+    ]
+    items = [_entry(e) for e in matching[:limit]]
+    return AuditPage(items=items, next_after=items[-1].position if len(matching) > limit else None)
+
+
+def _decoded(ledger: Any, rows: Sequence[NotificationRow]) -> list[RecordedEvent]:
+    return NotificationDecoder(ledger.mapper).decode_rows(rows)
+
+
+def _entry(recorded: RecordedEvent) -> AuditEntry:
+    event = recorded.event
+    stored = recorded.state or _CHANGES_AS_JSON.encode(event_changes(event))
+    return AuditEntry(
+        position=recorded.position,
+        aggregate_id=recorded.aggregate_id,
+        aggregate_type=_aggregate_type(event),
+        version=event.originator_version,
+        event_type=recorded.type_name,
+        actor=recorded.actor,
+        recorded_at=recorded.recorded_at,
+        changes=stored_changes(stored),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zlib
 from abc import ABC, abstractmethod
@@ -98,6 +99,32 @@ class Projection(ABC):
     def drop_tables(self, tx: Transaction) -> None:
         for table in self.tables:
             tx.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def schema_fingerprint(self, dialect: str) -> str:
+        """A digest of the statements that create the tables and indexes on ``dialect``:
+        it changes when a new version of the projection stores different rows."""
+        ddl = _StatementLog(dialect)
+        self.create_tables(ddl)
+        self.create_indexes(ddl)
+        return hashlib.sha256("\n".join(ddl.statements).encode()).hexdigest()[:16]
+
+
+class _StatementLog:
+    """A transaction that only notes the statements given to it (for DDL digests)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.statements: list[str] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.statements.append(sql)
+        return []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.statements.append(sql)
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        self.statements.append(f"COPY {table} ({', '.join(columns)})")
 
 
 def create_table(tx: Transaction, definition: str) -> None:

@@ -23,6 +23,8 @@ from services.database import Database, Transaction
 log = logging.getLogger(__name__)
 
 POSITIONS_TABLE = "projection_positions"
+SCHEMAS_TABLE = "projection_schemas"
+"""Each projection's ``schema_fingerprint`` as its tables were last created."""
 DEFAULT_BATCH_SIZE = 2000
 READ_AHEAD_FROM = 100_000
 """Events behind at which ``catch_up`` reads ahead in a thread."""
@@ -121,12 +123,35 @@ class ProjectionRunner:
         return [p.name for p in self.projections]
 
     def ensure_tables(self) -> None:
+        """Create what is missing. A projection whose tables a new version defines
+        differently (its ``schema_fingerprint`` changed, or was never recorded: a version
+        before fingerprints) is dropped and rebuilt from the first event, as
+        ``salesledger rebuild`` would; its queries answer from the rebuild as it goes."""
         with self.database.transaction() as tx:
+            if tx.dialect == "postgres":  # one process at a time (the API and workers)
+                tx.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [SCHEMAS_TABLE])
             tx.execute(
                 f"CREATE TABLE IF NOT EXISTS {POSITIONS_TABLE} "
                 "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
             )
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {SCHEMAS_TABLE} "
+                "(name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)"
+            )
+            rows = tx.execute(f"SELECT name, fingerprint FROM {SCHEMAS_TABLE}")
+            recorded = {row["name"]: row["fingerprint"] for row in rows}
             for projection in self.projections:
+                fingerprint = projection.schema_fingerprint(tx.dialect)
+                if recorded.get(projection.name) != fingerprint:
+                    if projection.name in recorded or self._position(tx, projection.name):
+                        log.warning("projection %s changed its tables: rebuilding", projection.name)
+                    projection.drop_tables(tx)
+                    self._record_position(tx, projection.name, 0)
+                    tx.execute(
+                        f"INSERT INTO {SCHEMAS_TABLE} (name, fingerprint) VALUES (%s, %s) "
+                        "ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint",
+                        [projection.name, fingerprint],
+                    )
                 projection.create_tables(tx)
                 projection.create_indexes(tx)
 

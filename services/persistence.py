@@ -714,6 +714,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(statement, [start, limit], prepare=True)
             return curs.fetchall()
 
+    def select_notification_rows_at(
+        self, positions: Sequence[int]
+    ) -> list[tuple[int, str, int, str, bytes]]:
+        """The notifications at ``positions`` (those that exist), in position order, as
+        ``select_notification_rows`` gives them. For readers holding positions from an
+        index, such as the audit trail."""
+        statement = SQL(
+            "SELECT notification_id, originator_id::text, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE notification_id = ANY(%s) ORDER BY notification_id"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, [list(positions)])
+            return curs.fetchall()
+
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
     ) -> Subscription[ApplicationRecorder]:
@@ -957,6 +971,21 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 "SELECT rowid, originator_id, originator_version, topic, state "
                 f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 [start, limit],
+            )
+            return [tuple(row) for row in c.fetchall()]
+
+    def select_notification_rows_at(
+        self, positions: Sequence[int]
+    ) -> list[tuple[int, str, int, str, bytes]]:
+        """The notifications at ``positions`` (see the PostgreSQL recorder)."""
+        if not positions:
+            return []
+        placeholders = ",".join("?" * len(positions))
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE rowid IN ({placeholders}) ORDER BY rowid",
+                list(positions),
             )
             return [tuple(row) for row in c.fetchall()]
 

@@ -23,7 +23,6 @@ from events.opportunity import (
     PrimaryOwnerChanged,
     StageAdvanced,
 )
-from projections.audit import AuditTrailProjection, query_audit_trail
 from projections.base import Projection, RecordedEvent
 from projections.forecasts import ForecastProjection, query_forecast_report
 from projections.funnel import (
@@ -438,24 +437,3 @@ def test_forecasts_roll_up_and_what_was_believed_then(database: Database) -> Non
     assert now["boss"].revisions[0].reason == "cautious"
     assert (then["boss"].rollup_adjusted, then["boss"].adjusted_total) == (Decimal(150), None)
     assert now["rep"].accuracy is None
-
-
-def test_the_audit_trail_filters_by_aggregate_actor_and_time(database: Database) -> None:
-    a, b = Stream("o"), Stream("o")
-    events = [
-        opened(a, T0),
-        opened(b, T0 + timedelta(days=1), owner="rep2"),
-        a(OpportunityQualified, T0 + timedelta(days=2), actor="boss", criteria={}),
-    ]
-    apply(database, AuditTrailProjection(), events)
-
-    by_aggregate = query_audit_trail(database, aggregate_id=str(a.id)).items
-    by_actor = query_audit_trail(database, actor="boss").items
-    in_range = query_audit_trail(
-        database, since=T0 + timedelta(hours=1), until=T0 + timedelta(days=1, hours=1)
-    ).items
-
-    assert [e.event_type for e in by_aggregate] == ["OpportunityOpened", "OpportunityQualified"]
-    assert [e.position for e in by_actor] == [events[2].position]
-    assert [e.aggregate_id for e in in_range] == [str(b.id)]
-    assert by_aggregate[0].changes["amount"] == "1000"

@@ -19,6 +19,7 @@ router = APIRouter(tags=["audit"])
 @router.get("/audit", response_model=AuditPage, dependencies=[Depends(fresh("audit"))])
 def get_audit_trail(
     database: DatabaseDep,
+    ledger: LedgerDep,
     actor: CurrentActor,
     aggregate_id: str | None = None,
     by: Annotated[str | None, Query(description="only events caused by this person")] = None,
@@ -30,6 +31,7 @@ def get_audit_trail(
     """Every recorded event in order, per aggregate, per actor and per time range."""
     return query_audit_trail(
         database,
+        ledger,
         aggregate_id=aggregate_id,
         actor=by,
         since=since,
