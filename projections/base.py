@@ -83,6 +83,9 @@ class Projection(ABC):
     tables: ClassVar[tuple[str, ...]]
     indexes: ClassVar[dict[str, str]] = {}
     """Secondary indexes for the queries, name → ``table (columns)``."""
+    rows_version: ClassVar[int] = 1
+    """Raised when the same tables come to hold different rows for the same events, so
+    that projections made by an earlier version are rebuilt (``schema_fingerprint``)."""
 
     @abstractmethod
     def create_tables(self, tx: Transaction) -> None:
@@ -101,9 +104,11 @@ class Projection(ABC):
             tx.execute(f"DROP TABLE IF EXISTS {table}")
 
     def schema_fingerprint(self, dialect: str) -> str:
-        """A digest of the statements that create the tables and indexes on ``dialect``:
-        it changes when a new version of the projection stores different rows."""
+        """A digest of the statements that create the tables and indexes on ``dialect``,
+        and of ``rows_version``: it changes when a new version of the projection stores
+        different rows."""
         ddl = _StatementLog(dialect)
+        ddl.execute(f"-- rows version {self.rows_version}")
         self.create_tables(ddl)
         self.create_indexes(ddl)
         return hashlib.sha256("\n".join(ddl.statements).encode()).hexdigest()[:16]
@@ -178,6 +183,46 @@ def write_rows(
         f"INSERT INTO {table} ({names}) VALUES ({placeholders}){on_conflict}",
         [[sql_value(value) for value in row] for row in rows],
     )
+
+
+def add_to_totals(
+    tx: Transaction,
+    table: str,
+    keys: Sequence[str],
+    changes: Sequence[Sequence[Any]],
+) -> None:
+    """Add ``changes`` (the ``keys`` values, then a count and an amount) to ``table``'s
+    ``count`` and ``amount``, and delete the rows whose count drops to zero: a totals
+    table holds exactly the keys that have something to count, whatever batches the
+    changes came in (a rebuild and a projection maintained event by event agree).
+    """
+    if not changes:
+        return
+    key_names = ", ".join(keys)
+    columns = (*keys, "count", "amount")
+    names = ", ".join(columns)
+    update = (
+        f" ON CONFLICT ({key_names}) DO UPDATE SET count = {table}.count + excluded.count, "
+        f"amount = {table}.amount + excluded.amount"
+    )
+    if tx.dialect == "postgres":
+        staging = _staging_table(tx, table, names)
+        tx.copy_rows(staging, columns, changes)
+        emptied = tx.execute(
+            f"WITH staged AS (DELETE FROM {staging} RETURNING {names}), "
+            f"added AS (INSERT INTO {table} ({names}) SELECT {names} FROM staged{update} "
+            f"RETURNING {key_names}, count) SELECT {key_names} FROM added WHERE count = 0"
+        )
+        keyed = [[row[k] for k in keys] for row in emptied]
+    else:
+        write_rows(tx, table, columns, changes, update)
+        touched = {tuple(sql_value(v) for v in change[: len(keys)]) for change in changes}
+        emptied = tx.execute(f"SELECT {key_names} FROM {table} WHERE count = 0")
+        keyed = [[row[k] for k in keys] for row in emptied]
+        keyed = [key for key in keyed if tuple(key) in touched]
+    if keyed:
+        matches = " AND ".join(f"{k} = %s" for k in keys)
+        tx.executemany(f"DELETE FROM {table} WHERE {matches} AND count = 0", keyed)
 
 
 def _staging_table(tx: Transaction, table: str, names: str) -> str:

@@ -33,13 +33,13 @@ from projections.base import (
     KeyedRows,
     Projection,
     RecordedEvent,
+    add_to_totals,
     as_decimal,
     create_table,
     in_clause,
     insert_rows,
     iso_timestamp,
     keys_from_earlier_batches,
-    write_rows,
 )
 from services.database import Database, Row, Transaction
 
@@ -249,6 +249,7 @@ class FunnelProjection(Projection):
     """Opportunities by stage, with the history of every stage they passed through."""
 
     name = "funnel"
+    rows_version = 2  # 2: totals rows without deals are deleted, not kept with zeros
     tables = (
         "funnel_opportunities",
         "funnel_stage_intervals",
@@ -335,10 +336,11 @@ class _Totals:
     """A batch's changes to the two totals tables, added to their rows in one statement each.
 
     Each deal is counted out in its state before the batch and in at its state after it;
-    the states it passed through in between add zero changes, kept so that their rows
-    exist as event-by-event processing leaves them (with zeros). Such a row is created
-    if missing, but an existing row is neither rewritten nor locked (``DO NOTHING``),
-    which saves most of the table's row versions and row locks.
+    the states it passed through in between change nothing, so they write nothing. Rows
+    whose count drops to zero are deleted (``add_to_totals``), so the tables hold the
+    same rows however the events were batched. (Writing the in-between states as zero
+    changes, to keep the rows event-by-event processing used to leave, was three
+    quarters of the totals' rows and about a tenth of the funnel's catch-up time.)
     """
 
     def __init__(self) -> None:
@@ -352,11 +354,6 @@ class _Totals:
         if deal_id not in self._before:
             self._before[deal_id] = before
         self._after[deal_id] = after
-        owner_key, dimension_key = _total_keys(after, funnel_status(after))
-        if owner_key not in self.by_owner:
-            self.by_owner[owner_key] = [0, Decimal(0)]
-        if dimension_key is not None and dimension_key not in self.by_dimension:
-            self.by_dimension[dimension_key] = [0, Decimal(0)]
 
     def count(self, row: Row | None, sign: int) -> None:
         """Add (or with ``sign`` −1, remove) a deal."""
@@ -377,24 +374,10 @@ class _Totals:
             ("funnel_stage_totals", ("owner_id", "stage", "status"), self.by_owner),
             ("funnel_dimension_totals", DIMENSION_KEYS, self.by_dimension),
         ):
-            columns = (*keys, "count", "amount")
-            changes = sorted(totals.items())
-            write_rows(
-                tx,
-                table,
-                columns,
-                [[*key, n, str(amount)] for key, (n, amount) in changes if n or amount],
-                f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
-                f"count = {table}.count + excluded.count, "
-                f"amount = {table}.amount + excluded.amount",
-            )
-            write_rows(
-                tx,
-                table,
-                columns,
-                [[*key, n, str(amount)] for key, (n, amount) in changes if not (n or amount)],
-                " ON CONFLICT DO NOTHING",
-            )
+            changes = [
+                [*key, n, str(amount)] for key, (n, amount) in sorted(totals.items()) if n or amount
+            ]
+            add_to_totals(tx, table, keys, changes)
 
 
 def _total_keys(row: Row, status: str) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
