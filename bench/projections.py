@@ -60,7 +60,7 @@ from events.opportunity import (  # noqa: E402
 )
 from projections.funnel import FunnelFilter, query_funnel  # noqa: E402
 from projections.registry import all_projections  # noqa: E402
-from projections.runner import POSITIONS_TABLE  # noqa: E402
+from projections.runner import POSITIONS_TABLE, SCHEMAS_TABLE  # noqa: E402
 from services.bootstrap import build_ledger  # noqa: E402
 from services.database import Database  # noqa: E402
 from services.settings import Settings  # noqa: E402
@@ -198,7 +198,7 @@ def drop_projections(dbname: str) -> None:
     """Drop every projection's tables and the positions, so the catch-up starts from 0."""
     tables = [table for projection in all_projections() for table in projection.tables]
     with connect(server_env(dbname)) as conn:
-        for table in [*tables, POSITIONS_TABLE]:
+        for table in [*tables, POSITIONS_TABLE, SCHEMAS_TABLE]:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 

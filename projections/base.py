@@ -120,6 +120,7 @@ class _StatementLog:
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         self.statements: list[str] = []
+        self.temporary_tables: set[str] = set()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self.statements.append(sql)
@@ -227,15 +228,19 @@ def add_to_totals(
 
 def _staging_table(tx: Transaction, table: str, names: str) -> str:
     """A temporary table of this session with ``table``'s ``names`` columns and types (one
-    per set of columns), but no constraints or indexes; created once per session (looking
-    it up is ten times cheaper than ``CREATE … IF NOT EXISTS``) and emptied at every
-    commit, so an error between its ``COPY`` and its use leaves nothing behind."""
+    per set of columns), but no constraints or indexes; created once per session and
+    emptied at every commit, so an error between its ``COPY`` and its use leaves nothing
+    behind. The session remembers it (``tx.temporary_tables``, forgotten on a rollback),
+    so that it is looked up on the server only once per session."""
     staging = f"{table}_staged_{zlib.crc32(names.encode()):08x}"
+    if staging in tx.temporary_tables:
+        return staging
     if not tx.execute(f"SELECT to_regclass('pg_temp.{staging}') AS staging")[0]["staging"]:
         tx.execute(
             f"CREATE TEMPORARY TABLE {staging} ON COMMIT DELETE ROWS AS "
             f"SELECT {names} FROM {table} WITH NO DATA"
         )
+    tx.temporary_tables.add(staging)
     return staging
 
 

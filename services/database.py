@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -26,6 +27,8 @@ Row = dict[str, Any]
 
 class Transaction(Protocol):
     dialect: str
+    temporary_tables: set[str]
+    """Temporary tables this transaction's session has (created in committed transactions)."""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
@@ -41,8 +44,9 @@ class Transaction(Protocol):
 class _PostgresTransaction:
     dialect = "postgres"
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, temporary_tables: set[str]) -> None:
         self._conn = conn
+        self.temporary_tables = temporary_tables
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._conn.cursor() as cur:
@@ -65,6 +69,7 @@ class _SQLiteTransaction:
     dialect = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
+        self.temporary_tables: set[str] = set()
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -103,6 +108,9 @@ class Database:
         self._pool: ConnectionPool[Any] | None = None
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_lock = threading.RLock()
+        self._temporary_tables: weakref.WeakKeyDictionary[Any, set[str]] = (
+            weakref.WeakKeyDictionary()
+        )
         if self.dialect == "postgres":
             self._pool = ConnectionPool(
                 settings.postgres_conninfo(),
@@ -122,8 +130,14 @@ class Database:
     def transaction(self) -> Iterator[Transaction]:
         """One atomic unit: everything inside commits together or not at all."""
         if self._pool is not None:
-            with self._pool.connection() as conn, conn.transaction():
-                yield _PostgresTransaction(conn)
+            with self._pool.connection() as conn:
+                temporary = self._temporary_tables.setdefault(conn, set())
+                try:
+                    with conn.transaction():
+                        yield _PostgresTransaction(conn, temporary)
+                except BaseException:
+                    temporary.clear()  # the rollback may have undone their creation
+                    raise
             return
         assert self._sqlite is not None
         with self._sqlite_lock:

@@ -11,7 +11,7 @@ from pathlib import Path
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from commands.ledger import SalesLedger
 from events.base import recorded_at
-from projections.audit import event_changes, stored_changes
+from projections.audit import AuditTrailProjection, event_changes, stored_changes
 from projections.base import RecordedEvent
 from projections.decoding import NotificationDecoder, parse_stored_json
 from projections.registry import all_projections
@@ -111,3 +111,23 @@ def test_the_fast_json_parser_gives_what_json_gives_where_it_would_refuse() -> N
     assert parsed["big"] == json.loads(text)["big"]
     assert math.isnan(parsed["nan"])
     assert parse_stored_json('{"to_stage": 3, "reason": null}') == {"to_stage": 3, "reason": None}
+
+
+def test_a_follower_whose_position_moved_meanwhile_applies_nothing(tmp_path: Path) -> None:
+    ledger = _ledger_with_history(tmp_path / "ledger.db")
+    database = Database(Settings(store="sqlite", sqlite_path=str(tmp_path / "read.db")))
+    audit = AuditTrailProjection()
+    runner = ProjectionRunner(ledger, database, [audit])
+    events = runner._read(0, 10)
+
+    first = runner._apply_alone(audit, events[:5], 0)
+    with database.transaction() as tx:  # a rebuild elsewhere resets the position
+        tx.execute("UPDATE projection_positions SET position = 0 WHERE name = 'audit'")
+    second = runner._apply_alone(audit, events[5:], events[4].position)
+
+    assert first == events[4].position
+    assert second is None
+    assert runner.positions() == {"audit": 0}
+    with database.transaction() as tx:
+        assert tx.execute("SELECT COUNT(*) AS n FROM audit_trail")[0]["n"] == 5
+    database.close()
