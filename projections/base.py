@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple
 
@@ -52,6 +53,16 @@ def iso_timestamp(moment: datetime) -> str:
 def iso_week(day: date) -> str:
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+@lru_cache(maxsize=4096)
+def _iso_week_of_day(day: str) -> str:
+    return iso_week(date.fromisoformat(day))
+
+
+def week_of(recorded_at: str) -> str:
+    """The ISO week of an ``iso_timestamp`` text (a UTC time), e.g. ``2026-W09``."""
+    return _iso_week_of_day(recorded_at[:10])
 
 
 def sql_value(value: Any) -> Any:

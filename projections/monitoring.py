@@ -19,7 +19,7 @@ from projections.base import (
     in_clause,
     insert_rows,
     iso_timestamp,
-    iso_week,
+    week_of,
 )
 from services.database import Database, Row, Transaction
 
@@ -151,10 +151,9 @@ class MonitoringProjection(Projection):
                 }
             )
             return
-        current = deals.get(recorded.aggregate_id)
-        if current is None:
+        row = deals.get(recorded.aggregate_id)
+        if row is None:
             return
-        row = dict(current)
         if kind == "StageAdvanced":
             row.update(stage=event.to_stage, last_stage_change_at=at)
         elif kind == "OpportunityDisqualified":
@@ -174,10 +173,8 @@ class MonitoringProjection(Projection):
             row["owner_id"] = event.owner_id
         elif kind == "OpportunityActivityLogged":
             row["last_activity_at"] = at
-            activity[
-                (recorded.actor, iso_week(event.timestamp.astimezone(UTC).date()), event.kind)
-            ] += 1
-        deals.put(row)
+            activity[(recorded.actor, week_of(at), event.kind)] += 1
+        deals.put(row)  # changed in place: the batch's rows are its own
 
     @staticmethod
     def _apply_to_customer(
@@ -206,9 +203,7 @@ class MonitoringProjection(Projection):
             if current is not None:
                 customers.put({**current, "owner_id": event.owner_id})
         elif kind == "ActivityLogged":
-            activity[
-                (recorded.actor, iso_week(event.timestamp.astimezone(UTC).date()), event.kind)
-            ] += 1
+            activity[(recorded.actor, week_of(recorded.recorded_at), event.kind)] += 1
             deal = deals.get(event.opportunity_id) if event.opportunity_id else None
             if deal is not None:
                 deals.put({**deal, "last_activity_at": recorded.recorded_at})
