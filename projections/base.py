@@ -143,6 +143,9 @@ class _StatementLog:
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         self.statements.append(f"COPY {table} ({', '.join(columns)})")
 
+    def copy_text(self, table: str, columns: Sequence[str], text: str) -> None:
+        self.statements.append(f"COPY {table} ({', '.join(columns)})")
+
 
 def create_table(tx: Transaction, definition: str) -> None:
     """``CREATE TABLE IF NOT EXISTS`` ``definition`` (name and columns).

@@ -8,6 +8,7 @@ placeholders; on SQLite they become ``?``. Both dialects support
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import weakref
@@ -40,6 +41,11 @@ class Transaction(Protocol):
         ``Decimal`` and ``date`` are stored as text."""
         ...
 
+    def copy_text(self, table: str, columns: Sequence[str], text: str) -> None:
+        """Append rows given in ``COPY`` text format (``copy_escaped`` values separated by
+        tabs, one row per line), for callers that format simple rows faster at once."""
+        ...
+
 
 class _PostgresTransaction:
     dialect = "postgres"
@@ -64,6 +70,11 @@ class _PostgresTransaction:
             for row in rows:
                 copy.write_row(row)
 
+    def copy_text(self, table: str, columns: Sequence[str], text: str) -> None:
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with self._conn.cursor() as cur, cur.copy(statement) as copy:
+            copy.write(text)
+
 
 class _SQLiteTransaction:
     dialect = "sqlite"
@@ -83,12 +94,36 @@ class _SQLiteTransaction:
         if rows:
             self._conn.executemany(sql.replace("%s", "?"), [tuple(r) for r in rows])
 
+    def copy_text(self, table: str, columns: Sequence[str], text: str) -> None:
+        lines = text.split("\n")[:-1]  # every line ends with one
+        self.copy_rows(table, columns, [list(map(copy_unescaped, ln.split("\t"))) for ln in lines])
+
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         placeholders = ", ".join(["?"] * len(columns))
         self._conn.executemany(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
             ([_sqlite_value(value) for value in row] for row in rows),
         )
+
+
+def copy_escaped(text: str) -> str:
+    """``text`` as a value in PostgreSQL's ``COPY`` text format."""
+    for special, escaped in _COPY_ESCAPES:
+        text = text.replace(special, escaped)
+    return text
+
+
+def copy_unescaped(value: str) -> str | None:
+    """A value of ``COPY`` text format as the text it stands for (``\\N``: None)."""
+    if value == "\\N":
+        return None
+    if "\\" not in value:
+        return value
+    return re.sub(r"\\(.)", lambda m: _COPY_UNESCAPES.get(m[1], m[1]), value)
+
+
+_COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+_COPY_UNESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
 
 
 def _sqlite_value(value: Any) -> Any:

@@ -18,6 +18,7 @@ import pytest
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from aggregates.funnel import LAST_OPEN_STAGE
 from commands.ledger import SalesLedger
+from projections.audit import query_audit_trail
 from projections.registry import all_projections, projection_names
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
@@ -289,3 +290,29 @@ def dump(database: Database) -> dict[str, list[tuple[str, ...]]]:
                 rows = tx.execute(f"SELECT * FROM {table}")
                 result[table] = sorted(tuple(str(v) for v in row.values()) for row in rows)
     return result
+
+
+def test_the_audit_trail_copies_awkward_actor_names_exactly(
+    fresh_database: dict[str, str],
+) -> None:
+    ledger = build_ledger(Settings())
+    ledger.set_up_organisation("Co", "admin", "Admin")
+    awkward = ["tab\there", "new\nline", "back\\slash", "cr\rhere", "\\N", "plain"]
+    for person in awkward:
+        ledger.add_person(person, person, "manager", None, actor="admin")
+        ledger.register_customer(name=f"Customer of {person!r}", source="web", actor=person)
+    database = Database(Settings())
+    runner = ProjectionRunner(ledger, database, all_projections(), read_ahead_from=1)
+    runner.catch_up()
+
+    with database.transaction() as tx:
+        actors = {row["actor"] for row in tx.execute("SELECT actor FROM audit_trail")}
+    by_actor = {
+        person: [e.event_type for e in query_audit_trail(database, ledger, actor=person).items]
+        for person in awkward
+    }
+
+    assert actors == {"system", "admin", *awkward}
+    assert by_actor == {person: ["CustomerRegistered"] for person in awkward}
+    database.close()
+    ledger.close()

@@ -9,13 +9,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from commands.ledger import SalesLedger
 from events.base import recorded_at
 from projections.audit import AuditTrailProjection, query_audit_trail
 from projections.runner import SCHEMAS_TABLE, ProjectionRunner
 from services.bootstrap import build_ledger
-from services.database import Database
+from services.database import Database, copy_escaped, copy_unescaped
 from services.settings import Settings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -150,3 +152,12 @@ def test_a_projection_whose_tables_changed_is_rebuilt(
     runner.catch_up()
 
     assert len(query_audit_trail(database, ledger).items) == ledger.recorder.max_notification_id()
+
+
+@given(st.lists(st.lists(st.text(), min_size=3, max_size=3), max_size=5))
+def test_copy_text_escapes_and_unescapes_any_text(rows: list[list[str]]) -> None:
+    text = "".join("\t".join(copy_escaped(v) for v in row) + "\n" for row in rows)
+
+    parsed = [[copy_unescaped(v) for v in line.split("\t")] for line in text.split("\n")[:-1]]
+
+    assert parsed == rows
