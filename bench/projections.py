@@ -24,6 +24,7 @@ Then, in the same run:
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
 import random
@@ -107,19 +108,25 @@ def recreate_database(dbname: str) -> None:
         conn.execute(f'CREATE DATABASE "{dbname}"')
 
 
-def synthetic_events(opportunities: int, events: int, seed: int = 7) -> Iterator[Any]:
+def synthetic_events(
+    opportunities: int, events: int, seed: int = 7, order: str = "deal"
+) -> Iterator[Any]:
     """Domain events for ``opportunities`` deals, about ``events`` in all, in time order
-    per aggregate (deals are interleaved in small groups, as concurrent work would be)."""
+    per aggregate. ``order="deal"``: each deal's events one after the other (its whole
+    life in consecutive positions, so that log positions and times are unrelated);
+    ``order="time"``: all events in time order, as a live ledger (and the demo, which
+    simulates day by day) records them."""
     rng = random.Random(seed)
     reps = [f"rep{m}-{r}" for m in range(MANAGERS) for r in range(REPS_PER_MANAGER)]
     customers = max(1, opportunities // 5)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     per_deal = max(4.0, (events - customers) / opportunities)
+    spacing = timedelta(minutes=1) if order == "deal" else timedelta(seconds=1)
     for n in range(customers):
         yield CustomerRegistered(
             originator_id=uuid5(NAMESPACE_URL, f"bench:customer:{n}"),
             originator_version=1,
-            timestamp=start + timedelta(minutes=n),
+            timestamp=start + n * spacing,
             originator_topic=CUSTOMER_TOPIC,
             actor=reps[n % len(reps)],
             name=f"Customer {n}",
@@ -130,53 +137,102 @@ def synthetic_events(opportunities: int, events: int, seed: int = 7) -> Iterator
             owner_id=reps[n % len(reps)],
             profile={},
         )
+
+    def deal(n: int, rng: random.Random) -> Iterator[Any]:
+        return _deal_events(n, rng, reps, customers, start, per_deal)
+
+    if order == "deal":
+        for n in range(opportunities):
+            yield from deal(n, rng)
+        return
+    # Time order: deals start in order of their first moment; a heap merges the events
+    # of the deals under way (a few thousand at a time), each deal with its own random
+    # sequence so that its start is known before it is under way.
+    def deal_rng(n: int) -> random.Random:
+        return random.Random(seed * 1_000_003 + n)
+
+    def opening(n: int) -> float:
+        peek = deal_rng(n)
+        peek.randrange(len(reps))  # the owner, drawn first
+        return peek.uniform(0, DEAL_START_DAYS)
+
+    starts = sorted((opening(n), n) for n in range(opportunities))
+    under_way: list[tuple[datetime, int, Any, Iterator[Any]]] = []
+    next_start = 0
+    while under_way or next_start < len(starts):
+        if next_start < len(starts) and (
+            not under_way or start + timedelta(days=starts[next_start][0]) <= under_way[0][0]
+        ):
+            n = starts[next_start][1]
+            next_start += 1
+            events_of_deal = deal(n, deal_rng(n))
+            first = next(events_of_deal)
+            heapq.heappush(under_way, (first.timestamp, n, first, events_of_deal))
+            continue
+        _, n, event, events_of_deal = heapq.heappop(under_way)
+        yield event
+        following = next(events_of_deal, None)
+        if following is not None:
+            heapq.heappush(under_way, (following.timestamp, n, following, events_of_deal))
+
+
+DEAL_START_DAYS = 480
+"""Deals open over this many days after the data set's start."""
+
+
+def _deal_events(
+    n: int,
+    rng: random.Random,
+    reps: list[str],
+    customers: int,
+    start: datetime,
+    per_deal: float,
+) -> Iterator[Any]:
+    """Deal ``n``'s events, opened, qualified, advanced, worked and closed (or not)."""
     criteria = {c: True for c in QUALIFICATION_CRITERIA}
-    for n in range(opportunities):
-        deal_id = uuid5(NAMESPACE_URL, f"bench:opportunity:{n}")
-        owner = reps[rng.randrange(len(reps))]
-        moment = start + timedelta(days=rng.uniform(0, 480))
-        version = 1
+    deal_id = uuid5(NAMESPACE_URL, f"bench:opportunity:{n}")
+    owner = reps[rng.randrange(len(reps))]
+    moment = start + timedelta(days=rng.uniform(0, DEAL_START_DAYS))
+    version = 1
 
-        def stamp(deal_id: Any = deal_id, owner: str = owner) -> dict[str, Any]:
-            nonlocal moment, version
-            moment += timedelta(hours=rng.uniform(1, 240))
-            fields = {
-                "originator_id": deal_id,
-                "originator_version": version,
-                "timestamp": moment,
-                "actor": owner,
-            }
-            version += 1
-            return fields
+    def stamp() -> dict[str, Any]:
+        nonlocal moment, version
+        moment += timedelta(hours=rng.uniform(1, 240))
+        fields = {
+            "originator_id": deal_id,
+            "originator_version": version,
+            "timestamp": moment,
+            "actor": owner,
+        }
+        version += 1
+        return fields
 
-        yield OpportunityOpened(
-            **stamp(),
-            originator_topic=OPPORTUNITY_TOPIC,
-            customer_id=str(uuid5(NAMESPACE_URL, f"bench:customer:{n % customers}")),
-            owner_id=owner,
-            title=f"Deal {n}",
-            source=SOURCES[rng.randrange(5)],
-            amount=Decimal(rng.randrange(10, 500) * 1000),
-            expected_close=(moment + timedelta(days=rng.uniform(30, 240))).date(),
-            product=PRODUCTS[rng.randrange(5)],
-            region=REGIONS[rng.randrange(5)],
+    yield OpportunityOpened(
+        **stamp(),
+        originator_topic=OPPORTUNITY_TOPIC,
+        customer_id=str(uuid5(NAMESPACE_URL, f"bench:customer:{n % customers}")),
+        owner_id=owner,
+        title=f"Deal {n}",
+        source=SOURCES[rng.randrange(5)],
+        amount=Decimal(rng.randrange(10, 500) * 1000),
+        expected_close=(moment + timedelta(days=rng.uniform(30, 240))).date(),
+        product=PRODUCTS[rng.randrange(5)],
+        region=REGIONS[rng.randrange(5)],
+    )
+    yield OpportunityQualified(**stamp(), criteria=criteria)
+    top = rng.randint(1, 7)
+    for stage in range(2, top + 1):
+        yield StageAdvanced(**stamp(), from_stage=stage - 1, to_stage=stage, reason=None)
+    activities = round(per_deal - 2 - (top - 1) - 0.5 + rng.uniform(-1, 1))
+    for _ in range(max(0, activities)):
+        yield OpportunityActivityLogged(**stamp(), kind="call", summary="follow-up")
+    outcome = rng.random()
+    if top == 7 and outcome < 0.6:
+        yield OpportunityWon(
+            **stamp(), amount=Decimal(rng.randrange(10, 500) * 1000), closed_on=moment.date()
         )
-        yield OpportunityQualified(**stamp(), criteria=criteria)
-        top = rng.randint(1, 7)
-        for stage in range(2, top + 1):
-            yield StageAdvanced(**stamp(), from_stage=stage - 1, to_stage=stage, reason=None)
-        activities = round(per_deal - 2 - (top - 1) - 0.5 + rng.uniform(-1, 1))
-        for _ in range(max(0, activities)):
-            yield OpportunityActivityLogged(**stamp(), kind="call", summary="follow-up")
-        outcome = rng.random()
-        if top == 7 and outcome < 0.6:
-            yield OpportunityWon(
-                **stamp(), amount=Decimal(rng.randrange(10, 500) * 1000), closed_on=moment.date()
-            )
-        elif outcome < 0.3:
-            yield OpportunityLost(
-                **stamp(), reason="price", competitor="ABB", closed_on=moment.date()
-            )
+    elif outcome < 0.3:
+        yield OpportunityLost(**stamp(), reason="price", competitor="ABB", closed_on=moment.date())
 
 
 def populated_events(dbname: str) -> int:
@@ -202,7 +258,7 @@ def drop_projections(dbname: str) -> None:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def populate(settings: Settings, opportunities: int, events: int) -> int:
+def populate(settings: Settings, opportunities: int, events: int, order: str) -> int:
     ledger = build_ledger(settings)
     ledger.set_up_organisation("Bench Co", "admin", "Admin")
     for m in range(MANAGERS):
@@ -211,7 +267,7 @@ def populate(settings: Settings, opportunities: int, events: int) -> int:
             ledger.add_person(f"rep{m}-{r}", f"Rep {m}-{r}", "sales_rep", f"mgr{m}", actor="admin")
     batch = []
     written = 0
-    for event in synthetic_events(opportunities, events):
+    for event in synthetic_events(opportunities, events, order=order):
         batch.append(ledger.mapper.to_stored_event(event))
         if len(batch) == INSERT_BATCH:
             ledger.recorder.insert_events(batch)
@@ -274,6 +330,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--dbname", default="ledger_bench")
     parser.add_argument(
+        "--order",
+        choices=["deal", "time"],
+        default="deal",
+        help="when populating: each deal's events together, or all events in time order",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="keep the database's events if it has some; drop only the projections",
@@ -290,7 +352,7 @@ def main() -> None:
     else:
         recreate_database(args.dbname)
         started = time.perf_counter()
-        total = populate(settings, args.opportunities, args.events)
+        total = populate(settings, args.opportunities, args.events, args.order)
         generated = time.perf_counter() - started
         print(f"generated {total:,} events in {generated:.1f} s", flush=True)
 

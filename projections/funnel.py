@@ -33,6 +33,7 @@ from projections.base import (
     KeyedRows,
     Projection,
     RecordedEvent,
+    RowCache,
     add_to_totals,
     as_decimal,
     create_table,
@@ -40,6 +41,7 @@ from projections.base import (
     insert_rows,
     iso_timestamp,
     keys_from_earlier_batches,
+    row_cache,
 )
 from services.database import Database, Row, Transaction
 
@@ -312,13 +314,19 @@ class FunnelProjection(Projection):
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+        pending = self.begin()
+        self.apply(tx, pending, events)
+        self.flush(tx, pending)
+
+    def begin(self, memory: dict[str, Any] | None = None) -> _FunnelChanges:
+        return _FunnelChanges(row_cache(memory, "funnel_opportunities"))
+
+    def apply(self, tx: Transaction, pending: Any, events: Sequence[RecordedEvent]) -> None:
         relevant = [e for e in events if e.type_name in _FUNNEL_TYPE_NAMES]
         if not relevant:
             return
-        deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)
+        deals, intervals, totals = pending.deals, pending.intervals, pending.totals
         deals.load(tx, keys_from_earlier_batches(relevant, "OpportunityOpened"))
-        intervals: list[Row] = []
-        totals = _Totals()
         for recorded in relevant:
             before = deals.get(recorded.aggregate_id)
             row, interval = evolve_deal(before, recorded)
@@ -327,9 +335,21 @@ class FunnelProjection(Projection):
                 totals.change(recorded.aggregate_id, before, row)
             if interval is not None:
                 intervals.append(interval)
-        deals.flush(tx)
-        insert_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, intervals)
-        totals.write(tx)
+
+    def flush(self, tx: Transaction, pending: Any) -> None:
+        pending.deals.flush(tx)
+        insert_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, pending.intervals)
+        pending.totals.write(tx)
+
+
+class _FunnelChanges:
+    """The funnel's changes pending in one transaction: each changed deal's row (written
+    once, however many batches changed it), the stage intervals closed, the totals."""
+
+    def __init__(self, cache: RowCache | None = None) -> None:
+        self.deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS, cache)
+        self.intervals: list[Row] = []
+        self.totals = _Totals()
 
 
 class _Totals:

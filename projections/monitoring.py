@@ -14,11 +14,13 @@ from projections.base import (
     KeyedRows,
     Projection,
     RecordedEvent,
+    RowCache,
     add_counts,
     create_table,
     in_clause,
     insert_rows,
     iso_timestamp,
+    row_cache,
     week_of,
 )
 from services.database import Database, Row, Transaction
@@ -105,28 +107,38 @@ class MonitoringProjection(Projection):
         )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+        pending = self.begin()
+        self.apply(tx, pending, events)
+        self.flush(tx, pending)
+
+    def begin(self, memory: dict[str, Any] | None = None) -> _MonitoringChanges:
+        return _MonitoringChanges(row_cache(memory, "monitoring_deals"))
+
+    def apply(self, tx: Transaction, pending: Any, events: Sequence[RecordedEvent]) -> None:
         deal_events = [e for e in events if e.type_name in _DEAL_EVENTS]
         customer_events = [e for e in events if e.type_name in _CUSTOMER_EVENTS]
         if not deal_events and not customer_events:
             return
-        deals = KeyedRows("monitoring_deals", "opportunity_id", DEAL_COLUMNS)
-        customers = KeyedRows("monitoring_customers", "customer_id", CUSTOMER_COLUMNS)
+        deals, customers = pending.deals, pending.customers
+        activity, transfers = pending.activity, pending.transfers
         deals.load(tx, _deals_from_earlier_batches(events))
         customers.load(
             tx, (e.aggregate_id for e in customer_events if e.type_name == "CustomerAssigned")
         )
-        activity: Counter[tuple[str, str, str]] = Counter()
-        transfers: list[Row] = []
         for recorded in events:
             kind = recorded.type_name
             if kind in _DEAL_EVENTS:
                 self._apply_to_deal(recorded, deals, activity, transfers)
             elif kind in _CUSTOMER_EVENTS:
                 self._apply_to_customer(recorded, customers, deals, activity, transfers)
-        deals.flush(tx)
-        customers.flush(tx)
-        add_counts(tx, "monitoring_activity_counts", ("person_id", "week", "kind"), activity)
-        insert_rows(tx, "monitoring_ownership_transfers", TRANSFER_COLUMNS, transfers)
+
+    def flush(self, tx: Transaction, pending: Any) -> None:
+        pending.deals.flush(tx)
+        pending.customers.flush(tx)
+        add_counts(
+            tx, "monitoring_activity_counts", ("person_id", "week", "kind"), pending.activity
+        )
+        insert_rows(tx, "monitoring_ownership_transfers", TRANSFER_COLUMNS, pending.transfers)
 
     @staticmethod
     def _apply_to_deal(
@@ -207,6 +219,16 @@ class MonitoringProjection(Projection):
             deal = deals.get(event.opportunity_id) if event.opportunity_id else None
             if deal is not None:
                 deals.put({**deal, "last_activity_at": recorded.recorded_at})
+
+
+class _MonitoringChanges:
+    """Monitoring's changes pending in one transaction (see ``Projection.apply``)."""
+
+    def __init__(self, cache: RowCache | None = None) -> None:
+        self.deals = KeyedRows("monitoring_deals", "opportunity_id", DEAL_COLUMNS, cache)
+        self.customers = KeyedRows("monitoring_customers", "customer_id", CUSTOMER_COLUMNS)
+        self.activity: Counter[tuple[str, str, str]] = Counter()
+        self.transfers: list[Row] = []
 
 
 def _deals_from_earlier_batches(events: Sequence[RecordedEvent]) -> list[str]:

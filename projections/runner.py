@@ -34,6 +34,8 @@ CATCH_UP_GC_THRESHOLD = 100_000
 """Allocations between the garbage collector's young collections while catching up."""
 CATCH_UP_SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while others wait for it, while catching up."""
+CATCH_UP_TRANSACTION_EVENTS = 70000
+"""Events (in whole batches) a projection applies in one transaction while catching up."""
 CATCH_UP_BATCH_SIZE = 10_000
 """Events per batch while reading ahead: fewer round trips and row loads per event."""
 
@@ -50,6 +52,7 @@ class _ReadAhead:
         self._queues: list[queue.Queue[list[RecordedEvent] | BaseException]] = [
             queue.Queue(READ_AHEAD_BATCHES) for _ in range(consumers)
         ]
+        self._ended = [False] * consumers
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(start,), name="projection-reader", daemon=True
@@ -83,7 +86,7 @@ class _ReadAhead:
 
     def batches(self, consumer: int) -> Iterator[list[RecordedEvent]]:
         """The batches for ``consumer``, until the end or ``close``."""
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._ended[consumer]:
             try:
                 item = self._queues[consumer].get(timeout=0.1)
             except queue.Empty:
@@ -91,8 +94,26 @@ class _ReadAhead:
             if isinstance(item, BaseException):
                 raise item
             if not item:
+                self._ended[consumer] = True
                 return
             yield item
+
+    def ready(self, consumer: int) -> list[RecordedEvent] | None:
+        """``consumer``'s next batch if it is already read, else None (also at the end):
+        for a consumer that must not wait for the reader (holding a transaction that
+        another consumer may be waiting for)."""
+        if self._ended[consumer]:
+            return None
+        try:
+            item = self._queues[consumer].get_nowait()
+        except queue.Empty:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        if not item:
+            self._ended[consumer] = True
+            return None
+        return item
 
     def close(self) -> None:
         self._stop.set()
@@ -110,6 +131,7 @@ class ProjectionRunner:
         batch_size: int = DEFAULT_BATCH_SIZE,
         read_ahead_from: int = READ_AHEAD_FROM,
         catch_up_batch_size: int = CATCH_UP_BATCH_SIZE,
+        catch_up_transaction_events: int = CATCH_UP_TRANSACTION_EVENTS,
     ) -> None:
         self.ledger = ledger
         self.database = database
@@ -117,6 +139,7 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.read_ahead_from = read_ahead_from
         self.catch_up_batch_size = catch_up_batch_size
+        self.catch_up_transaction_events = catch_up_transaction_events
         self._decode = NotificationDecoder(ledger.mapper)
         self._lock = threading.Lock()
         self.ensure_tables()
@@ -244,17 +267,24 @@ class ProjectionRunner:
         )
         applied = [0] * len(behind)
         errors: list[BaseException] = []
+        # A follower may wait for the reader inside its transaction only where nobody
+        # can be waiting for that transaction: not on SQLite (one writer at a time), nor
+        # with fewer connections than followers.
+        may_wait = self.database.connections_at_most > len(behind)
 
         def follow(index: int, projection: Projection) -> None:
             position = positions[projection.name]
+            memory: dict[str, Any] = {}  # the projection's, between its transactions
+            batches = reader.batches(index)
+            more = (lambda: next(batches, None)) if may_wait else (lambda: reader.ready(index))
             try:
-                for events in reader.batches(index):
-                    reached = self._apply_alone(projection, events, position)
+                for events in batches:
+                    reached = self._apply_alone(projection, events, position, more, memory)
                     if reached is None:
                         reader.close()
                         return
-                    position = reached
-                    applied[index] += len(events)
+                    position, count = reached
+                    applied[index] += count
             except BaseException as error:  # noqa: BLE001 - raised again by the caller
                 errors.append(error)
                 reader.close()
@@ -277,28 +307,48 @@ class ProjectionRunner:
         return min(applied, default=0)
 
     def _apply_alone(
-        self, projection: Projection, events: Sequence[RecordedEvent], expected: int
-    ) -> int | None:
-        """Apply ``events`` past ``expected`` (the position this follower left
-        ``projection`` at) and move its position from ``expected`` to the batch's last, in
-        one transaction of its own; the new position. None, with nothing applied, if the
-        stored position is no longer ``expected`` (a rebuild reset it, or another worker
-        moved it on).
+        self,
+        projection: Projection,
+        events: list[RecordedEvent],
+        expected: int,
+        more: Callable[[], list[RecordedEvent] | None] = lambda: None,
+        memory: dict[str, Any] | None = None,
+    ) -> tuple[int, int] | None:
+        """Apply ``events``, and the batches ``more`` has ready (up to
+        ``catch_up_transaction_events`` events in all), past ``expected`` (the position
+        this follower left ``projection`` at) and move its position from ``expected`` to
+        their last, in one transaction of its own: the new position and the number of
+        events. None, with nothing applied, if the stored position is no longer
+        ``expected`` (a rebuild reset it, or another worker moved it on).
+
+        Several batches to a transaction let a projection write a row changed by each
+        of them once (``Projection.apply``): in a log in time order, most batches touch
+        most open deals. ``more`` may wait for the reader only where no other follower
+        can be waiting for this transaction (see ``_catch_up_reading_ahead``); else it
+        gives only the batches already read.
+        ``memory`` is the projection's between the transactions of one follower (its row
+        caches, ``Projection.begin``); the follower stops, and drops it, if one fails.
 
         The position is checked when it is moved, at the end (optimistically), not
         locked at the start: on a busy interpreter every round trip waits for the GIL,
         and the lock, the commit mode and the update cost three where this costs one.
         """
-        last = events[-1].position
+        pending = projection.begin(memory)
+        last, count = expected, 0
         try:
             with self.database.transaction() as tx:
-                projection.process(tx, _after(events, expected))
+                batch: list[RecordedEvent] | None = events
+                while batch is not None:
+                    projection.apply(tx, pending, _after(batch, last))
+                    last, count = batch[-1].position, count + len(batch)
+                    batch = more() if count < self.catch_up_transaction_events else None
+                projection.flush(tx, pending)
                 if not self._advance_position(tx, projection.name, expected, last):
                     raise _PositionMoved
         except _PositionMoved:
             log.info("projection %s was reset or moved on while reading ahead", projection.name)
             return None
-        return last
+        return last, count
 
     @staticmethod
     def _advance_position(tx: Transaction, name: str, expected: int, position: int) -> bool:

@@ -161,6 +161,11 @@ class Database:
             self._sqlite.execute("PRAGMA journal_mode=WAL")
             self._sqlite.execute("PRAGMA synchronous=NORMAL")
 
+    @property
+    def connections_at_most(self) -> int:
+        """How many transactions can be open at once (SQLite: one)."""
+        return self._pool.max_size if self._pool is not None else 1
+
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One atomic unit: everything inside commits together or not at all."""

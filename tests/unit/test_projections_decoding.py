@@ -125,7 +125,7 @@ def test_a_follower_whose_position_moved_meanwhile_applies_nothing(tmp_path: Pat
         tx.execute("UPDATE projection_positions SET position = 0 WHERE name = 'audit'")
     second = runner._apply_alone(audit, events[5:], events[4].position)
 
-    assert first == events[4].position
+    assert first == (events[4].position, 5)
     assert second is None
     assert runner.positions() == {"audit": 0}
     with database.transaction() as tx:
