@@ -297,7 +297,7 @@ class RowCache:
             self._rows.popitem(last=False)
 
 
-CATCH_UP_CACHED_ROWS = 40_000
+CATCH_UP_CACHED_ROWS = 20_000
 """Rows per table a projection keeps from one catch-up transaction for the next."""
 
 
