@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import queue
 import threading
 import time
 import uuid
@@ -28,12 +29,23 @@ def conninfo(dbname: str | None = None) -> str:
     return Settings(store="postgres").postgres_conninfo(dbname)
 
 
+START_TIMEOUT = 120.0
+"""Seconds clients wait for each other to start: a client that failed fails the run."""
+
+
 @contextlib.contextmanager
 def fresh_database(label: str) -> Iterator[str]:
-    """A new, empty database for one benchmark, dropped afterwards."""
+    """A new, empty database for one benchmark (with the raw baseline's table), dropped
+    afterwards. (The clients creating the table themselves, ``IF NOT EXISTS``, raced in
+    the server's catalogue and one of them could fail.)"""
     name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(conninfo("postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(conninfo(name), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE bench_raw (id uuid PRIMARY KEY, payload bytea, "
+            "created timestamptz DEFAULT now())"
+        )
     try:
         yield name
     finally:
@@ -78,7 +90,7 @@ def log_activities(ledger: SalesLedger, deal: Deal, seconds: float, start: Any) 
     for _ in range(20):
         ledger.log_opportunity_activity(opportunity_id, "call", "warm-up", actor=owner)
     _wait_for_connections(ledger)
-    start.wait()
+    start.wait(START_TIMEOUT)
     count, deadline = 0, time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         ledger.log_opportunity_activity(opportunity_id, "call", "followed up", actor=owner)
@@ -98,11 +110,7 @@ def insert_rows(dbname: str, seconds: float, start: Any, payload_size: int = 200
     """The raw baseline: one single-row INSERT transaction per 'command'."""
     payload = b"x" * payload_size
     with psycopg.connect(conninfo(dbname), autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS bench_raw (id uuid PRIMARY KEY, payload bytea, "
-            "created timestamptz DEFAULT now())"
-        )
-        start.wait()
+        start.wait(START_TIMEOUT)
         count, deadline = 0, time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             conn.execute(
@@ -146,7 +154,13 @@ def rate_in_processes(
         ]
     for p in procs:
         p.start()
-    total: int = sum(int(out.get()) for _ in procs)
+    try:
+        total: int = sum(int(out.get(timeout=seconds + 2 * START_TIMEOUT)) for _ in procs)
+    except queue.Empty:
+        failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+        for p in procs:
+            p.kill()
+        raise RuntimeError(f"a client failed (exit codes {failed}); see its traceback") from None
     for p in procs:
         p.join()
     return total / seconds
