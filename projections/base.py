@@ -6,7 +6,6 @@ import hashlib
 import re
 import zlib
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -111,10 +110,8 @@ class Projection(ABC):
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         """Apply a batch of events, in position order."""
 
-    def begin(self, memory: dict[str, Any] | None = None) -> Any:
-        """Changes pending in one transaction that spans several batches (see ``apply``).
-        ``memory``: what a catch-up's follower keeps between its transactions (row caches,
-        ``row_cache``), dropped when anything fails."""
+    def begin(self) -> Any:
+        """Changes pending in one transaction that spans several batches (see ``apply``)."""
         return None
 
     def apply(self, tx: Transaction, pending: Any, events: Sequence[RecordedEvent]) -> None:
@@ -274,52 +271,13 @@ def _staging_table(tx: Transaction, table: str, names: str) -> str:
     return staging
 
 
-class RowCache:
-    """Rows of one table as a projection last wrote them, the most recently written
-    ``size`` of them: what it would otherwise read back in its next transaction.
-
-    Only for a projection's own follower during one catch-up (``Projection.begin``): it is
-    then the only writer of its tables (anyone else moves its position too, which fails
-    its next commit, and the follower stops with its cache).
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._rows: OrderedDict[str, Row] = OrderedDict()
-
-    def take(self, key: str) -> Row | None:
-        return self._rows.pop(key, None)
-
-    def keep(self, key: str, row: Row) -> None:
-        self._rows[key] = row
-        self._rows.move_to_end(key)
-        while len(self._rows) > self.size:
-            self._rows.popitem(last=False)
-
-
-CATCH_UP_CACHED_ROWS = 20_000
-"""Rows per table a projection keeps from one catch-up transaction for the next."""
-
-
-def row_cache(memory: dict[str, Any] | None, table: str) -> RowCache | None:
-    """``table``'s cache in a follower's ``memory`` (see ``Projection.begin``), if any."""
-    if memory is None:
-        return None
-    cache: RowCache = memory.setdefault(table, RowCache(CATCH_UP_CACHED_ROWS))
-    return cache
-
-
 class KeyedRows:
-    """The rows of one table touched by a batch: loaded in one go, written back in one go
-    (with a ``cache``: taken from it where it has them, and kept in it when written)."""
+    """The rows of one table touched by a batch: loaded in one go, written back in one go."""
 
-    def __init__(
-        self, table: str, key: str, columns: Sequence[str], cache: RowCache | None = None
-    ) -> None:
+    def __init__(self, table: str, key: str, columns: Sequence[str]) -> None:
         self.table = table
         self.key = key
         self.columns = tuple(columns)
-        self.cache = cache
         self.rows: dict[str, Row] = {}
         self._dirty: set[str] = set()
         self._values = _values_of(self.columns)
@@ -330,10 +288,6 @@ class KeyedRows:
         """Read the rows of ``keys`` that exist: on PostgreSQL in one statement (the keys
         as one array parameter), on SQLite in chunks of ``IN_CLAUSE_CHUNK``."""
         wanted = [k for k in dict.fromkeys(keys) if k not in self.rows]
-        if self.cache is not None:
-            cached = [(k, self.cache.take(k)) for k in wanted]
-            self.rows.update((k, row) for k, row in cached if row is not None)
-            wanted = [k for k, row in cached if row is None]
         if not wanted:
             return
         if tx.dialect == "postgres":
@@ -370,9 +324,6 @@ class KeyedRows:
             [self._values(self.rows[k]) for k in sorted(self._dirty)],
             self._on_conflict,
         )
-        if self.cache is not None:
-            for key, row in self.rows.items():
-                self.cache.keep(key, row)
         self.rows.clear()
         self._dirty.clear()
 

@@ -29,8 +29,6 @@ NotificationRow = tuple[int, str, int, str, bytes]
 position, originator id (text), originator version, topic, state."""
 
 _TRANSCODED = '"_type_"'
-KNOWN_AGGREGATES = 50_000
-"""Aggregate ids a decoder keeps between batches (it starts again when it has more)."""
 _JSON = json.JSONDecoder()
 
 
@@ -57,7 +55,6 @@ class NotificationDecoder:
         self._transcodings: dict[str, Any] = transcodings or {}
         self._fast = isinstance(transcodings, dict) and not mapper.cipher and not mapper.compressor
         self._classes: dict[str, tuple[type, str] | None] = {}
-        self._ids: dict[str, tuple[UUID, str]] = {}
 
     def __call__(self, notification: Any) -> RecordedEvent:
         if isinstance(notification.originator_id, UUID):
@@ -74,12 +71,8 @@ class NotificationDecoder:
         return RecordedEvent.of(notification.id, self._mapper.to_domain_event(notification))
 
     def decode_rows(self, rows: Sequence[NotificationRow]) -> list[RecordedEvent]:
-        """``rows`` decoded in order; one ``UUID`` per aggregate, kept for later batches
-        (``KNOWN_AGGREGATES`` of them: in a log in time order most aggregates of a batch
-        were in the ones before, and making their ids took a quarter of the decoding)."""
-        ids = self._ids
-        if len(ids) > KNOWN_AGGREGATES:
-            ids.clear()
+        """``rows`` decoded in order; one ``UUID`` per aggregate in the batch."""
+        ids: dict[str, tuple[UUID, str]] = {}
         events = []
         for position, originator, version, topic, state in rows:
             known = ids.get(originator)

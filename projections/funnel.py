@@ -33,7 +33,6 @@ from projections.base import (
     KeyedRows,
     Projection,
     RecordedEvent,
-    RowCache,
     add_to_totals,
     as_decimal,
     create_table,
@@ -41,7 +40,6 @@ from projections.base import (
     insert_rows,
     iso_timestamp,
     keys_from_earlier_batches,
-    row_cache,
 )
 from services.database import Database, Row, Transaction
 
@@ -318,8 +316,8 @@ class FunnelProjection(Projection):
         self.apply(tx, pending, events)
         self.flush(tx, pending)
 
-    def begin(self, memory: dict[str, Any] | None = None) -> _FunnelChanges:
-        return _FunnelChanges(row_cache(memory, "funnel_opportunities"))
+    def begin(self) -> _FunnelChanges:
+        return _FunnelChanges()
 
     def apply(self, tx: Transaction, pending: Any, events: Sequence[RecordedEvent]) -> None:
         relevant = [e for e in events if e.type_name in _FUNNEL_TYPE_NAMES]
@@ -346,8 +344,8 @@ class _FunnelChanges:
     """The funnel's changes pending in one transaction: each changed deal's row (written
     once, however many batches changed it), the stage intervals closed, the totals."""
 
-    def __init__(self, cache: RowCache | None = None) -> None:
-        self.deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS, cache)
+    def __init__(self) -> None:
+        self.deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)
         self.intervals: list[Row] = []
         self.totals = _Totals()
 

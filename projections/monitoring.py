@@ -14,13 +14,11 @@ from projections.base import (
     KeyedRows,
     Projection,
     RecordedEvent,
-    RowCache,
     add_counts,
     create_table,
     in_clause,
     insert_rows,
     iso_timestamp,
-    row_cache,
     week_of,
 )
 from services.database import Database, Row, Transaction
@@ -111,8 +109,8 @@ class MonitoringProjection(Projection):
         self.apply(tx, pending, events)
         self.flush(tx, pending)
 
-    def begin(self, memory: dict[str, Any] | None = None) -> _MonitoringChanges:
-        return _MonitoringChanges(row_cache(memory, "monitoring_deals"))
+    def begin(self) -> _MonitoringChanges:
+        return _MonitoringChanges()
 
     def apply(self, tx: Transaction, pending: Any, events: Sequence[RecordedEvent]) -> None:
         deal_events = [e for e in events if e.type_name in _DEAL_EVENTS]
@@ -224,8 +222,8 @@ class MonitoringProjection(Projection):
 class _MonitoringChanges:
     """Monitoring's changes pending in one transaction (see ``Projection.apply``)."""
 
-    def __init__(self, cache: RowCache | None = None) -> None:
-        self.deals = KeyedRows("monitoring_deals", "opportunity_id", DEAL_COLUMNS, cache)
+    def __init__(self) -> None:
+        self.deals = KeyedRows("monitoring_deals", "opportunity_id", DEAL_COLUMNS)
         self.customers = KeyedRows("monitoring_customers", "customer_id", CUSTOMER_COLUMNS)
         self.activity: Counter[tuple[str, str, str]] = Counter()
         self.transfers: list[Row] = []

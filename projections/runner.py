@@ -274,12 +274,11 @@ class ProjectionRunner:
 
         def follow(index: int, projection: Projection) -> None:
             position = positions[projection.name]
-            memory: dict[str, Any] = {}  # the projection's, between its transactions
             batches = reader.batches(index)
             more = (lambda: next(batches, None)) if may_wait else (lambda: reader.ready(index))
             try:
                 for events in batches:
-                    reached = self._apply_alone(projection, events, position, more, memory)
+                    reached = self._apply_alone(projection, events, position, more)
                     if reached is None:
                         reader.close()
                         return
@@ -312,7 +311,6 @@ class ProjectionRunner:
         events: list[RecordedEvent],
         expected: int,
         more: Callable[[], list[RecordedEvent] | None] = lambda: None,
-        memory: dict[str, Any] | None = None,
     ) -> tuple[int, int] | None:
         """Apply ``events``, and the batches ``more`` has ready (up to
         ``catch_up_transaction_events`` events in all), past ``expected`` (the position
@@ -326,14 +324,12 @@ class ProjectionRunner:
         most open deals. ``more`` may wait for the reader only where no other follower
         can be waiting for this transaction (see ``_catch_up_reading_ahead``); else it
         gives only the batches already read.
-        ``memory`` is the projection's between the transactions of one follower (its row
-        caches, ``Projection.begin``); the follower stops, and drops it, if one fails.
 
         The position is checked when it is moved, at the end (optimistically), not
         locked at the start: on a busy interpreter every round trip waits for the GIL,
         and the lock, the commit mode and the update cost three where this costs one.
         """
-        pending = projection.begin(memory)
+        pending = projection.begin()
         last, count = expected, 0
         try:
             with self.database.transaction() as tx:
