@@ -2,9 +2,10 @@
 
     python bench/funnel_filters.py [--reuse] [--opportunities 100000] [--queries 300]
 
-Builds the same data set as ``bench/projections.py`` (its functions, imported) in database
-``ledger_bench`` and projects it with ``salesledger project --once``; with ``--reuse`` it
-takes the database as it is and only rebuilds the funnel projection
+Builds the same data set as ``bench/projections.py`` (its functions, imported; events in
+time order) in database ``ledger_bench_time`` and projects it with ``salesledger project
+--once``; with ``--reuse`` it takes the database as it is and only rebuilds the funnel
+projection
 (``salesledger rebuild funnel``). After a ``VACUUM ANALYZE`` it prints p50/p99 per filter
 combination: owner, team subtree, region, product, source, expected-close period (year,
 quarter, month, week, day), alone and combined.
@@ -102,7 +103,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--opportunities", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--dbname", default="ledger_bench")
+    parser.add_argument("--dbname", default="ledger_bench_time")
     parser.add_argument("--reuse", action="store_true", help="keep the data, rebuild the funnel")
     args = parser.parse_args()
 
@@ -119,7 +120,7 @@ def main() -> None:
             cwd=ROOT,
         )
     else:
-        harness.populate(settings, args.opportunities, args.events)
+        harness.populate(settings, args.opportunities, args.events, "time")
         harness.catch_up(env)
     vacuum_analyze(env)
     database = Database(settings)
