@@ -148,6 +148,10 @@ def query_audit_trail(
         conditions.append("recorded_day <= %s AND recorded_at <= %s")
         params.extend([iso_timestamp(until)[:10], iso_timestamp(until)])
     with database.transaction() as tx:
+        if tx.dialect == "postgres":
+            # A generic plan (chosen once the statement is prepared) cannot tell one day
+            # from all time, and walked the trail in position order instead of the index.
+            tx.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         rows = tx.execute(
             f"SELECT position FROM audit_trail WHERE {' AND '.join(conditions)} "
             "ORDER BY position LIMIT %s",
