@@ -50,6 +50,14 @@ def register(subparsers: Any) -> None:
     project.add_argument(
         "--once", action="store_true", help="catch up once and exit instead of following"
     )
+    project.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="run only these projections, e.g. to spread them over processes "
+        f"(default: all of {', '.join(projection_names())})",
+    )
     project.set_defaults(handler=_project)
 
     rebuild = subparsers.add_parser("rebuild", help="rebuild projections from event 1")
@@ -89,10 +97,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _project(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    unknown = sorted(set(args.only or ()) - set(projection_names()))
+    if unknown:
+        print(f"error: unknown projections {unknown}; choose from {projection_names()}")
+        return 2
     settings = Settings()
     database = open_read_store(settings)
+    projections = [p for p in all_projections() if not args.only or p.name in args.only]
     runner = ProjectionRunner(
-        build_ledger(settings), database, all_projections(), batch_size=args.batch_size
+        build_ledger(settings), database, projections, batch_size=args.batch_size
     )
     if args.once:
         applied = _with_progress(runner, runner.catch_up, "catching up")

@@ -230,6 +230,34 @@ def test_rebuild_from_the_command_line_gives_the_same_rows(
     database.close()
 
 
+def test_projections_split_over_worker_processes_give_the_rows_of_one_worker(
+    fresh_database: dict[str, str],
+) -> None:
+    settings = Settings()
+    ledger = build_ledger(settings)
+    database = Database(settings)
+    set_up(ledger)
+    for n in range(5):
+        open_deal(ledger, f"rep{n % 2}", n)
+    env = {**os.environ, **fresh_database}
+    command = [sys.executable, "-m", "services.cli", "project", "--once", "--only"]
+    workers = [
+        subprocess.Popen([*command, "funnel", "forecasts"], env=env),
+        subprocess.Popen([*command, "plans", "monitoring", "audit"], env=env),
+    ]
+    assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
+    split = dump(database)
+    assert split["funnel_opportunities"] and split["audit_trail"]
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "services.cli", "rebuild"], env=env, capture_output=True
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert dump(database) == split
+    refused = subprocess.run([*command, "funnel", "fun"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "unknown projections ['fun']" in refused.stdout
+    database.close()
+
+
 def test_projections_reading_ahead_in_threads_give_the_rows_of_batch_by_batch(
     fresh_database: dict[str, str],
 ) -> None:
