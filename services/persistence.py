@@ -834,9 +834,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         if guard is not None:
             c.execute(
+                # Its next version, as on PostgreSQL: one key, always by the index.
                 f"SELECT 1 FROM {self.events_table_name} "
-                "WHERE originator_id = ? AND originator_version > ? LIMIT 1",
-                (guard[0].hex, guard[1]),
+                "WHERE originator_id = ? AND originator_version = ?",
+                (guard[0].hex, guard[1] + 1),
             )
             if c.fetchone() is not None:
                 raise GuardMovedError(f"aggregate {guard[0]} moved past version {guard[1]}")

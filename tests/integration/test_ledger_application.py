@@ -180,25 +180,24 @@ def test_two_concurrent_writers_on_one_deal_give_one_success_and_one_conflict(
     assert [e.originator_version for e in first.events.get(copies[0].id)] == [1, 2, 3, 4]
 
 
-@pytest.mark.integration
 def test_a_decision_on_a_cached_organisation_is_made_again_when_another_process_changed_it(
-    postgres_settings: Settings,
+    store_settings: Settings,
 ) -> None:
     """The append is guarded by the organisation's version, so a process deciding on its
     cached copy of the organisation cannot act on a change it has not seen."""
-    first = SalesLedger(env=postgres_settings.event_store_env())
+    first = SalesLedger(env=store_settings.event_store_env())
     build_team(first)
     deal_id = open_deal(first)
     first.log_opportunity_activity(deal_id, "call", "organisation cached", actor="rep1")
-    second = SalesLedger(env=postgres_settings.event_store_env())
+    second = SalesLedger(env=store_settings.event_store_env())
     second.remove_person("rep1", "left the company", actor="admin")
-    before = committed(postgres_settings, "SELECT count(*) FROM salesledger_events")
     with pytest.raises(NotAllowedError):
         first.log_opportunity_activity(deal_id, "call", "after leaving", actor="rep1")
-    assert committed(postgres_settings, "SELECT count(*) FROM salesledger_events") == before
+    deal = second.load(Opportunity, deal_id)
+    assert deal.version == 2
     # A change the organisation allows still goes through on the refreshed copy.
     first.log_opportunity_activity(deal_id, "call", "for the departed rep", actor="mgr")
-    assert first.load(Opportunity, deal_id).version == 3
+    assert second.load(Opportunity, deal_id).version == 3
     for ledger in (first, second):
         ledger.close()
 
