@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tqdm import tqdm
@@ -97,9 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _project(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    unknown = sorted(set(args.only or ()) - set(projection_names()))
-    if unknown:
-        print(f"error: unknown projections {unknown}; choose from {projection_names()}")
+    if not _known_projections(args.only or ()):
         return 2
     settings = Settings()
     database = open_read_store(settings)
@@ -127,9 +125,7 @@ def _project(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    unknown = sorted(set(args.names) - set(projection_names()))
-    if unknown:
-        print(f"error: unknown projections {unknown}; choose from {projection_names()}")
+    if not _known_projections(args.names):
         return 2
     settings = Settings()
     runner = ProjectionRunner(build_ledger(settings), open_read_store(settings), all_projections())
@@ -139,6 +135,14 @@ def _rebuild(args: argparse.Namespace) -> int:
         f"positions {runner.positions()}"
     )
     return 0
+
+
+def _known_projections(names: Sequence[str]) -> bool:
+    """Whether every one of ``names`` is a projection; if not, says which are not."""
+    unknown = sorted(set(names) - set(projection_names()))
+    if unknown:
+        print(f"error: unknown projections {unknown}; choose from {projection_names()}")
+    return not unknown
 
 
 def _with_progress(runner: ProjectionRunner, work: Callable[[], int], description: str) -> int:

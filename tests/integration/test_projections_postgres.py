@@ -30,6 +30,8 @@ pytestmark = pytest.mark.integration
 
 WRITERS = 8
 COMMANDS_PER_WRITER = 40
+CLI = [sys.executable, "-m", "services.cli"]
+"""``salesledger``, as a child process."""
 
 
 def server_env() -> dict[str, str]:
@@ -72,7 +74,7 @@ def fresh_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "project", "--poll-interval", "0.2"],
+        [*CLI, "project", "--poll-interval", "0.2"],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -212,20 +214,24 @@ def test_a_follower_sees_every_event_with_many_concurrent_writers(
     database.close()
 
 
+def deals_for_the_command_line(fresh_database: dict[str, str]) -> tuple[Database, dict[str, str]]:
+    """Five deals of two reps in the fresh database; its read store and the environment
+    for ``salesledger`` child processes on it."""
+    settings = Settings()
+    ledger = build_ledger(settings)
+    set_up(ledger)
+    for n in range(5):
+        open_deal(ledger, f"rep{n % 2}", n)
+    return Database(settings), {**os.environ, **fresh_database}
+
+
 def test_rebuild_from_the_command_line_gives_the_same_rows(
     fresh_database: dict[str, str],
 ) -> None:
-    settings = Settings()
-    ledger = build_ledger(settings)
-    database = Database(settings)
-    set_up(ledger)
-    for n in range(5):
-        open_deal(ledger, "rep0", n)
-    env = {**os.environ, **fresh_database}
-    command = [sys.executable, "-m", "services.cli"]
-    subprocess.run([*command, "project", "--once"], env=env, check=True, capture_output=True)
+    database, env = deals_for_the_command_line(fresh_database)
+    subprocess.run([*CLI, "project", "--once"], env=env, check=True, capture_output=True)
     before = dump(database)
-    subprocess.run([*command, "rebuild"], env=env, check=True, capture_output=True)
+    subprocess.run([*CLI, "rebuild"], env=env, check=True, capture_output=True)
     assert dump(database) == before
     database.close()
 
@@ -233,27 +239,19 @@ def test_rebuild_from_the_command_line_gives_the_same_rows(
 def test_projections_split_over_worker_processes_give_the_rows_of_one_worker(
     fresh_database: dict[str, str],
 ) -> None:
-    settings = Settings()
-    ledger = build_ledger(settings)
-    database = Database(settings)
-    set_up(ledger)
-    for n in range(5):
-        open_deal(ledger, f"rep{n % 2}", n)
-    env = {**os.environ, **fresh_database}
-    command = [sys.executable, "-m", "services.cli", "project", "--once", "--only"]
+    database, env = deals_for_the_command_line(fresh_database)
+    only = [*CLI, "project", "--once", "--only"]
     workers = [
-        subprocess.Popen([*command, "funnel", "forecasts"], env=env),
-        subprocess.Popen([*command, "plans", "monitoring", "audit"], env=env),
+        subprocess.Popen([*only, "funnel", "forecasts"], env=env),
+        subprocess.Popen([*only, "plans", "monitoring", "audit"], env=env),
     ]
     assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
     split = dump(database)
     assert split["funnel_opportunities"] and split["audit_trail"]
-    rebuilt = subprocess.run(
-        [sys.executable, "-m", "services.cli", "rebuild"], env=env, capture_output=True
-    )
+    rebuilt = subprocess.run([*CLI, "rebuild"], env=env, capture_output=True)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert dump(database) == split
-    refused = subprocess.run([*command, "funnel", "fun"], env=env, capture_output=True, text=True)
+    refused = subprocess.run([*only, "funnel", "fun"], env=env, capture_output=True, text=True)
     assert refused.returncode == 2 and "unknown projections ['fun']" in refused.stdout
     database.close()
 
