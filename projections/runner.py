@@ -91,12 +91,10 @@ class _ReadAhead:
                 item = self._queues[consumer].get(timeout=0.1)
             except queue.Empty:
                 continue
-            if isinstance(item, BaseException):
-                raise item
-            if not item:
-                self._ended[consumer] = True
+            batch = self._batch(consumer, item)
+            if batch is None:
                 return
-            yield item
+            yield batch
 
     def ready(self, consumer: int) -> list[RecordedEvent] | None:
         """``consumer``'s next batch if it is already read, else None (also at the end):
@@ -108,6 +106,13 @@ class _ReadAhead:
             item = self._queues[consumer].get_nowait()
         except queue.Empty:
             return None
+        return self._batch(consumer, item)
+
+    def _batch(
+        self, consumer: int, item: list[RecordedEvent] | BaseException
+    ) -> list[RecordedEvent] | None:
+        """The batch ``item`` from ``consumer``'s queue; None at the end (an empty batch);
+        the reader's error raised."""
         if isinstance(item, BaseException):
             raise item
         if not item:
