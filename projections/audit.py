@@ -33,7 +33,7 @@ def event_changes(event: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
 
 
-def stored_changes(changes: str) -> dict[str, Any]:
+def stored_changes(changes: str | bytes) -> dict[str, Any]:
     """An event's changed fields as JSON-ready values, from JSON text.
 
     The text is either the event's stored JSON as the ledger wrote it (envelope and
@@ -41,7 +41,7 @@ def stored_changes(changes: str) -> dict[str, Any]:
     cipher), its fields encoded by ``event_changes``. Both read as the event's own fields,
     values as ``str`` gives them.
     """
-    fields = _STORED_STATE.decode(changes.encode())
+    fields = _STORED_STATE.decode(changes if isinstance(changes, bytes) else changes.encode())
     own = {k: v for k, v in fields.items() if k not in _ENVELOPE}
     result: dict[str, Any] = json.loads(_CHANGES_AS_JSON.encode(own))
     return result

@@ -27,8 +27,8 @@ class RecordedEvent(NamedTuple):
     aggregate_id: str
     recorded_at: str
     actor: str
-    state: str | None = None
-    """The stored JSON text of the event, when the event was decoded from it directly."""
+    state: bytes | None = None
+    """The stored JSON of the event, when the event was decoded from it directly."""
 
     @classmethod
     def of(cls, position: int, event: Any, recorded_at: str | None = None) -> RecordedEvent:
