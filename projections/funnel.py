@@ -333,16 +333,20 @@ class FunnelProjection(Projection):
                 totals.change(recorded.aggregate_id, before, row)
             if interval is not None:
                 intervals.append(interval)
+        # Intervals are only ever appended: written with their batch, so that the rows
+        # pending in a long transaction are only the deals' (bounded by the deals).
+        insert_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, intervals)
+        intervals.clear()
 
     def flush(self, tx: Transaction, pending: Any) -> None:
         pending.deals.flush(tx)
-        insert_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, pending.intervals)
         pending.totals.write(tx)
 
 
 class _FunnelChanges:
     """The funnel's changes pending in one transaction: each changed deal's row (written
-    once, however many batches changed it), the stage intervals closed, the totals."""
+    once, however many batches changed it), the stage intervals its batch closed, the
+    totals."""
 
     def __init__(self) -> None:
         self.deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)

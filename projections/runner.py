@@ -34,8 +34,10 @@ CATCH_UP_GC_THRESHOLD = 100_000
 """Allocations between the garbage collector's young collections while catching up."""
 CATCH_UP_SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while others wait for it, while catching up."""
-CATCH_UP_TRANSACTION_EVENTS = 50_000
-"""Events (in whole batches) a projection applies in one transaction while catching up."""
+CATCH_UP_TRANSACTION_EVENTS = 200_000
+"""Events (in whole batches) a projection applies in one transaction while catching up:
+in time order, 200,000 took a quarter less time than 50,000 (deals written about once
+instead of twice), for 30–40 MB more of pending rows (measured, docs/projections.md)."""
 CATCH_UP_BATCH_SIZE = 10_000
 """Events per batch while reading ahead: fewer round trips and row loads per event."""
 
