@@ -37,9 +37,9 @@ from projections.base import (
     as_decimal,
     create_table,
     in_clause,
-    insert_rows,
     iso_timestamp,
     keys_from_earlier_batches,
+    write_rows,
 )
 from services.database import Database, Row, Transaction
 
@@ -102,8 +102,11 @@ def _seconds_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-def evolve_deal(row: Row | None, recorded: RecordedEvent) -> tuple[Row | None, Row | None]:
-    """The deal's row after ``recorded``, and the stage interval the event closed (if any).
+def evolve_deal(
+    row: Row | None, recorded: RecordedEvent
+) -> tuple[Row | None, tuple[Any, ...] | None]:
+    """The deal's row after ``recorded``, and the stage interval the event closed (if any,
+    its values in ``INTERVAL_COLUMNS`` order).
 
     Pure: used by the projection and by the as-of fold alike.
     """
@@ -147,22 +150,22 @@ def evolve_deal(row: Row | None, recorded: RecordedEvent) -> tuple[Row | None, R
             outcome = "nurturing" if is_nurtured else "qualified"
         else:
             outcome = f"stage {new['stage']}"
-        interval = {
-            "opportunity_id": row["opportunity_id"],
-            "left_position": recorded.position,
-            "stage": row["stage"],
-            "entered_at": row["stage_entered_at"],
-            "left_at": at,
-            "seconds": _seconds_between(row["stage_entered_at"], at),
-            "outcome": outcome,
-            "amount": row["amount"],
-            "owner_id": row["owner_id"],
-            "source": row["source"],
-            "product": row["product"],
-            "region": row["region"],
-            "expected_close": row["expected_close"],
-            "nurturing": int(was_nurtured),
-        }
+        interval = (  # in INTERVAL_COLUMNS order: appended as it is
+            row["opportunity_id"],
+            recorded.position,
+            row["stage"],
+            row["stage_entered_at"],
+            at,
+            _seconds_between(row["stage_entered_at"], at),
+            outcome,
+            row["amount"],
+            row["owner_id"],
+            row["source"],
+            row["product"],
+            row["region"],
+            row["expected_close"],
+            int(was_nurtured),
+        )
     return new, interval
 
 
@@ -335,7 +338,7 @@ class FunnelProjection(Projection):
                 intervals.append(interval)
         # Intervals are only ever appended: written with their batch, so that the rows
         # pending in a long transaction are only the deals' (bounded by the deals).
-        insert_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, intervals)
+        write_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, intervals)
         intervals.clear()
 
     def flush(self, tx: Transaction, pending: Any) -> None:
@@ -350,7 +353,7 @@ class _FunnelChanges:
 
     def __init__(self) -> None:
         self.deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)
-        self.intervals: list[Row] = []
+        self.intervals: list[tuple[Any, ...]] = []
         self.totals = _Totals()
 
 
