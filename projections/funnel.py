@@ -328,8 +328,9 @@ class FunnelProjection(Projection):
             return
         deals, intervals, totals = pending.deals, pending.intervals, pending.totals
         deals.load(tx, keys_from_earlier_batches(relevant, "OpportunityOpened"))
+        current = deals.rows.get  # not ``deals.get``: a call less per event, measurable here
         for recorded in relevant:
-            before = deals.get(recorded.aggregate_id)
+            before = current(recorded.aggregate_id)
             row, interval = evolve_deal(before, recorded)
             if row is not None and row is not before:
                 deals.put(row)
