@@ -29,11 +29,10 @@ SCHEMAS_TABLE = "projection_schemas"
 DEFAULT_BATCH_SIZE = 2000
 READ_AHEAD_FROM = 100_000
 """Events behind at which ``catch_up`` reads ahead in a thread."""
-READ_AHEAD_BATCHES = 4
-"""Batches read ahead per follower at most: with 4 rather than 2 the reader keeps
-decoding while followers write a transaction's rows (measured: 34.8 against 36.3 s on
-average over six runs in ABBA order, a small gain on a noisy machine; 24 MB more at the
-peak)."""
+READ_AHEAD_BATCHES = 2
+"""Batches read ahead per follower at most. (4 was measured too: 34.8 against 36.3 s
+on average over six runs in ABBA order, but 0.24–0.29× against 0.29–0.31× in the
+bench's runs, for 24 MB more at the peak: no clear gain, kept at 2.)"""
 CATCH_UP_SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while others wait for it, while catching up."""
 CATCH_UP_TRANSACTION_EVENTS = 200_000
