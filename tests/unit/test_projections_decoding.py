@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +19,7 @@ from projections.decoding import NotificationDecoder, parse_stored_json
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
-from services.database import Database
+from services.database import Database, Transaction
 from services.persistence import LedgerSQLiteRecorder
 from services.settings import Settings
 from tests.unit.test_projections_rebuild import table_rows
@@ -130,4 +132,43 @@ def test_a_follower_whose_position_moved_meanwhile_applies_nothing(tmp_path: Pat
     assert runner.positions() == {"audit": 0}
     with database.transaction() as tx:
         assert tx.execute("SELECT COUNT(*) AS n FROM audit_trail")[0]["n"] == 5
+    database.close()
+
+
+class _CollectorWatchingAudit(AuditTrailProjection):
+    """The audit trail, noting whether the cyclic garbage collector ran automatically
+    while each batch was applied."""
+
+    def __init__(self) -> None:
+        self.collector_enabled: list[bool] = []
+
+    def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+        self.collector_enabled.append(gc.isenabled())
+        super().process(tx, events)
+
+
+def test_a_catch_up_reading_ahead_pauses_the_cyclic_garbage_collector_and_restores_it(
+    tmp_path: Path,
+) -> None:
+    ledger = _ledger_with_history(tmp_path / "ledger.db")
+    database = Database(Settings(store="sqlite", sqlite_path=str(tmp_path / "read.db")))
+    audit = _CollectorWatchingAudit()
+    runner = ProjectionRunner(
+        ledger, database, [audit], batch_size=7, read_ahead_from=1, catch_up_batch_size=5
+    )
+    assert gc.isenabled()
+
+    runner.catch_up()
+
+    assert audit.collector_enabled and not any(audit.collector_enabled)
+    assert gc.isenabled()
+    gc.disable()  # a process that runs without the collector keeps running without it
+    try:
+        with database.transaction() as tx:
+            tx.execute("UPDATE projection_positions SET position = 0")
+            tx.execute("DELETE FROM audit_trail")
+        runner.catch_up()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
     database.close()
