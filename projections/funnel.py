@@ -139,12 +139,15 @@ def evolve_deal(
     new = dict(row)
     _DEAL_CHANGES[kind](new, event, at)
     interval = None
-    was_nurtured, is_nurtured = is_nurturing(row), is_nurturing(new)
-    if new["status"] == "open" and is_nurtured != was_nurtured:
+    was_open, is_open = row["status"] == "open", new["status"] == "open"
+    # ``is_nurturing`` of each, inline: this runs for every deal event of a catch-up.
+    was_nurtured = was_open and row["qualification"] == "nurturing"
+    is_nurtured = is_open and new["qualification"] == "nurturing"
+    if is_open and is_nurtured != was_nurtured:
         new["stage_entered_at"] = at
-    left_stage = new["stage"] != row["stage"] or new["status"] != "open"
-    if row["status"] == "open" and (left_stage or is_nurtured != was_nurtured):
-        if new["status"] != "open":
+    left_stage = new["stage"] != row["stage"] or not is_open
+    if was_open and (left_stage or is_nurtured != was_nurtured):
+        if not is_open:
             outcome = new["status"]
         elif is_nurtured != was_nurtured:
             outcome = "nurturing" if is_nurtured else "qualified"
@@ -329,12 +332,16 @@ class FunnelProjection(Projection):
         deals, intervals, totals = pending.deals, pending.intervals, pending.totals
         deals.load(tx, keys_from_earlier_batches(relevant, "OpportunityOpened"))
         current = deals.rows.get  # not ``deals.get``: a call less per event, measurable here
+        first_seen, last_seen = totals.before, totals.after
         for recorded in relevant:
             before = current(recorded.aggregate_id)
             row, interval = evolve_deal(before, recorded)
             if row is not None and row is not before:
                 deals.put(row)
-                totals.change(recorded.aggregate_id, before, row)
+                deal_id = recorded.aggregate_id
+                if deal_id not in first_seen:  # the totals' before and after (inline: per event)
+                    first_seen[deal_id] = before
+                last_seen[deal_id] = row
             if interval is not None:
                 intervals.append(interval)
         # Intervals are only ever appended: written with their batch, so that the rows
@@ -372,14 +379,10 @@ class _Totals:
     def __init__(self) -> None:
         self.by_owner: dict[tuple[Any, ...], list[Any]] = {}
         self.by_dimension: dict[tuple[Any, ...], list[Any]] = {}
-        self._before: dict[str, Row | None] = {}
-        self._after: dict[str, Row] = {}
-
-    def change(self, deal_id: str, before: Row | None, after: Row) -> None:
-        """Deal ``deal_id`` went from ``before`` to ``after`` (within the batch)."""
-        if deal_id not in self._before:
-            self._before[deal_id] = before
-        self._after[deal_id] = after
+        self.before: dict[str, Row | None] = {}
+        """Each deal changed, as it was before its first change here."""
+        self.after: dict[str, Row] = {}
+        """Each deal changed, as it is after its last change here."""
 
     def count(self, row: Row | None, sign: int) -> None:
         """Add (or with ``sign`` −1, remove) a deal."""
@@ -393,9 +396,9 @@ class _Totals:
             _add(self.by_dimension, dimension_key, sign, value)
 
     def write(self, tx: Transaction) -> None:
-        for deal_id, before in self._before.items():
+        for deal_id, before in self.before.items():
             self.count(before, -1)
-            self.count(self._after[deal_id], +1)
+            self.count(self.after[deal_id], +1)
         for table, keys, totals in (
             ("funnel_stage_totals", ("owner_id", "stage", "status"), self.by_owner),
             ("funnel_dimension_totals", DIMENSION_KEYS, self.by_dimension),
