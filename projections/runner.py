@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import logging
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,8 +32,6 @@ READ_AHEAD_BATCHES = 2
 """Batches read ahead per follower at most. (4 was measured too: 34.8 against 36.3 s
 on average over six runs in ABBA order, but 0.24–0.29× against 0.29–0.31× in the
 bench's runs, for 24 MB more at the peak: no clear gain, kept at 2.)"""
-CATCH_UP_SWITCH_INTERVAL = 0.001
-"""Seconds a thread may hold the GIL while others wait for it, while catching up."""
 CATCH_UP_TRANSACTION_EVENTS = 200_000
 """Events (in whole batches) a projection applies in one transaction while catching up:
 in time order, 200,000 took a quarter less time than 50,000 (deals written about once
@@ -252,7 +249,7 @@ class ProjectionRunner:
         total = 0
         last = self.ledger.recorder.max_notification_id() or 0
         if last - min(self.positions().values(), default=0) >= self.read_ahead_from:
-            with self._lock, _no_cyclic_garbage_collection(), _quicker_thread_switches():
+            with self._lock, _no_cyclic_garbage_collection():
                 total = self._catch_up_reading_ahead(last)
         while count := self.process_batch():
             total += count
@@ -425,24 +422,6 @@ def _no_cyclic_garbage_collection() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-@contextmanager
-def _quicker_thread_switches() -> Iterator[None]:
-    """Let a thread back from the database take the interpreter sooner meanwhile (the
-    process-wide setting is restored).
-
-    While catching up, the followers' threads take turns on the GIL, and each of their
-    round trips to the database ends waiting for it: up to the switch interval, 5 ms by
-    default, for a thread that holds it to let go. At 1 ms the catch-up took 5–8 % less
-    time (measured in A/B pairs); at 0.2 ms no less than at 1 ms.
-    """
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(CATCH_UP_SWITCH_INTERVAL)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
 
 
 def _commit_without_waiting_for_disk(tx: Transaction) -> None:
