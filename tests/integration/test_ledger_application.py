@@ -99,6 +99,29 @@ def test_a_repeated_command_id_applies_once(ledger: SalesLedger) -> None:
     assert ledger.load(Opportunity, deal_id).version == first.version
 
 
+def test_claims_with_quotes_commas_backslashes_and_accents_are_recorded_as_given(
+    ledger: SalesLedger,
+) -> None:
+    """Claims travel as text arrays (on PostgreSQL, formatted by psycopg's dumper for the
+    one-event append that bypasses its cursor): what is recorded is exactly what was sent."""
+    deal_id = open_deal(ledger)
+    awkward = 'say "hi", {then} \\ leave; NULL, Ünïcødé'
+    first = ledger.log_opportunity_activity(deal_id, "call", "x", actor="rep1", command_id=awkward)
+    again = ledger.log_opportunity_activity(deal_id, "call", "x", actor="rep1", command_id=awkward)
+    assert again.duplicate and (again.aggregate_id, again.version) == (
+        first.aggregate_id,
+        first.version,
+    )
+    key = f"command:rep1:{awkward}"
+    assert ledger.store.select_claims([key]) == {key: f"{deal_id}:{first.version}"}
+    customer = ledger.register_customer(
+        name='"Quoted", Back\\slash & Söhne', source="web", tax_id='T"1,\\2', actor="rep1"
+    )
+    with pytest.raises(DuplicateCustomerError) as caught:
+        ledger.register_customer(name="Someone else", source="web", tax_id='T"1,\\2', actor="rep2")
+    assert caught.value.existing_customer_id == customer.aggregate_id
+
+
 def test_duplicate_customers_are_refused_with_the_existing_id(ledger: SalesLedger) -> None:
     first = ledger.register_customer(
         name="Acme Trading Ltd", source="web", tax_id="TX-1", actor="rep1"
