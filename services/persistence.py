@@ -372,15 +372,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             .as_string(None)
         )
         # Most commands append one event: a function of scalars, without the batch's
-        # arrays, loop and set-returning result, costs the server about a fifth less.
+        # arrays, loop and set-returning result, costs the server about a fifth less. It
+        # is prepared on each append connection and run through libpq (``_append_one``).
         self.sql_append_one = (
-            SQL("SELECT {schema}.{function}(%s, %s, %s, %s, %s, %s, %s, %s)")
-            .format(schema=schema, function=Identifier(self.ledger_insert_one_function))
-            .as_string(None)
-        )
-        # The one-event append, prepared on each append connection and run through
-        # libpq directly (see ``_append_one``).
-        self.sql_append_one_pq = (
             SQL("SELECT {schema}.{function}($1, $2, $3, $4, $5, $6, $7, $8)")
             .format(schema=schema, function=Identifier(self.ledger_insert_one_function))
             .as_string(None)
@@ -725,7 +719,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
     def _prepare_append_one(self, conn: psycopg.Connection[Any]) -> None:
         """Prepare the one-event append on a new append connection."""
-        result = conn.pgconn.prepare(APPEND_ONE_STATEMENT, self.sql_append_one_pq, APPEND_ONE_TYPES)
+        result = conn.pgconn.prepare(APPEND_ONE_STATEMENT, self.sql_append_one, APPEND_ONE_TYPES)
         if result.status != pq.ExecStatus.COMMAND_OK:
             raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
