@@ -154,8 +154,15 @@ def rate_in_processes(
         ]
     for p in procs:
         p.start()
+    total = sum(int(n) for n in gather(procs, out, seconds + 2 * START_TIMEOUT))
+    return total / seconds
+
+
+def gather(procs: list[Any], out: Any, timeout: float) -> list[Any]:
+    """What each started client process puts on ``out``, once they have all ended; if
+    one fails to report within ``timeout`` seconds, all are killed and the run fails."""
     try:
-        total: int = sum(int(out.get(timeout=seconds + 2 * START_TIMEOUT)) for _ in procs)
+        results = [out.get(timeout=timeout) for _ in procs]
     except queue.Empty:
         failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
         for p in procs:
@@ -163,7 +170,7 @@ def rate_in_processes(
         raise RuntimeError(f"a client failed (exit codes {failed}); see its traceback") from None
     for p in procs:
         p.join()
-    return total / seconds
+    return results
 
 
 def rate_in_threads(

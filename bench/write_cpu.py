@@ -25,6 +25,7 @@ from bench.harness import (
     START_TIMEOUT,
     Deal,
     fresh_database,
+    gather,
     insert_rows,
     ledger_env,
     log_activities,
@@ -95,9 +96,7 @@ def measure(
     server_before, started = postgres_cpu_seconds(), time.perf_counter()
     time.sleep(seconds - 2 * SETTLE_SECONDS)
     server_after, ended = postgres_cpu_seconds(), time.perf_counter()
-    results = [out.get(timeout=seconds + START_TIMEOUT) for _ in procs]
-    for p in procs:
-        p.join()
+    results = gather(procs, out, seconds + START_TIMEOUT)
     count = sum(n for n, _ in results)
     rate = count / seconds
     client = 1e6 * sum(cpu for _, cpu in results) / count
@@ -120,9 +119,9 @@ def main() -> None:
         for _ in range(args.rounds):
             for raw in (True, False):
                 rate, client, server = measure(raw, env, dbname, deals, args.seconds)
-                totals[raw].append(client + server)
-                side = "raw" if raw else "ledger"
                 total = client + server
+                totals[raw].append(total)
+                side = "raw" if raw else "ledger"
                 print(f"{side:>6} {rate:>7.0f} {client:>10.0f} {server:>10.0f} {total:>9.0f}")
         ratio = sum(totals[True]) / sum(totals[False])
         print(f"raw CPU per insert ÷ ledger CPU per command: {ratio:.2f}")
