@@ -13,6 +13,8 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple
 
+from eventsourcing.utils import get_topic
+
 from services.database import Row, Transaction
 
 IN_CLAUSE_CHUNK = 500
@@ -83,6 +85,11 @@ def as_decimal(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
+def topics_of(event_types: Iterable[type]) -> tuple[str, ...]:
+    """The stored topics of ``event_types`` (for ``Projection.topics``)."""
+    return tuple(get_topic(cls) for cls in event_types)
+
+
 class Projection(ABC):
     """A read model: owns ``tables``, folds batches of events into them.
 
@@ -94,6 +101,10 @@ class Projection(ABC):
     tables: ClassVar[tuple[str, ...]]
     indexes: ClassVar[dict[str, str]] = {}
     """Secondary indexes for the queries, name → ``table (columns)``."""
+    topics: ClassVar[tuple[str, ...] | None] = None
+    """The topics of the events the projection applies; None: it reads every event. A
+    runner whose projections all name theirs reads only those topics (on a log mostly
+    of others, a worker process of its own then reads and decodes a fraction of it)."""
     rows_version: ClassVar[int] = 1
     """Raised when the same tables come to hold different rows for the same events, so
     that projections made by an earlier version are rebuilt (``schema_fingerprint``)."""

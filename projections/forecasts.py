@@ -15,6 +15,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from aggregates.plan import period_bounds
+from events import forecast as forecast_events
 from projections.base import (
     KeyedRows,
     Projection,
@@ -24,6 +25,7 @@ from projections.base import (
     insert_rows,
     iso_timestamp,
     keys_from_earlier_batches,
+    topics_of,
 )
 from services.database import Database, Row, Transaction
 
@@ -51,13 +53,19 @@ REVISION_COLUMNS = (
     "adjusted_total",
     "reason",
 )
-_FORECAST_EVENTS = frozenset({"ForecastOpened", "ForecastSubmitted", "ForecastRevised"})
+_FORECAST_EVENT_TYPES = (
+    forecast_events.ForecastOpened,
+    forecast_events.ForecastSubmitted,
+    forecast_events.ForecastRevised,
+)
+_FORECAST_EVENTS = frozenset(cls.__name__ for cls in _FORECAST_EVENT_TYPES)
 
 
 class ForecastProjection(Projection):
     """Every forecast submission and revision, per person and period."""
 
     name = "forecasts"
+    topics = topics_of(_FORECAST_EVENT_TYPES)
     tables = ("forecast_owners", "forecast_submissions", "forecast_revisions")
     indexes = {
         "forecast_submissions_period": "forecast_submissions (period, person_id)",

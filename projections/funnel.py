@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from eventsourcing.utils import get_topic
 from pydantic import BaseModel, Field
 
 from aggregates.funnel import LAST_OPEN_STAGE, STAGE_NAMES, STAGE_PROBABILITY, WON_STAGE
@@ -39,6 +38,7 @@ from projections.base import (
     in_clause,
     iso_timestamp,
     keys_from_earlier_batches,
+    topics_of,
     write_rows,
 )
 from services.database import Database, Row, Transaction
@@ -92,7 +92,7 @@ FUNNEL_EVENT_TYPES = (
     opportunity_events.OpportunityLost,
     opportunity_events.OpportunityReopened,
 )
-FUNNEL_TOPICS = tuple(get_topic(cls) for cls in FUNNEL_EVENT_TYPES)
+FUNNEL_TOPICS = topics_of(FUNNEL_EVENT_TYPES)
 HEALTH_EXCELLENT = Decimal("1.00")
 HEALTH_GOOD = Decimal("0.70")
 DEFAULT_HISTORY_MONTHS = 6
@@ -255,6 +255,7 @@ class FunnelProjection(Projection):
     """Opportunities by stage, with the history of every stage they passed through."""
 
     name = "funnel"
+    topics = topics_of(FUNNEL_EVENT_TYPES)
     rows_version = 2  # 2: totals rows without deals are deleted, not kept with zeros
     tables = (
         "funnel_opportunities",

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from events import customer as customer_events
+from events import opportunity as opportunity_events
 from projections.base import (
     KeyedRows,
     Projection,
@@ -19,6 +21,7 @@ from projections.base import (
     in_clause,
     insert_rows,
     iso_timestamp,
+    topics_of,
     week_of,
 )
 from services.database import Database, Row, Transaction
@@ -45,26 +48,31 @@ TRANSFER_COLUMNS = (
     "recorded_at",
     "reason",
 )
-_DEAL_EVENTS = frozenset(
-    {
-        "OpportunityOpened",
-        "StageAdvanced",
-        "OpportunityDisqualified",
-        "OpportunityReopened",
-        "OpportunityWon",
-        "OpportunityLost",
-        "CloseDateRevised",
-        "PrimaryOwnerChanged",
-        "OpportunityActivityLogged",
-    }
+_DEAL_EVENT_TYPES = (
+    opportunity_events.OpportunityOpened,
+    opportunity_events.StageAdvanced,
+    opportunity_events.OpportunityDisqualified,
+    opportunity_events.OpportunityReopened,
+    opportunity_events.OpportunityWon,
+    opportunity_events.OpportunityLost,
+    opportunity_events.CloseDateRevised,
+    opportunity_events.PrimaryOwnerChanged,
+    opportunity_events.OpportunityActivityLogged,
 )
-_CUSTOMER_EVENTS = frozenset({"CustomerRegistered", "CustomerAssigned", "ActivityLogged"})
+_CUSTOMER_EVENT_TYPES = (
+    customer_events.CustomerRegistered,
+    customer_events.CustomerAssigned,
+    customer_events.ActivityLogged,
+)
+_DEAL_EVENTS = frozenset(cls.__name__ for cls in _DEAL_EVENT_TYPES)
+_CUSTOMER_EVENTS = frozenset(cls.__name__ for cls in _CUSTOMER_EVENT_TYPES)
 
 
 class MonitoringProjection(Projection):
     """What managers watch day to day: is the process being worked?"""
 
     name = "monitoring"
+    topics = topics_of((*_DEAL_EVENT_TYPES, *_CUSTOMER_EVENT_TYPES))
     tables = (
         "monitoring_deals",
         "monitoring_customers",

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from aggregates.errors import NotFoundError
 from aggregates.funnel import LAST_OPEN_STAGE, WON_STAGE
 from aggregates.plan import ROOT, period_bounds
+from events import plan as plan_events
 from projections.base import (
     KeyedRows,
     Projection,
@@ -28,6 +29,7 @@ from projections.base import (
     insert_rows,
     keys_from_earlier_batches,
     sql_value,
+    topics_of,
     write_rows,
 )
 from projections.conversion import stage_conversion_rates
@@ -35,7 +37,13 @@ from services.database import Database, Row, Transaction
 
 PLAN_COLUMNS = ("plan_id", "name", "period", "status", "revision_count", "drafted_by", "drafted_at")
 REVISION_COLUMNS = ("plan_id", "version", "recorded_at", "actor", "direction", "reason", "changes")
-_PLAN_EVENTS = frozenset({"PlanDrafted", "TargetsDecomposed", "PlanRevised", "PlanApproved"})
+_PLAN_EVENT_TYPES = (
+    plan_events.PlanDrafted,
+    plan_events.TargetsDecomposed,
+    plan_events.PlanRevised,
+    plan_events.PlanApproved,
+)
+_PLAN_EVENTS = frozenset(cls.__name__ for cls in _PLAN_EVENT_TYPES)
 ACTUAL_METRICS = ("revenue", "volume")
 
 
@@ -43,6 +51,7 @@ class PlanProjection(Projection):
     """Plans, their targets at every node and their revisions."""
 
     name = "plans"
+    topics = topics_of(_PLAN_EVENT_TYPES)
     tables = ("plans", "plan_targets", "plan_revisions")
 
     def create_tables(self, tx: Transaction) -> None:

@@ -39,17 +39,19 @@ instead of twice), for 30–40 MB more of pending rows (measured, docs/projectio
 CATCH_UP_BATCH_SIZE = 10_000
 """Events per batch while reading ahead: fewer round trips and row loads per event."""
 
+Batch = tuple[list[RecordedEvent], int]
+"""Events read, and the position read up to: their last, or further when a runner that
+reads only its projections' topics passed over events of others after them."""
+
 
 class _ReadAhead:
     """Batches read (and decoded) by a thread ahead of their consumers, each batch handed
     to every consumer, at most ``READ_AHEAD_BATCHES`` waiting per consumer so memory stays
     bounded; each consumer's stream ends at an empty batch. ``close`` stops everyone."""
 
-    def __init__(
-        self, read: Callable[[int], list[RecordedEvent]], start: int, consumers: int = 1
-    ) -> None:
+    def __init__(self, read: Callable[[int], Batch], start: int, consumers: int = 1) -> None:
         self._read = read
-        self._queues: list[queue.Queue[list[RecordedEvent] | BaseException]] = [
+        self._queues: list[queue.Queue[Batch | None | BaseException]] = [
             queue.Queue(READ_AHEAD_BATCHES) for _ in range(consumers)
         ]
         self._ended = [False] * consumers
@@ -62,20 +64,21 @@ class _ReadAhead:
     def _run(self, position: int) -> None:
         try:
             while not self._stop.is_set():
-                events = self._read(position)
+                batch = self._read(position)
+                reached = batch[1] > position
                 for consumer in self._queues:
-                    self._put(consumer, events)
-                if not events:
+                    self._put(consumer, batch if reached else None)
+                if not reached:
                     return
-                position = events[-1].position
+                position = batch[1]
         except BaseException as error:  # noqa: BLE001 - handed to the consumers, raised there
             for consumer in self._queues:
                 self._put(consumer, error)
 
     def _put(
         self,
-        consumer: queue.Queue[list[RecordedEvent] | BaseException],
-        item: list[RecordedEvent] | BaseException,
+        consumer: queue.Queue[Batch | None | BaseException],
+        item: Batch | None | BaseException,
     ) -> None:
         while not self._stop.is_set():
             try:
@@ -84,7 +87,7 @@ class _ReadAhead:
             except queue.Full:
                 continue
 
-    def batches(self, consumer: int) -> Iterator[list[RecordedEvent]]:
+    def batches(self, consumer: int) -> Iterator[Batch]:
         """The batches for ``consumer``, until the end or ``close``."""
         while not self._stop.is_set() and not self._ended[consumer]:
             try:
@@ -96,7 +99,7 @@ class _ReadAhead:
                 return
             yield batch
 
-    def ready(self, consumer: int) -> list[RecordedEvent] | None:
+    def ready(self, consumer: int) -> Batch | None:
         """``consumer``'s next batch if it is already read, else None (also at the end):
         for a consumer that must not wait for the reader (holding a transaction that
         another consumer may be waiting for)."""
@@ -108,16 +111,13 @@ class _ReadAhead:
             return None
         return self._batch(consumer, item)
 
-    def _batch(
-        self, consumer: int, item: list[RecordedEvent] | BaseException
-    ) -> list[RecordedEvent] | None:
-        """The batch ``item`` from ``consumer``'s queue; None at the end (an empty batch);
-        the reader's error raised."""
+    def _batch(self, consumer: int, item: Batch | None | BaseException) -> Batch | None:
+        """The batch ``item`` from ``consumer``'s queue; None at the end; the reader's
+        error raised."""
         if isinstance(item, BaseException):
             raise item
-        if not item:
+        if item is None:
             self._ended[consumer] = True
-            return None
         return item
 
     def close(self) -> None:
@@ -146,6 +146,13 @@ class ProjectionRunner:
         self.catch_up_batch_size = catch_up_batch_size
         self.catch_up_transaction_events = catch_up_transaction_events
         self._decode = NotificationDecoder(ledger.mapper)
+        named = [p.topics for p in self.projections]
+        self.topics: tuple[str, ...] | None = (
+            tuple(sorted({topic for topics in named if topics for topic in topics}))
+            if named and all(topics is not None for topics in named)
+            else None
+        )
+        """The topics read, when every projection names its own (else all)."""
         self._lock = threading.Lock()
         self.ensure_tables()
 
@@ -198,29 +205,45 @@ class ProjectionRunner:
         return {name: known.get(name, 0) for name in self.names}
 
     def process_batch(self) -> int:
-        """Apply the next batch of events; the number of events read (0: up to date)."""
+        """Apply the next batch of events; the number of events read (0: up to date). A
+        runner reading only its projections' topics moves past stretches of other events
+        on the way (recording the positions) until it reads some or reaches the end."""
         with self._lock:
             positions = self.positions()
-            events = self._read(min(positions.values(), default=0))
-            if events:
-                self._apply(events, positions)
-            return len(events)
+            while True:
+                start = min(positions.values(), default=0)
+                events, end = self._read(start)
+                if end <= start:
+                    return 0
+                if not self._apply(events, end, positions):
+                    positions = self.positions()  # a rebuild reset one: read from there
+                elif events:
+                    return len(events)
 
-    def _read(self, start: int, limit: int | None = None) -> list[RecordedEvent]:
+    def _read(self, start: int, limit: int | None = None) -> Batch:
         """The next batch after ``start`` (``limit`` events, default the batch size),
-        decoded once; as plain rows when the recorder offers them."""
+        decoded once; as plain rows when the recorder offers them; only the projections'
+        topics when they all name theirs and the recorder can filter them."""
         limit = limit or self.batch_size
         recorder = self.ledger.recorder
+        if self.topics is not None and hasattr(recorder, "select_topic_rows"):
+            rows, end = recorder.select_topic_rows(start, limit, self.topics)
+            return self._decode.decode_rows(rows), end
         if hasattr(recorder, "select_notification_rows"):
-            return self._decode.decode_rows(recorder.select_notification_rows(start, limit))
-        notifications = recorder.select_notifications(start, limit, inclusive_of_start=False)
-        return [self._decode(n) for n in notifications]
+            events = self._decode.decode_rows(recorder.select_notification_rows(start, limit))
+        else:
+            notifications = recorder.select_notifications(start, limit, inclusive_of_start=False)
+            events = [self._decode(n) for n in notifications]
+        return events, events[-1].position if events else start
 
-    def _apply(self, events: Sequence[RecordedEvent], positions: dict[str, int]) -> bool:
-        """Apply ``events`` (read from ``min(positions)``) and record the positions, in one
-        transaction; ``positions`` is updated. False (nothing applied) if a projection's
-        stored position moved back meanwhile (a rebuild): the caller must re-read."""
-        last = events[-1].position
+    def _apply(
+        self, events: Sequence[RecordedEvent], end: int, positions: dict[str, int]
+    ) -> bool:
+        """Apply ``events`` (read from ``min(positions)`` up to ``end``) and record the
+        positions (``end``), in one transaction; ``positions`` is updated. False (nothing
+        applied) if a projection's stored position moved back meanwhile (a rebuild): the
+        caller must re-read."""
+        last = end
         with self.database.transaction() as tx:
             _commit_without_waiting_for_disk(tx)
             current = self._positions(tx, lock=True)
@@ -231,7 +254,8 @@ class ProjectionRunner:
                 since = current[projection.name]
                 if since >= last:
                     continue
-                projection.process(tx, _after(events, since))
+                if unapplied := _after(events, since):
+                    projection.process(tx, unapplied)
                 self._record_position(tx, projection.name, last)
         positions.update({name: max(current[name], last) for name in self.names})
         return True
@@ -282,8 +306,8 @@ class ProjectionRunner:
             batches = reader.batches(index)
             more = (lambda: next(batches, None)) if may_wait else (lambda: reader.ready(index))
             try:
-                for events in batches:
-                    reached = self._apply_alone(projection, events, position, more)
+                for batch in batches:
+                    reached = self._apply_alone(projection, batch, position, more)
                     if reached is None:
                         reader.close()
                         return
@@ -313,11 +337,11 @@ class ProjectionRunner:
     def _apply_alone(
         self,
         projection: Projection,
-        events: list[RecordedEvent],
+        batch: Batch,
         expected: int,
-        more: Callable[[], list[RecordedEvent] | None] = lambda: None,
+        more: Callable[[], Batch | None] = lambda: None,
     ) -> tuple[int, int] | None:
-        """Apply ``events``, and the batches ``more`` has ready (up to
+        """Apply ``batch``, and the batches ``more`` has ready (up to
         ``catch_up_transaction_events`` events in all), past ``expected`` (the position
         this follower left ``projection`` at) and move its position from ``expected`` to
         their last, in one transaction of its own: the new position and the number of
@@ -338,11 +362,13 @@ class ProjectionRunner:
         last, count = expected, 0
         try:
             with self.database.transaction() as tx:
-                batch: list[RecordedEvent] | None = events
-                while batch is not None:
-                    projection.apply(tx, pending, _after(batch, last))
-                    last, count = batch[-1].position, count + len(batch)
-                    batch = more() if count < self.catch_up_transaction_events else None
+                read: Batch | None = batch
+                while read is not None:
+                    events, end = read
+                    if unapplied := _after(events, last):
+                        projection.apply(tx, pending, unapplied)
+                    last, count = end, count + len(events)
+                    read = more() if count < self.catch_up_transaction_events else None
                 projection.flush(tx, pending)
                 if not self._advance_position(tx, projection.name, expected, last):
                     raise _PositionMoved
@@ -398,7 +424,7 @@ class ProjectionRunner:
 
 def _after(events: Sequence[RecordedEvent], position: int) -> Sequence[RecordedEvent]:
     """The events of a batch past ``position`` (a projection's own position)."""
-    if position < events[0].position:
+    if not events or position < events[0].position:
         return events
     return [e for e in events if e.position > position]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -13,7 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from projections.read_store import open_read_store
-from projections.registry import all_projections, projection_names
+from projections.registry import all_projections, projection_names, spread_over_processes
 from projections.runner import ProjectionRunner, ProjectionWorker
 from services.bootstrap import EVENTS_CHANNEL, build_ledger
 from services.settings import Settings
@@ -58,6 +60,15 @@ def register(subparsers: Any) -> None:
         help="run only these projections, e.g. to spread them over processes "
         f"(default: all of {', '.join(projection_names())})",
     )
+    project.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="worker processes to spread the projections over (PostgreSQL only; default: "
+        "2 where the machine has 2 or more CPUs, else 1): the funnel gets one of its own, "
+        "reading only its events; with more, monitoring too, then the audit trail",
+    )
+    project.add_argument("--no-progress", action="store_true", help=argparse.SUPPRESS)
     project.set_defaults(handler=_project)
 
     rebuild = subparsers.add_parser("rebuild", help="rebuild projections from event 1")
@@ -100,14 +111,31 @@ def _project(args: argparse.Namespace) -> int:
     if not _known_projections(args.only or ()):
         return 2
     settings = Settings()
+    names = [name for name in projection_names() if not args.only or name in args.only]
+    processes = args.processes
+    if processes is None:
+        processes = 2 if settings.store == "postgres" and (os.cpu_count() or 1) > 1 else 1
+    if processes < 1 or (processes > 1 and settings.store != "postgres"):
+        print(
+            "project: --processes must be 1 or more, and above 1 only with "
+            "LEDGER_STORE=postgres (SQLite has one writer)",
+            file=sys.stderr,
+        )
+        return 2
+    groups = spread_over_processes(names, processes)
+    if len(groups) > 1:
+        return _project_in_processes(args, settings, groups)
     database = open_read_store(settings)
-    projections = [p for p in all_projections() if not args.only or p.name in args.only]
+    projections = [p for p in all_projections() if p.name in names]
     runner = ProjectionRunner(
         build_ledger(settings), database, projections, batch_size=args.batch_size
     )
     if args.once:
-        applied = _with_progress(runner, runner.catch_up, "catching up")
-        print(f"applied {applied} events; positions {runner.positions()}")
+        if args.no_progress:
+            applied = runner.catch_up()
+        else:
+            applied = _with_progress(runner, runner.catch_up, "catching up")
+        print(f"applied {applied} events; positions {runner.positions()}", flush=True)
         return 0
     worker = ProjectionWorker(runner, EVENTS_CHANNEL, poll_interval=args.poll_interval)
     stopped = threading.Event()
@@ -122,6 +150,64 @@ def _project(args: argparse.Namespace) -> int:
     worker.run()
     database.close()
     return 0
+
+
+def _project_in_processes(
+    args: argparse.Namespace, settings: Settings, groups: list[list[str]]
+) -> int:
+    """Run each group of projections in a worker process of its own (``project --only
+    GROUP --processes 1``) until they all end (``--once``) or a signal stops them; one
+    that fails stops the others, and its exit status is returned."""
+    command = [
+        sys.executable,
+        "-m",
+        "services.cli",
+        "project",
+        "--processes",
+        "1",
+        "--batch-size",
+        str(args.batch_size),
+        "--poll-interval",
+        str(args.poll_interval),
+        "--no-progress",
+        *(["--once"] if args.once else []),
+        "--only",
+    ]
+    # The tables are made (or rebuilt, for a new version's) once, before the workers start.
+    runner = ProjectionRunner(
+        build_ledger(settings),
+        open_read_store(settings),
+        [p for p in all_projections() if any(p.name in group for group in groups)],
+    )
+    print(f"projecting in {len(groups)} processes: {groups}", flush=True)
+    workers = [subprocess.Popen([*command, *group]) for group in groups]
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = 0
+    with tqdm(
+        total=runner.ledger.store.max_committed_notification_id(),
+        desc="catching up",
+        unit="event",
+        disable=None if args.once else True,
+    ) as bar:
+        while not failed and any(worker.poll() is None for worker in workers):
+            if stopping.wait(PROGRESS_INTERVAL_SECONDS):
+                break
+            failed = next((w.returncode for w in workers if w.returncode), 0)
+            if args.once:
+                bar.update(max(0, min(runner.positions().values(), default=0) - bar.n))
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    codes = [worker.wait() for worker in workers]
+    runner.database.close()
+    status = failed or next((code for code in codes if code), 0)
+    return status if status >= 0 else 128 - status  # killed by a signal: 128 + its number
 
 
 def _rebuild(args: argparse.Namespace) -> int:

@@ -89,6 +89,9 @@ SCHEMA_LOCK_KEY = 0x53434845  # "SCHE": serialises schema creation between proce
 GUARD_SQLSTATE = "LG001"
 NOTIFY_RETRY_SECONDS = 1.0
 NOTIFY_COALESCE_SECONDS = 0.02
+TOPIC_SCAN_WINDOW = 16
+"""A topic-filtered read (``select_topic_rows``) scans at most this many times its limit
+of positions: a follower of rare topics moves on in bounded steps."""
 
 
 class CoalescingNotifier:
@@ -397,6 +400,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.max_notification_id_statement = SQL(
             "SELECT MAX(notification_id) FROM {schema}.{table} WHERE {horizon}"
         ).format(schema=schema, table=table, horizon=self.horizon)
+        self.sql_select_topic_rows = SQL(
+            "SELECT notification_id, originator_id::text, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE notification_id > %s AND notification_id <= %s "
+            "AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
+        ).format(schema=schema, table=table)
 
     def _sql_create_append_one(self) -> Composed:
         """The append function for one event: the batch function's steps, on scalars."""
@@ -818,6 +826,34 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(statement, [start, limit], prepare=True)
             return curs.fetchall()
 
+    def select_topic_rows(
+        self, start: int, limit: int, topics: Sequence[str]
+    ) -> tuple[list[tuple[int, str, int, str, bytes]], int]:
+        """The notifications after ``start`` whose topic is one of ``topics`` (at most
+        ``limit``, as ``select_notification_rows`` gives them), and the position read up
+        to: the last one returned if ``limit`` were, else the read horizon (or ``start``
+        + ``TOPIC_SCAN_WINDOW`` × ``limit``, so that one read scans a bounded range).
+        Every event up to that position has been seen, those of other topics passed
+        over: a follower of a few topics moves its position past the rest.
+
+        The horizon is read first; every position below it is final (see the class), so
+        the second statement, later, sees them all."""
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            curs.execute(self.max_notification_id_statement, prepare=True)
+            found = curs.fetchone()
+            horizon = int(found[0]) if found and found[0] is not None else 0
+            upto = min(horizon, start + TOPIC_SCAN_WINDOW * limit)
+            if upto <= start:
+                return [], start
+            curs.execute(
+                self.sql_select_topic_rows, [start, upto, list(topics), limit], prepare=True
+            )
+            rows = curs.fetchall()
+        return rows, rows[-1][0] if len(rows) == limit else upto
+
     def select_notification_rows_at(
         self, positions: Sequence[int]
     ) -> list[tuple[int, str, int, str, bytes]]:
@@ -1081,6 +1117,28 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 [start, limit],
             )
             return [tuple(row) for row in c.fetchall()]
+
+    def select_topic_rows(
+        self, start: int, limit: int, topics: Sequence[str]
+    ) -> tuple[list[tuple[int, str, int, str, bytes]], int]:
+        """The notifications after ``start`` of ``topics``, and the position read up to
+        (see the PostgreSQL recorder; SQLite has one writer, so no horizon)."""
+        placeholders = ",".join("?" * len(topics))
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+            found = c.fetchone()
+            last = int(found[0]) if found and found[0] is not None else 0
+            upto = min(last, start + TOPIC_SCAN_WINDOW * limit)
+            if upto <= start:
+                return [], start
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ? "
+                f"AND topic IN ({placeholders}) ORDER BY rowid LIMIT ?",
+                [start, upto, *topics, limit],
+            )
+            rows = [tuple(row) for row in c.fetchall()]
+        return rows, rows[-1][0] if len(rows) == limit else upto
 
     def select_notification_rows_at(
         self, positions: Sequence[int]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,6 +21,7 @@ from aggregates.evaluation import QUALIFICATION_CRITERIA
 from aggregates.funnel import LAST_OPEN_STAGE
 from commands.ledger import SalesLedger
 from projections.audit import query_audit_trail
+from projections.funnel import FUNNEL_TOPICS, FunnelProjection
 from projections.registry import all_projections, projection_names
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
@@ -72,13 +75,38 @@ def fresh_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_worker(env: dict[str, str], processes: int = 2) -> subprocess.Popen[bytes]:
+    """``salesledger project``: by default its projections spread over two worker
+    processes (the funnel's reading only its topics)."""
     return subprocess.Popen(
-        [*CLI, "project", "--poll-interval", "0.2"],
+        [*CLI, "project", "--poll-interval", "0.2", "--processes", str(processes)],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:  # ended meanwhile
+                continue
+            if int(fields[1]) == pid:
+                children.append(int(entry))
+    return children
+
+
+def is_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
@@ -159,11 +187,19 @@ def test_a_separate_worker_process_follows_and_resumes_after_a_restart(
     worker = start_worker(fresh_database)
     try:
         for n in range(5):
-            last = open_deal(ledger, "rep0", n)
+            open_deal(ledger, "rep0", n)
+        deal = opportunity_ids(ledger)[-1]
+        # The last event is none of the funnel's: its worker, reading only its own
+        # topics, still moves past it (read your writes on the funnel).
+        last = ledger.log_opportunity_activity(deal, "call", "called", actor="rep0").position
         assert last is not None
         wait_until_projected(database, last)
+        workers = children_of(worker.pid)
+        assert len(workers) == 2
     finally:
         stop_worker(worker)
+    assert worker.returncode == 0
+    assert not any(is_running(pid) for pid in workers)
     for n in range(5, 10):
         last = open_deal(ledger, "rep1", n)
     assert last is not None
@@ -237,7 +273,7 @@ def test_rebuild_from_the_command_line_gives_the_same_rows(
 
 
 def test_projections_split_over_worker_processes_give_the_rows_of_one_worker(
-    fresh_database: dict[str, str],
+    fresh_database: dict[str, str], tmp_path: Path
 ) -> None:
     database, env = deals_for_the_command_line(fresh_database)
     only = [*CLI, "project", "--once", "--only"]
@@ -253,6 +289,46 @@ def test_projections_split_over_worker_processes_give_the_rows_of_one_worker(
     assert dump(database) == split
     refused = subprocess.run([*only, "funnel", "fun"], env=env, capture_output=True, text=True)
     assert refused.returncode == 2 and "unknown projections ['fun']" in refused.stdout
+    for processes in ("2", "3", "5"):  # spread by the command itself
+        with database.transaction() as tx:  # a cold start
+            for projection in all_projections():
+                projection.drop_tables(tx)
+            tx.execute("DROP TABLE projection_positions, projection_schemas")
+        spread = subprocess.run(
+            [*CLI, "project", "--once", "--processes", processes],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert spread.returncode == 0, spread.stderr
+        assert spread.stdout.count("applied") == int(processes)
+        assert dump(database) == split
+    sqlite = {**env, "LEDGER_STORE": "sqlite", "LEDGER_SQLITE_PATH": str(tmp_path / "l.db")}
+    refused = subprocess.run(
+        [*CLI, "project", "--once", "--processes", "2"], env=sqlite, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "only with LEDGER_STORE=postgres" in refused.stderr
+    database.close()
+
+
+def test_a_worker_process_that_dies_stops_the_others_and_the_command_fails(
+    fresh_database: dict[str, str],
+) -> None:
+    settings = Settings()
+    ledger = build_ledger(settings)
+    database = Database(settings)
+    set_up(ledger)
+    last = open_deal(ledger, "rep0", 0)
+    assert last is not None
+    worker = start_worker(fresh_database)
+    try:
+        wait_until_projected(database, last)
+        first, second = children_of(worker.pid)
+        os.kill(first, signal.SIGKILL)
+        assert worker.wait(timeout=30) == 128 + signal.SIGKILL
+    finally:
+        stop_worker(worker)
+    assert not is_running(second)
     database.close()
 
 
@@ -276,6 +352,8 @@ def test_projections_reading_ahead_in_threads_give_the_rows_of_batch_by_batch(
         if n % 2:
             ledger.advance_stage(deal, LAST_OPEN_STAGE, "progress", actor="boss")
             ledger.win_opportunity(deal, Decimal("900.50"), date(2026, 3, 1), actor="boss")
+    for deal in deals[0::2][:2]:  # open deals; the log ends with events not the funnel's
+        ledger.log_opportunity_activity(deal, "call", "called", actor="boss")
     last = all_event_positions(ledger)[-1]
     batch_by_batch = ProjectionRunner(
         ledger, database, all_projections(), batch_size=3, read_ahead_from=10**9
@@ -296,7 +374,25 @@ def test_projections_reading_ahead_in_threads_give_the_rows_of_batch_by_batch(
     assert reading_ahead.rebuild(["funnel"]) == last  # the others, up to date, stay idle
     assert dump(database) == expected
     assert set(reading_ahead.positions().values()) == {last}
+    funnel_alone = ProjectionRunner(
+        ledger,
+        database,
+        [FunnelProjection()],
+        batch_size=3,
+        read_ahead_from=1,
+        catch_up_batch_size=4,
+    )
+    assert funnel_alone.topics == tuple(sorted(FUNNEL_TOPICS))
+    funnel_events = sum(topic in FUNNEL_TOPICS for topic in all_event_topics(ledger))
+    assert funnel_alone.rebuild() == funnel_events  # it reads only its own
+    assert dump(database) == expected
+    assert funnel_alone.positions() == {"funnel": last}
     database.close()
+
+
+def all_event_topics(ledger: SalesLedger) -> list[str]:
+    wait_for_read_horizon(ledger)
+    return [n.topic for n in ledger.recorder.select_notifications(None, 10_000)]
 
 
 def opportunity_ids(ledger: SalesLedger) -> list[str]:

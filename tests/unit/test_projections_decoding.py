@@ -120,12 +120,12 @@ def test_a_follower_whose_position_moved_meanwhile_applies_nothing(tmp_path: Pat
     database = Database(Settings(store="sqlite", sqlite_path=str(tmp_path / "read.db")))
     audit = AuditTrailProjection()
     runner = ProjectionRunner(ledger, database, [audit])
-    events = runner._read(0, 10)
+    events, _ = runner._read(0, 10)
 
-    first = runner._apply_alone(audit, events[:5], 0)
+    first = runner._apply_alone(audit, (events[:5], events[4].position), 0)
     with database.transaction() as tx:  # a rebuild elsewhere resets the position
         tx.execute("UPDATE projection_positions SET position = 0 WHERE name = 'audit'")
-    second = runner._apply_alone(audit, events[5:], events[4].position)
+    second = runner._apply_alone(audit, (events[5:], events[-1].position), events[4].position)
 
     assert first == (events[4].position, 5)
     assert second is None

@@ -19,7 +19,7 @@ from aggregates.opportunity import Opportunity, Qualification
 from commands.ledger import SalesLedger
 from events.base import recorded_at
 from projections.funnel import FunnelFilter, funnel_from_deals, query_funnel
-from projections.registry import all_projections
+from projections.registry import all_projections, projection_names, spread_over_processes
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
 from services.database import Database
@@ -150,10 +150,14 @@ def table_rows(database: Database) -> dict[str, list[tuple[Any, ...]]]:
     operations=st.lists(operation, min_size=1, max_size=60),
     batch_size=st.integers(1, 7),
     catch_up_every=st.integers(1, 10),
+    processes=st.integers(1, 5),
 )
 def test_incremental_projections_equal_a_rebuild(
-    operations: list[tuple[Any, ...]], batch_size: int, catch_up_every: int
+    operations: list[tuple[Any, ...]], batch_size: int, catch_up_every: int, processes: int
 ) -> None:
+    """Also with the projections spread as over worker processes (a runner per group):
+    a group whose projections all name their topics reads only those, and its positions
+    still reach the last event."""
     with tempfile.TemporaryDirectory() as directory:
         config = Settings(store="sqlite", sqlite_path=str(Path(directory) / "ledger.db"))
         ledger = build_ledger(config)
@@ -162,7 +166,15 @@ def test_incremental_projections_equal_a_rebuild(
         ledger.add_person("boss", "Boss", "manager", None, actor="admin")
         ledger.add_person("rep", "Rep", "sales_rep", "boss", actor="admin")
         ledger.add_person("rep2", "Rep 2", "sales_rep", "boss", actor="admin")
-        runner = ProjectionRunner(ledger, database, all_projections(), batch_size=batch_size)
+        runners = [
+            ProjectionRunner(
+                ledger,
+                database,
+                [p for p in all_projections() if p.name in group],
+                batch_size=batch_size,
+            )
+            for group in spread_over_processes(projection_names(), processes)
+        ]
         customers: list[str] = []
         deals: list[str] = []
         preamble = [
@@ -175,9 +187,13 @@ def test_incremental_projections_equal_a_rebuild(
             with recorded_at(moment), contextlib.suppress(DomainError):
                 run(ledger, op, customers, deals)
             if step % catch_up_every == 0:
-                runner.process_batch()
-        runner.catch_up()
+                for runner in runners:
+                    runner.process_batch()
+        for runner in runners:
+            runner.catch_up()
         incremental = table_rows(database)
+        last = ledger.recorder.max_notification_id()
+        assert {p for runner in runners for p in runner.positions().values()} == {last}
 
         rebuilt_runner = ProjectionRunner(ledger, database, all_projections(), batch_size=1000)
         rebuilt_runner.rebuild()
@@ -187,6 +203,5 @@ def test_incremental_projections_equal_a_rebuild(
             deal_rows = tx.execute("SELECT * FROM funnel_opportunities")
         for selection in FILTERS:
             assert query_funnel(database, selection) == funnel_from_deals(deal_rows, selection)
-        last = ledger.recorder.max_notification_id()
         assert set(rebuilt_runner.positions().values()) == {last}
         database.close()
