@@ -17,8 +17,10 @@ what the commands would store.
 
 Then, in the same run:
 1. raw read: every notification read with ``select_notifications`` in batches of 5,000;
-2. catch-up: ``salesledger project --once`` in a child process from position 0, timed,
-   with the child's peak RSS;
+2. catch-up: ``salesledger project --once`` in a child process from position 0, timed
+   (on a machine with 2 or more CPUs it spreads the projections over two worker
+   processes of its own, the funnel's reading only its events: ``--processes``), with
+   the peak RSS of the largest of them;
 3. the raw read again; the ratio is the catch-up's rate against the raw read's mean time;
 4. funnel query latency over the projected opportunities (unfiltered, by owner, by team).
 
@@ -70,6 +72,7 @@ from projections.funnel import FunnelFilter, query_funnel  # noqa: E402
 from projections.registry import all_projections  # noqa: E402
 from projections.runner import POSITIONS_TABLE, SCHEMAS_TABLE  # noqa: E402
 from services.bootstrap import build_ledger  # noqa: E402
+from services.cli_read import default_processes  # noqa: E402
 from services.database import Database  # noqa: E402
 from services.settings import Settings  # noqa: E402
 
@@ -295,8 +298,9 @@ def raw_read(settings: Settings) -> tuple[int, float]:
     return count, time.perf_counter() - start
 
 
-def catch_up(env: dict[str, str]) -> tuple[float, float]:
-    """Seconds for a cold-start catch-up in a child process, and its peak RSS in MB."""
+def catch_up(env: dict[str, str], processes: int) -> tuple[float, float]:
+    """Seconds for a cold-start catch-up in a child process (``processes`` workers), and
+    the peak RSS of the largest process in MB."""
     start = time.perf_counter()
     subprocess.run(
         [
@@ -307,6 +311,8 @@ def catch_up(env: dict[str, str]) -> tuple[float, float]:
             "--once",
             "--batch-size",
             str(READ_BATCH),
+            "--processes",
+            str(processes),
         ],
         env={**os.environ, **env},
         check=True,
@@ -343,6 +349,12 @@ def main() -> None:
     )
     parser.add_argument("--dbname", help="default: ledger_bench_ORDER")
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=default_processes("postgres"),
+        help="worker processes for the catch-up (default: `salesledger project`'s here)",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="keep the database's events if it has some; drop only the projections",
@@ -367,7 +379,7 @@ def main() -> None:
     # The raw read before and after the catch-up: on a shared machine the speed of the
     # moment moves both, and the ratio is taken against their mean.
     read_count, read_before = raw_read(settings)
-    catch_up_seconds, peak_rss_mb = catch_up(env)
+    catch_up_seconds, peak_rss_mb = catch_up(env, args.processes)
     _, read_after = raw_read(settings)
     read_seconds = (read_before + read_after) / 2
     database = Database(settings)
@@ -385,6 +397,7 @@ def main() -> None:
         "catch_up_events_per_s": round(read_count / catch_up_seconds),
         "catch_up_to_raw_ratio": round(read_seconds / catch_up_seconds, 3),
         "catch_up_seconds": round(catch_up_seconds, 1),
+        "catch_up_processes": args.processes,
         "worker_peak_rss_mb": round(peak_rss_mb, 1),
         "opportunities": int(deals),
         "funnel_all": latency(database, FunnelFilter(), args.queries),

@@ -112,9 +112,7 @@ def _project(args: argparse.Namespace) -> int:
         return 2
     settings = Settings()
     names = [name for name in projection_names() if not args.only or name in args.only]
-    processes = args.processes
-    if processes is None:
-        processes = 2 if settings.store == "postgres" and (os.cpu_count() or 1) > 1 else 1
+    processes = default_processes(settings.store) if args.processes is None else args.processes
     if processes < 1 or (processes > 1 and settings.store != "postgres"):
         print(
             "project: --processes must be 1 or more, and above 1 only with "
@@ -150,6 +148,12 @@ def _project(args: argparse.Namespace) -> int:
     worker.run()
     database.close()
     return 0
+
+
+def default_processes(store: str) -> int:
+    """``salesledger project``'s worker processes by default: two on PostgreSQL where the
+    machine has two CPUs or more (measured faster there, docs/projections.md), else one."""
+    return 2 if store == "postgres" and (os.cpu_count() or 1) > 1 else 1
 
 
 def _project_in_processes(
