@@ -47,7 +47,8 @@ reads only its projections' topics passed over events of others after them."""
 class _ReadAhead:
     """Batches read (and decoded) by a thread ahead of their consumers, each batch handed
     to every consumer, at most ``READ_AHEAD_BATCHES`` waiting per consumer so memory stays
-    bounded; each consumer's stream ends at an empty batch. ``close`` stops everyone."""
+    bounded; each consumer's stream ends where a read reaches no further. ``close`` stops
+    everyone."""
 
     def __init__(self, read: Callable[[int], Batch], start: int, consumers: int = 1) -> None:
         self._read = read

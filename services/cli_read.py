@@ -183,8 +183,6 @@ def _project_in_processes(
         open_read_store(settings),
         [p for p in all_projections() if any(p.name in group for group in groups)],
     )
-    print(f"projecting in {len(groups)} processes: {groups}", flush=True)
-    workers = [subprocess.Popen([*command, *group]) for group in groups]
     stopping = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
@@ -192,6 +190,8 @@ def _project_in_processes(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    print(f"projecting in {len(groups)} processes: {groups}", flush=True)
+    workers = [subprocess.Popen([*command, *group]) for group in groups]
     failed = 0
     with tqdm(
         total=runner.ledger.store.max_committed_notification_id(),
@@ -199,12 +199,12 @@ def _project_in_processes(
         unit="event",
         disable=None if args.once else True,
     ) as bar:
-        while not failed and any(worker.poll() is None for worker in workers):
-            if stopping.wait(PROGRESS_INTERVAL_SECONDS):
-                break
+        while not stopping.wait(PROGRESS_INTERVAL_SECONDS):
             failed = next((w.returncode for w in workers if w.returncode), 0)
             if args.once:
                 bar.update(max(0, min(runner.positions().values(), default=0) - bar.n))
+            if failed or all(worker.poll() is not None for worker in workers):
+                break
     for worker in workers:
         if worker.poll() is None:
             worker.terminate()
