@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,9 @@ from services.bootstrap import EVENTS_CHANNEL, build_ledger
 from services.settings import Settings
 
 PROGRESS_INTERVAL_SECONDS = 0.5
+PARENT_CHECK_SECONDS = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -68,7 +72,7 @@ def register(subparsers: Any) -> None:
         "2 where the machine has 2 or more CPUs, else 1): the funnel gets one of its own, "
         "reading only its events; with more, monitoring too, then the audit trail",
     )
-    project.add_argument("--no-progress", action="store_true", help=argparse.SUPPRESS)
+    project.add_argument("--worker-of", type=int, metavar="PID", help=argparse.SUPPRESS)
     project.set_defaults(handler=_project)
 
     rebuild = subparsers.add_parser("rebuild", help="rebuild projections from event 1")
@@ -128,8 +132,10 @@ def _project(args: argparse.Namespace) -> int:
     runner = ProjectionRunner(
         build_ledger(settings), database, projections, batch_size=args.batch_size
     )
+    if args.worker_of:  # a worker process of `project --processes N`
+        _end_with_parent(args.worker_of)
     if args.once:
-        if args.no_progress:
+        if args.worker_of:
             applied = runner.catch_up()
         else:
             applied = _with_progress(runner, runner.catch_up, "catching up")
@@ -148,6 +154,20 @@ def _project(args: argparse.Namespace) -> int:
     worker.run()
     database.close()
     return 0
+
+
+def _end_with_parent(parent: int) -> None:
+    """End this worker process (SIGTERM to itself: a follower stops after its batch) once
+    it is no longer ``parent``'s child: also when the parent was killed without a chance
+    to stop it."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        log.info("parent process %s is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def default_processes(store: str) -> int:
@@ -173,7 +193,8 @@ def _project_in_processes(
         str(args.batch_size),
         "--poll-interval",
         str(args.poll_interval),
-        "--no-progress",
+        "--worker-of",
+        str(os.getpid()),
         *(["--once"] if args.once else []),
         "--only",
     ]

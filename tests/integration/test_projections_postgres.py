@@ -332,6 +332,31 @@ def test_a_worker_process_that_dies_stops_the_others_and_the_command_fails(
     database.close()
 
 
+def test_worker_processes_end_when_their_parent_is_killed(
+    fresh_database: dict[str, str],
+) -> None:
+    settings = Settings()
+    ledger = build_ledger(settings)
+    database = Database(settings)
+    set_up(ledger)
+    last = open_deal(ledger, "rep0", 0)
+    assert last is not None
+    worker = start_worker(fresh_database)
+    try:
+        wait_until_projected(database, last)
+        workers = children_of(worker.pid)
+        assert len(workers) == 2
+        worker.kill()  # no chance to stop its workers itself
+        worker.wait()
+        deadline = time.monotonic() + 20
+        while any(is_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(is_running(pid) for pid in workers)
+    finally:
+        stop_worker(worker)
+    database.close()
+
+
 def test_projections_reading_ahead_in_threads_give_the_rows_of_batch_by_batch(
     fresh_database: dict[str, str],
 ) -> None:
