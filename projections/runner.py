@@ -405,6 +405,13 @@ class ProjectionRunner:
 
     def rebuild(self, names: Sequence[str] | None = None) -> int:
         """Drop the named projections' tables (default: all), recreate them, replay every event."""
+        self.reset(names)
+        return self.catch_up()
+
+    def reset(self, names: Sequence[str] | None = None) -> None:
+        """Drop the named projections' tables (default: all), recreate them empty, and
+        set their positions to 0: the first half of ``rebuild``, for workers elsewhere
+        to replay."""
         chosen = [p for p in self.projections if names is None or p.name in names]
         with self._lock, self.database.transaction() as tx:
             for projection in chosen:
@@ -412,7 +419,6 @@ class ProjectionRunner:
                 projection.create_tables(tx)
                 projection.create_indexes(tx)
                 self._record_position(tx, projection.name, 0)
-        return self.catch_up()
 
     @staticmethod
     def _record_position(tx: Transaction, name: str, position: int) -> None:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from projections.read_store import open_read_store
 from projections.registry import all_projections, projection_names, spread_over_processes
-from projections.runner import ProjectionRunner, ProjectionWorker
+from projections.runner import DEFAULT_BATCH_SIZE, ProjectionRunner, ProjectionWorker
 from services.bootstrap import EVENTS_CHANNEL, build_ledger
 from services.settings import Settings
 
@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
         "project", help="run the projection workers until interrupted (for PostgreSQL)"
     )
     project.add_argument("--poll-interval", type=float, default=0.5, help="seconds")
-    project.add_argument("--batch-size", type=int, default=2000)
+    project.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     project.add_argument(
         "--once", action="store_true", help="catch up once and exit instead of following"
     )
@@ -78,6 +78,12 @@ def register(subparsers: Any) -> None:
     rebuild = subparsers.add_parser("rebuild", help="rebuild projections from event 1")
     rebuild.add_argument(
         "names", nargs="*", metavar="NAME", help=f"default: all of {', '.join(projection_names())}"
+    )
+    rebuild.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="worker processes to replay in, as for `project` (default: the same as there)",
     )
     rebuild.set_defaults(handler=_rebuild)
 
@@ -116,17 +122,17 @@ def _project(args: argparse.Namespace) -> int:
         return 2
     settings = Settings()
     names = [name for name in projection_names() if not args.only or name in args.only]
-    processes = default_processes(settings.store) if args.processes is None else args.processes
-    if processes < 1 or (processes > 1 and settings.store != "postgres"):
-        print(
-            "project: --processes must be 1 or more, and above 1 only with "
-            "LEDGER_STORE=postgres (SQLite has one writer)",
-            file=sys.stderr,
-        )
+    groups = _process_groups(args.processes, settings, names)
+    if groups is None:
         return 2
-    groups = spread_over_processes(names, processes)
     if len(groups) > 1:
-        return _project_in_processes(args, settings, groups)
+        return _project_in_processes(
+            settings,
+            groups,
+            once=args.once,
+            batch_size=args.batch_size,
+            poll_interval=args.poll_interval,
+        )
     database = open_read_store(settings)
     projections = [p for p in all_projections() if p.name in names]
     runner = ProjectionRunner(
@@ -176,8 +182,29 @@ def default_processes(store: str) -> int:
     return 2 if store == "postgres" and (os.cpu_count() or 1) > 1 else 1
 
 
+def _process_groups(
+    processes: int | None, settings: Settings, names: Sequence[str]
+) -> list[list[str]] | None:
+    """``names`` spread over ``processes`` (default: ``default_processes``); None, having
+    said why, if that many cannot be used here."""
+    processes = default_processes(settings.store) if processes is None else processes
+    if processes < 1 or (processes > 1 and settings.store != "postgres"):
+        print(
+            "error: --processes must be 1 or more, and above 1 only with "
+            "LEDGER_STORE=postgres (SQLite has one writer)",
+            file=sys.stderr,
+        )
+        return None
+    return spread_over_processes(names, processes)
+
+
 def _project_in_processes(
-    args: argparse.Namespace, settings: Settings, groups: list[list[str]]
+    settings: Settings,
+    groups: list[list[str]],
+    *,
+    once: bool,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    poll_interval: float = 0.5,
 ) -> int:
     """Run each group of projections in a worker process of its own (``project --only
     GROUP --processes 1``) until they all end (``--once``) or a signal stops them; one
@@ -190,12 +217,12 @@ def _project_in_processes(
         "--processes",
         "1",
         "--batch-size",
-        str(args.batch_size),
+        str(batch_size),
         "--poll-interval",
-        str(args.poll_interval),
+        str(poll_interval),
         "--worker-of",
         str(os.getpid()),
-        *(["--once"] if args.once else []),
+        *(["--once"] if once else []),
         "--only",
     ]
     # The tables are made (or rebuilt, for a new version's) once, before the workers start.
@@ -218,11 +245,11 @@ def _project_in_processes(
         total=runner.ledger.store.max_committed_notification_id(),
         desc="catching up",
         unit="event",
-        disable=None if args.once else True,
+        disable=None if once else True,
     ) as bar:
         while not stopping.wait(PROGRESS_INTERVAL_SECONDS):
             failed = next((w.returncode for w in workers if w.returncode), 0)
-            if args.once:
+            if once:
                 bar.update(max(0, min(runner.positions().values(), default=0) - bar.n))
             if failed or all(worker.poll() is not None for worker in workers):
                 break
@@ -239,12 +266,19 @@ def _rebuild(args: argparse.Namespace) -> int:
     if not _known_projections(args.names):
         return 2
     settings = Settings()
+    groups = _process_groups(args.processes, settings, args.names or projection_names())
+    if groups is None:
+        return 2
     runner = ProjectionRunner(build_ledger(settings), open_read_store(settings), all_projections())
+    rebuilt = ", ".join(args.names or runner.names)
+    if len(groups) > 1:
+        runner.reset(args.names or None)
+        if status := _project_in_processes(settings, groups, once=True):
+            return status
+        print(f"rebuilt {rebuilt} in {len(groups)} processes; positions {runner.positions()}")
+        return 0
     applied = _with_progress(runner, lambda: runner.rebuild(args.names or None), "rebuilding")
-    print(
-        f"rebuilt {', '.join(args.names or runner.names)} from {applied} events; "
-        f"positions {runner.positions()}"
-    )
+    print(f"rebuilt {rebuilt} from {applied} events; positions {runner.positions()}")
     return 0
 
 

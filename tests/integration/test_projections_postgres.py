@@ -267,7 +267,26 @@ def test_rebuild_from_the_command_line_gives_the_same_rows(
     database, env = deals_for_the_command_line(fresh_database)
     subprocess.run([*CLI, "project", "--once"], env=env, check=True, capture_output=True)
     before = dump(database)
-    subprocess.run([*CLI, "rebuild"], env=env, check=True, capture_output=True)
+    with database.transaction() as tx:  # what a rebuild must replace, not add to
+        tx.execute("DELETE FROM funnel_opportunities")
+        tx.execute(
+            "INSERT INTO audit_trail SELECT position + 1000, actor, recorded_at, "
+            "recorded_day FROM audit_trail"
+        )
+    for processes in ("2", "1", "3"):
+        rebuilt = subprocess.run(
+            [*CLI, "rebuild", "--processes", processes],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert "rebuilt funnel, forecasts, plans, monitoring, audit" in rebuilt.stdout
+        assert dump(database) == before
+    one = subprocess.run(
+        [*CLI, "rebuild", "funnel", "--processes", "2"], env=env, capture_output=True, text=True
+    )
+    assert one.returncode == 0 and "rebuilt funnel from" in one.stdout  # one group: in-process
     assert dump(database) == before
     database.close()
 
