@@ -117,6 +117,11 @@ class Projection(ABC):
         for index, definition in self.indexes.items():
             tx.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {definition}")
 
+    def drop_indexes(self, tx: Transaction) -> None:
+        """Drop the secondary indexes ``create_indexes`` makes (not the primary keys)."""
+        for index in self.indexes:
+            tx.execute(f"DROP INDEX IF EXISTS {index}")
+
     @abstractmethod
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         """Apply a batch of events, in position order."""

@@ -281,6 +281,10 @@ class FunnelProjection(Projection):
         definition = self.owner_indexes.get(tx.dialect, self.owner_indexes["sqlite"])
         tx.execute(f"CREATE INDEX IF NOT EXISTS funnel_opportunities_owner ON {definition}")
 
+    def drop_indexes(self, tx: Transaction) -> None:
+        super().drop_indexes(tx)
+        tx.execute("DROP INDEX IF EXISTS funnel_opportunities_owner")
+
     def create_tables(self, tx: Transaction) -> None:
         create_table(
             tx,

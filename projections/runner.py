@@ -307,13 +307,14 @@ class ProjectionRunner:
             batches = reader.batches(index)
             more = (lambda: next(batches, None)) if may_wait else (lambda: reader.ready(index))
             try:
-                for batch in batches:
-                    reached = self._apply_alone(projection, batch, position, more)
-                    if reached is None:
-                        reader.close()
-                        return
-                    position, count = reached
-                    applied[index] += count
+                with self._indexes_built_at_the_end(projection, from_scratch=position == 0):
+                    for batch in batches:
+                        reached = self._apply_alone(projection, batch, position, more)
+                        if reached is None:
+                            reader.close()
+                            return
+                        position, count = reached
+                        applied[index] += count
             except BaseException as error:  # noqa: BLE001 - raised again by the caller
                 errors.append(error)
                 reader.close()
@@ -334,6 +335,27 @@ class ProjectionRunner:
         if errors:
             raise errors[0]
         return min(applied, default=0)
+
+    @contextmanager
+    def _indexes_built_at_the_end(
+        self, projection: Projection, *, from_scratch: bool
+    ) -> Iterator[None]:
+        """For a projection replayed from its first event (a cold start, a rebuild), its
+        secondary indexes dropped meanwhile and built once at the end, also when it stops
+        early, instead of maintained row by row: with the cores busy, their upkeep was
+        the largest part of the server's work (measured, docs/projections.md). Queries
+        meanwhile read the tables without them. Should the process die before the end,
+        the next runner's ``ensure_tables`` builds them."""
+        if not from_scratch:
+            yield
+            return
+        with self.database.transaction() as tx:
+            projection.drop_indexes(tx)
+        try:
+            yield
+        finally:
+            with self.database.transaction() as tx:
+                projection.create_indexes(tx)
 
     def _apply_alone(
         self,

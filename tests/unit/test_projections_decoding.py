@@ -172,3 +172,85 @@ def test_a_catch_up_reading_ahead_pauses_the_cyclic_garbage_collector_and_restor
     finally:
         gc.enable()
     database.close()
+
+
+def _secondary_indexes(database: Database) -> set[str]:
+    with database.transaction() as tx:
+        rows = tx.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+    return {row["name"] for row in rows}
+
+
+class _Watched(AuditTrailProjection):
+    """The audit trail, noting the secondary indexes present as it applies each batch,
+    and failing at the batch ``fail_at`` if given."""
+
+    def __init__(self, database: Database, fail_at: int | None = None) -> None:
+        self.database = database
+        self.fail_at = fail_at
+        self.seen: list[set[str]] = []
+
+    def apply(self, tx: Transaction, pending: object, events: Sequence[RecordedEvent]) -> None:
+        self.seen.append(
+            {
+                r["name"]
+                for r in tx.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+                )
+            }
+        )
+        if len(self.seen) == self.fail_at:
+            raise RuntimeError("the projection failed")
+        super().apply(tx, pending, events)
+
+
+def test_a_projection_replayed_from_its_first_event_builds_its_indexes_at_the_end(
+    tmp_path: Path,
+) -> None:
+    ledger = _ledger_with_history(tmp_path / "ledger.db")
+    database = Database(Settings(store="sqlite", sqlite_path=str(tmp_path / "read.db")))
+    watched = _Watched(database)
+    runner = ProjectionRunner(
+        ledger,
+        database,
+        [watched],
+        batch_size=4,
+        read_ahead_from=1,
+        catch_up_batch_size=4,
+        catch_up_transaction_events=4,
+    )
+    built = _secondary_indexes(database)
+    assert set(AuditTrailProjection.indexes) <= built
+
+    runner.catch_up()
+
+    assert len(watched.seen) > 1 and all(not seen & built for seen in watched.seen)
+    assert _secondary_indexes(database) == built
+    assert set(runner.positions().values()) == {ledger.recorder.max_notification_id()}
+    with recorded_at(START + timedelta(days=30)):  # a follower already on its way keeps them
+        ledger.add_person("rep2", "Rep 2", "sales_rep", "boss", actor="admin")
+    watched.seen.clear()
+    runner.read_ahead_from = 1
+    runner.catch_up()
+    assert watched.seen == [built]
+
+    failing = _Watched(database, fail_at=2)
+    again = ProjectionRunner(
+        ledger,
+        database,
+        [failing],
+        batch_size=4,
+        read_ahead_from=1,
+        catch_up_batch_size=4,
+        catch_up_transaction_events=4,
+    )
+    with database.transaction() as tx:
+        tx.execute("UPDATE projection_positions SET position = 0")
+        tx.execute("DELETE FROM audit_trail")
+    try:
+        again.catch_up()
+    except RuntimeError as error:
+        assert str(error) == "the projection failed"
+    else:
+        raise AssertionError("the failing projection did not fail")
+    assert _secondary_indexes(database) == built  # built again, though it stopped early
+    database.close()
