@@ -255,7 +255,7 @@ class FunnelProjection(Projection):
     """Opportunities by stage, with the history of every stage they passed through."""
 
     name = "funnel"
-    topics = topics_of(FUNNEL_EVENT_TYPES)
+    topics = FUNNEL_TOPICS
     rows_version = 2  # 2: totals rows without deals are deleted, not kept with zeros
     tables = (
         "funnel_opportunities",

@@ -125,19 +125,22 @@ def _project(args: argparse.Namespace) -> int:
     groups = _process_groups(args.processes, settings, names)
     if groups is None:
         return 2
-    if len(groups) > 1:
-        return _project_in_processes(
-            settings,
-            groups,
-            once=args.once,
-            batch_size=args.batch_size,
-            poll_interval=args.poll_interval,
-        )
     database = open_read_store(settings)
     projections = [p for p in all_projections() if p.name in names]
     runner = ProjectionRunner(
         build_ledger(settings), database, projections, batch_size=args.batch_size
     )
+    if len(groups) > 1:
+        try:
+            return _project_in_processes(
+                runner,
+                groups,
+                once=args.once,
+                batch_size=args.batch_size,
+                poll_interval=args.poll_interval,
+            )
+        finally:
+            database.close()
     if args.worker_of:  # a worker process of `project --processes N`
         _end_with_parent(args.worker_of)
     if args.once:
@@ -199,7 +202,7 @@ def _process_groups(
 
 
 def _project_in_processes(
-    settings: Settings,
+    runner: ProjectionRunner,
     groups: list[list[str]],
     *,
     once: bool,
@@ -208,7 +211,9 @@ def _project_in_processes(
 ) -> int:
     """Run each group of projections in a worker process of its own (``project --only
     GROUP --processes 1``) until they all end (``--once``) or a signal stops them; one
-    that fails stops the others, and its exit status is returned."""
+    that fails stops the others, and its exit status is returned. ``runner`` (of those
+    projections, or more) has made their tables before the workers start, and gives the
+    progress."""
     command = [
         sys.executable,
         "-m",
@@ -225,12 +230,6 @@ def _project_in_processes(
         *(["--once"] if once else []),
         "--only",
     ]
-    # The tables are made (or rebuilt, for a new version's) once, before the workers start.
-    runner = ProjectionRunner(
-        build_ledger(settings),
-        open_read_store(settings),
-        [p for p in all_projections() if any(p.name in group for group in groups)],
-    )
     stopping = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
@@ -257,7 +256,6 @@ def _project_in_processes(
         if worker.poll() is None:
             worker.terminate()
     codes = [worker.wait() for worker in workers]
-    runner.database.close()
     status = failed or next((code for code in codes if code), 0)
     return status if status >= 0 else 128 - status  # killed by a signal: 128 + its number
 
@@ -273,7 +271,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     rebuilt = ", ".join(args.names or runner.names)
     if len(groups) > 1:
         runner.reset(args.names or None)
-        if status := _project_in_processes(settings, groups, once=True):
+        if status := _project_in_processes(runner, groups, once=True):
             return status
         print(f"rebuilt {rebuilt} in {len(groups)} processes; positions {runner.positions()}")
         return 0

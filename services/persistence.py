@@ -271,6 +271,24 @@ def _text_array(conn: psycopg.Connection[Any], values: list[str]) -> bytes:
     return bytes(Transformer(conn).get_dumper(values, PyFormat.TEXT).dump(values) or b"")
 
 
+def _scan_for_topics(
+    start: int,
+    limit: int,
+    final: int,
+    select: Callable[[int], list[tuple[int, str, int, str, bytes]]],
+) -> tuple[list[tuple[int, str, int, str, bytes]], int]:
+    """``select_topic_rows`` of either recorder: scan the positions after ``start`` up to
+    ``final`` (every one up to it is final), at most ``TOPIC_SCAN_WINDOW`` × ``limit`` of
+    them; ``select(upto)`` gives at most ``limit`` rows of the topics in (``start``,
+    ``upto``]. The rows, and the position read up to: the last row's if ``limit`` came
+    back (more may follow), else ``upto``."""
+    upto = min(final, start + TOPIC_SCAN_WINDOW * limit)
+    if upto <= start:
+        return [], start
+    rows = select(upto)
+    return rows, rows[-1][0] if len(rows) == limit else upto
+
+
 def _persistence_error(error: psycopg.Error) -> PersistenceError:
     """The eventsourcing error the datastore raises for ``error`` (its same mapping)."""
     for psycopg_class, mapped in _ERROR_MAPPING:
@@ -845,14 +863,14 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self.max_notification_id_statement, prepare=True)
             found = curs.fetchone()
             horizon = int(found[0]) if found and found[0] is not None else 0
-            upto = min(horizon, start + TOPIC_SCAN_WINDOW * limit)
-            if upto <= start:
-                return [], start
-            curs.execute(
-                self.sql_select_topic_rows, [start, upto, list(topics), limit], prepare=True
-            )
-            rows = curs.fetchall()
-        return rows, rows[-1][0] if len(rows) == limit else upto
+
+            def select(upto: int) -> list[tuple[int, str, int, str, bytes]]:
+                curs.execute(
+                    self.sql_select_topic_rows, [start, upto, list(topics), limit], prepare=True
+                )
+                return curs.fetchall()
+
+            return _scan_for_topics(start, limit, horizon, select)
 
     def select_notification_rows_at(
         self, positions: Sequence[int]
@@ -1128,17 +1146,17 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
             found = c.fetchone()
             last = int(found[0]) if found and found[0] is not None else 0
-            upto = min(last, start + TOPIC_SCAN_WINDOW * limit)
-            if upto <= start:
-                return [], start
-            c.execute(
-                "SELECT rowid, originator_id, originator_version, topic, state "
-                f"FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ? "
-                f"AND topic IN ({placeholders}) ORDER BY rowid LIMIT ?",
-                [start, upto, *topics, limit],
-            )
-            rows = [tuple(row) for row in c.fetchall()]
-        return rows, rows[-1][0] if len(rows) == limit else upto
+
+            def select(upto: int) -> list[tuple[int, str, int, str, bytes]]:
+                c.execute(
+                    "SELECT rowid, originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ? "
+                    f"AND topic IN ({placeholders}) ORDER BY rowid LIMIT ?",
+                    [start, upto, *topics, limit],
+                )
+                return [tuple(row) for row in c.fetchall()]
+
+            return _scan_for_topics(start, limit, last, select)
 
     def select_notification_rows_at(
         self, positions: Sequence[int]

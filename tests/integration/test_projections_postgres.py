@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -330,50 +331,49 @@ def test_projections_split_over_worker_processes_give_the_rows_of_one_worker(
     database.close()
 
 
-def test_a_worker_process_that_dies_stops_the_others_and_the_command_fails(
-    fresh_database: dict[str, str],
-) -> None:
+@contextmanager
+def a_worker_with_one_deal_projected(
+    env: dict[str, str],
+) -> Iterator[tuple[subprocess.Popen[bytes], list[int]]]:
+    """``salesledger project`` (two worker processes) on a ledger with one deal, once
+    the deal is projected: the command's process and its workers' ids. Stopped at the
+    end if it still runs."""
     settings = Settings()
     ledger = build_ledger(settings)
     database = Database(settings)
     set_up(ledger)
     last = open_deal(ledger, "rep0", 0)
     assert last is not None
-    worker = start_worker(fresh_database)
+    worker = start_worker(env)
     try:
         wait_until_projected(database, last)
-        first, second = children_of(worker.pid)
-        os.kill(first, signal.SIGKILL)
-        assert worker.wait(timeout=30) == 128 + signal.SIGKILL
+        workers = children_of(worker.pid)
+        assert len(workers) == 2
+        yield worker, workers
     finally:
         stop_worker(worker)
+        database.close()
+
+
+def test_a_worker_process_that_dies_stops_the_others_and_the_command_fails(
+    fresh_database: dict[str, str],
+) -> None:
+    with a_worker_with_one_deal_projected(fresh_database) as (worker, (first, second)):
+        os.kill(first, signal.SIGKILL)
+        assert worker.wait(timeout=30) == 128 + signal.SIGKILL
     assert not is_running(second)
-    database.close()
 
 
 def test_worker_processes_end_when_their_parent_is_killed(
     fresh_database: dict[str, str],
 ) -> None:
-    settings = Settings()
-    ledger = build_ledger(settings)
-    database = Database(settings)
-    set_up(ledger)
-    last = open_deal(ledger, "rep0", 0)
-    assert last is not None
-    worker = start_worker(fresh_database)
-    try:
-        wait_until_projected(database, last)
-        workers = children_of(worker.pid)
-        assert len(workers) == 2
+    with a_worker_with_one_deal_projected(fresh_database) as (worker, workers):
         worker.kill()  # no chance to stop its workers itself
         worker.wait()
         deadline = time.monotonic() + 20
         while any(is_running(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(is_running(pid) for pid in workers)
-    finally:
-        stop_worker(worker)
-    database.close()
 
 
 def test_projections_reading_ahead_in_threads_give_the_rows_of_batch_by_batch(

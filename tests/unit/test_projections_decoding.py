@@ -174,30 +174,27 @@ def test_a_catch_up_reading_ahead_pauses_the_cyclic_garbage_collector_and_restor
     database.close()
 
 
+def _index_names(tx: Transaction) -> set[str]:
+    """The secondary indexes (SQLite's own for primary keys have no ``sql``)."""
+    rows = tx.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+    return {row["name"] for row in rows}
+
+
 def _secondary_indexes(database: Database) -> set[str]:
     with database.transaction() as tx:
-        rows = tx.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
-    return {row["name"] for row in rows}
+        return _index_names(tx)
 
 
 class _Watched(AuditTrailProjection):
     """The audit trail, noting the secondary indexes present as it applies each batch,
     and failing at the batch ``fail_at`` if given."""
 
-    def __init__(self, database: Database, fail_at: int | None = None) -> None:
-        self.database = database
+    def __init__(self, fail_at: int | None = None) -> None:
         self.fail_at = fail_at
         self.seen: list[set[str]] = []
 
     def apply(self, tx: Transaction, pending: object, events: Sequence[RecordedEvent]) -> None:
-        self.seen.append(
-            {
-                r["name"]
-                for r in tx.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-                )
-            }
-        )
+        self.seen.append(_index_names(tx))
         if len(self.seen) == self.fail_at:
             raise RuntimeError("the projection failed")
         super().apply(tx, pending, events)
@@ -208,7 +205,7 @@ def test_a_projection_replayed_from_its_first_event_builds_its_indexes_at_the_en
 ) -> None:
     ledger = _ledger_with_history(tmp_path / "ledger.db")
     database = Database(Settings(store="sqlite", sqlite_path=str(tmp_path / "read.db")))
-    watched = _Watched(database)
+    watched = _Watched()
     runner = ProjectionRunner(
         ledger,
         database,
@@ -233,7 +230,7 @@ def test_a_projection_replayed_from_its_first_event_builds_its_indexes_at_the_en
     runner.catch_up()
     assert watched.seen == [built]
 
-    failing = _Watched(database, fail_at=2)
+    failing = _Watched(fail_at=2)
     again = ProjectionRunner(
         ledger,
         database,
