@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
+from uuid import UUID
 
 
 class GuardMovedError(Exception):
@@ -20,3 +21,15 @@ class LedgerRecorder(Protocol):
     def max_committed_notification_id(self) -> int: ...
 
     def max_notification_id(self) -> int | None: ...
+
+    def select_aggregate_chain(self, originator_id: UUID) -> Sequence[StoredPosition]: ...
+
+
+class StoredPosition(Protocol):
+    """Where an aggregate's event at a version is in the ledger."""
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def version(self) -> int: ...

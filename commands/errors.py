@@ -13,6 +13,7 @@ from aggregates.errors import (
     NotFoundError,
     RuleViolationError,
 )
+from commands.preconditions import IdempotencyKeyReusedError, PreconditionFailedError
 
 STATUS_BY_ERROR: dict[type[DomainError], HTTPStatus] = {
     NotFoundError: HTTPStatus.NOT_FOUND,
@@ -20,6 +21,8 @@ STATUS_BY_ERROR: dict[type[DomainError], HTTPStatus] = {
     ConcurrencyConflictError: HTTPStatus.CONFLICT,
     DuplicateCustomerError: HTTPStatus.CONFLICT,
     RuleViolationError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    PreconditionFailedError: HTTPStatus.PRECONDITION_FAILED,
+    IdempotencyKeyReusedError: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 CODE_BY_ERROR: dict[type[DomainError], str] = {
@@ -28,6 +31,8 @@ CODE_BY_ERROR: dict[type[DomainError], str] = {
     ConcurrencyConflictError: "concurrency_conflict",
     DuplicateCustomerError: "duplicate_customer",
     RuleViolationError: "rule_violation",
+    PreconditionFailedError: "precondition_failed",
+    IdempotencyKeyReusedError: "idempotency_key_reused",
 }
 
 
@@ -49,4 +54,7 @@ def body_for(error: DomainError) -> dict[str, Any]:
     if isinstance(error, DuplicateCustomerError):
         body["existing_customer_id"] = error.existing_customer_id
         body["matched_on"] = error.matched_on
+    if isinstance(error, PreconditionFailedError):
+        body["current_version"] = error.current_version
+        body["expected_versions"] = error.expected_versions
     return body

@@ -9,7 +9,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -34,6 +34,7 @@ from aggregates.opportunity import Opportunity, Status
 from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
 from aggregates.plan import SalesPlan, period_bounds
 from commands.concurrency import GuardMovedError, LedgerRecorder
+from commands.preconditions import IdempotencyKeyReusedError, PreconditionFailedError, expected
 from events.base import DateAsISO
 
 A = TypeVar("A", bound=Aggregate)
@@ -151,6 +152,8 @@ class SalesLedger(Application[UUID]):
     def load_as_of(self, aggregate_class: type[A], aggregate_id: UUID | str, moment: datetime) -> A:
         """The aggregate as it was at ``moment``, from its events alone."""
         uid = _aggregate_uuid(aggregate_class, aggregate_id)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
         version = None
         for event in self.stored_events(uid):
             if event.timestamp > moment:
@@ -200,13 +203,42 @@ class SalesLedger(Application[UUID]):
         return unverified
 
     def _previous_result(self, actor: str, command_id: str | None) -> CommandResult | None:
+        """The result of the command first recorded with ``command_id``; refused when the
+        request now is not the one the key was first used with (its fingerprint)."""
         if not command_id:
             return None
         value = self.store.select_claims([_claim_for_command(actor, command_id)])
         if not value:
             return None
-        aggregate_id, version = next(iter(value.values())).rsplit(":", 1)
-        return CommandResult(aggregate_id, int(version), None, duplicate=True)
+        aggregate_id, version, *fingerprint = next(iter(value.values())).split(":", 2)
+        now = expected().fingerprint
+        if fingerprint and now is not None and fingerprint[0] != now:
+            raise IdempotencyKeyReusedError()
+        position = self._position_of(aggregate_id, int(version))
+        return CommandResult(aggregate_id, int(version), position, duplicate=True)
+
+    def _position_of(self, aggregate_id: str, version: int) -> int | None:
+        """The ledger position of an aggregate's event at ``version``."""
+        try:
+            uid = UUID(aggregate_id)
+        except ValueError:
+            return None
+        for record in self.store.select_aggregate_chain(uid):
+            if record.version == version:
+                return int(record.position)
+        return None
+
+    def _check_expected_version(self, aggregate: Aggregate) -> None:
+        """Refuse the change unless the aggregate was at the version the caller expects
+        (a stale cached copy is loaded again rather than refused)."""
+        wanted = expected().versions
+        if wanted is None:
+            return
+        current = aggregate.version - len(aggregate.pending_events)
+        if current not in wanted:
+            if aggregate.id in self._unverified():
+                raise _StaleCacheError
+            raise PreconditionFailedError(wanted, current)
 
     def _save(
         self,
@@ -217,10 +249,16 @@ class SalesLedger(Application[UUID]):
         claims: Sequence[tuple[str, str]] = (),
         guard: tuple[UUID, int] | None = None,
     ) -> CommandResult:
+        self._check_expected_version(aggregate)
         all_claims = list(claims)
         if command_id:
+            outcome = f"{aggregate.id}:{aggregate.version}"
+            fingerprint = expected().fingerprint
             all_claims.append(
-                (_claim_for_command(actor, command_id), f"{aggregate.id}:{aggregate.version}")
+                (
+                    _claim_for_command(actor, command_id),
+                    f"{outcome}:{fingerprint}" if fingerprint else outcome,
+                )
             )
         try:
             positions = self._append(aggregate, claims=all_claims, guard=guard)

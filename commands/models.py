@@ -26,13 +26,13 @@ class CommandRequest(BaseModel):
 
 class CommandAccepted(BaseModel):
     """What a command did. ``position`` is the ledger position of its last event: pass it
-    as ``min_position`` to a query to read your own write. ``duplicate`` is true when the
-    same ``Idempotency-Key`` was already used, and nothing new was recorded."""
+    as ``min_position`` to a query to read your own write. A command repeated with the
+    same ``Idempotency-Key`` records nothing new and answers exactly as the first time
+    (with the header ``Idempotent-Replayed: true``)."""
 
     aggregate_id: str = Field(examples=["5b0c6c1e-54f8-4f57-9e4f-7a0d2f1b8c11"])
     version: int = Field(examples=[3])
     position: int | None = Field(examples=[1042])
-    duplicate: bool = Field(default=False, examples=[False])
 
 
 # The organisation.

@@ -8,6 +8,7 @@ from projections.audit import AuditTrailProjection
 from projections.base import Projection
 from projections.forecasts import ForecastProjection
 from projections.funnel import FunnelProjection
+from projections.listings import ListingProjection
 from projections.monitoring import MonitoringProjection
 from projections.plans import PlanProjection
 
@@ -20,6 +21,7 @@ def all_projections() -> list[Projection]:
         PlanProjection(),
         MonitoringProjection(),
         AuditTrailProjection(),
+        ListingProjection(),
     ]
 
 
@@ -27,9 +29,10 @@ def projection_names() -> list[str]:
     return [p.name for p in all_projections()]
 
 
-HEAVIEST_FIRST = ("funnel", "monitoring", "audit", "forecasts", "plans")
+HEAVIEST_FIRST = ("funnel", "monitoring", "lists", "audit", "forecasts", "plans")
 """The projections by the work their catch-up takes, alone over the bench's log (most
-first): funnel, monitoring, audit, then forecasts and plans (about reading alone)."""
+first): funnel, monitoring, the lists (about as much as monitoring, not measured
+alone), audit, then forecasts and plans (about reading alone)."""
 
 
 def spread_over_processes(names: Sequence[str], processes: int) -> list[list[str]]:

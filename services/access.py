@@ -76,6 +76,10 @@ def _record(
 
 ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/people"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/opportunities"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/customers"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/plans"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/forecasts"): RouteRule(Access.MEMBER_READ),
     ("POST", "/people"): RouteRule(Access.ADMIN),
     ("POST", "/people/{person_id}/role"): RouteRule(Access.ADMIN),
     ("POST", "/people/{person_id}/manager"): RouteRule(Access.ADMIN),
@@ -136,6 +140,17 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
 def sees_everything(actor: str, org: Organisation) -> bool:
     """Auditors and admins read every record."""
     return org.has_role(actor, Role.AUDITOR, Role.ADMIN)
+
+
+def visible_people(actor: str, org: Organisation) -> set[str] | None:
+    """Whose customers, deals and forecasts ``actor`` may read in a list, by ``may_see``'s
+    rule: None for everyone's (auditors, admins); else the actor and everyone below
+    them (empty for anyone else)."""
+    if sees_everything(actor, org):
+        return None
+    if not org.has_role(actor, Role.SALES_REP, Role.MANAGER):
+        return set()
+    return {actor} | {person for person in org.people if org.is_superior(actor, person)}
 
 
 def _covers(actor: str, people: set[str], org: Organisation) -> bool:

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     )
     kafka_topic_prefix: str = Field(default="sales", description="Topics are PREFIX.<aggregate>.")
     kafka_partitions: int = Field(default=3, ge=1)
+    time_zone: str = Field(
+        default="UTC",
+        description="The organisation's IANA time zone: zone-less times and dates in "
+        "``as_of`` and ranges are read in it.",
+    )
+    max_body_bytes: int = Field(
+        default=256 * 1024, ge=1, description="Largest request body the API accepts (413)."
+    )
     integrity_key: str = Field(
         default="",
         description="Secret for signing ledger digests (HMAC-SHA256); required to issue or "

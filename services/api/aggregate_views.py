@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from eventsourcing.domain import Aggregate
+from fastapi import Response
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
 from commands.ledger import SalesLedger
+from services.api.conventions import etag
 
 
 class AggregateState(BaseModel):
-    """An aggregate's state, reconstructed from its events (up to ``as_of`` if given)."""
+    """An aggregate's state, reconstructed from its events (up to ``as_of`` if given).
+    Amounts are decimal strings; ``version`` is also the response's ``ETag``."""
 
     aggregate_id: str = Field(examples=["5b0c6c1e-54f8-4f57-9e4f-7a0d2f1b8c11"])
     aggregate_type: str = Field(examples=["Opportunity"])
@@ -39,5 +43,11 @@ def aggregate_state(
         aggregate_type=type(aggregate).__name__,
         version=aggregate.version,
         as_of=as_of,
-        state=jsonable_encoder(state),
+        state=jsonable_encoder(state, custom_encoder={Decimal: str}),
     )
+
+
+def with_etag(response: Response, state: AggregateState) -> AggregateState:
+    """``state`` with its version as the response's ``ETag`` (for ``If-Match``)."""
+    response.headers["ETag"] = etag(state.version)
+    return state

@@ -12,14 +12,18 @@ from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
 from services.api import integrity, tokens
+from services.api.conventions import HttpConventions
 from services.api.dependencies import ApiContext
+from services.api.docs import install_offline_docs
 from services.api.errors import install_error_handlers
+from services.api.openapi_doc import install_openapi
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
     audit,
     customers,
     forecasts,
     funnel,
+    listings,
     monitoring,
     opportunities,
     people,
@@ -34,9 +38,18 @@ Commands of the sales-process ledger and queries of its live projections.
 Authenticate with `Authorization: Bearer <token>` (`salesledger token PERSON`).
 Every command returns the ledger `position` of its last event; pass it to a query as
 `min_position` to read your own write (the query waits up to 5 s, then answers 504).
-Errors are JSON `{"error": code, "message": text}`: 401 unauthenticated, 403 not allowed,
-404 not found, 409 conflict or duplicate, 422 invalid or against a business rule,
-504 projection still behind.
+Errors are RFC 9457 problem details (`application/problem+json`: `type`, `title`,
+`status`, `detail`, the machine code `error`, and the problem's own members such as
+`existing_customer_id`): 401 unauthenticated, 403 not allowed, 404 not found, 409
+conflict or duplicate, 412 `If-Match` not met (with `current_version`), 413 body too
+large, 422 invalid (`invalid_params` names each parameter) or against a business rule,
+503 event store unreachable, 504 projection still behind.
+
+Lists take `limit` and an opaque `cursor`; the next page's address is in the
+`Link: <…>; rel="next"` header (and `next_cursor`). Lists and reports answer CSV for
+`?format=csv` or `Accept: text/csv`. Time parameters (`as_of`, `since`, `until`, close
+dates) take a date, a local time (in the organisation's time zone, `LEDGER_TIME_ZONE`,
+UTC by default) or a time with an offset. Amounts are decimal strings.
 """
 
 
@@ -74,10 +87,16 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.context = context
     install_error_handlers(app)
+    install_offline_docs(app)
+    install_openapi(app)
+    app.add_middleware(HttpConventions, max_body_bytes=settings.max_body_bytes)
     for router in (
+        listings.router,
         people.router,
         customers.router,
         opportunities.router,

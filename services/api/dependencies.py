@@ -12,6 +12,7 @@ from aggregates.errors import RuleViolationError
 from commands.ledger import CommandResult, SalesLedger
 from commands.models import CommandAccepted
 from projections.runner import ProjectionWorker, wait_for_position
+from services.api.conventions import mark_replayed
 from services.database import Database
 from services.settings import Settings
 
@@ -49,7 +50,9 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         max_length=200,
-        description="Repeat a command safely: the same key records it only once.",
+        description="Repeat a command safely: the same key records it only once, and the "
+        "repeat answers as the first time did (`Idempotent-Replayed: true`); the same key "
+        "with another request is refused (422).",
     ),
 ]
 
@@ -58,11 +61,10 @@ def accepted(result: CommandResult, context: ApiContext | None = None) -> Comman
     """A command's result as the API returns it (and a nudge to the in-process worker)."""
     if context is not None and context.worker is not None:
         context.worker.wake()
+    if result.duplicate:
+        mark_replayed()
     return CommandAccepted(
-        aggregate_id=result.aggregate_id,
-        version=result.version,
-        position=result.position,
-        duplicate=result.duplicate,
+        aggregate_id=result.aggregate_id, version=result.version, position=result.position
     )
 
 

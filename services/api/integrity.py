@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
+from services.api.csv_export import Format, report_response
 from services.api.dependencies import LedgerDep
 from services.api.security import CurrentActor
+from services.api.time_params import AsOf
 from services.history import history_with_chain
 from services.integrity import (
     DIGEST_ALGORITHM,
@@ -101,10 +102,13 @@ def verify_digest(
 @router.get("/opportunities/{opportunity_id}/history", response_model=list[HistoryEntry])
 def get_opportunity_history(
     opportunity_id: str,
+    request: Request,
     ledger: LedgerDep,
     actor: CurrentActor,
-    as_of: Annotated[datetime | None, Query(examples=["2026-03-31T23:59:59Z"])] = None,
-) -> list[HistoryEntry]:
+    as_of: AsOf,
+    format: Format = None,
+) -> Any:
     """Every event of the deal (up to ``as_of``) with the status of its chain link."""
-    return [HistoryEntry(**entry) for entry in history_with_chain(ledger, opportunity_id, as_of)]
+    entries = [HistoryEntry(**e) for e in history_with_chain(ledger, opportunity_id, as_of)]
+    return report_response(request, ledger, actor, format, entries)
 

@@ -55,6 +55,10 @@ DEAL_CHANGES = (
 
 EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/people"): EVERYONE,
+    ("GET", "/opportunities"): EVERYONE,
+    ("GET", "/customers"): EVERYONE,
+    ("GET", "/plans"): EVERYONE,
+    ("GET", "/forecasts"): EVERYONE,
     ("POST", "/people"): ADMIN,
     ("POST", "/people/{person_id}/role"): ADMIN,
     ("POST", "/people/{person_id}/manager"): ADMIN,

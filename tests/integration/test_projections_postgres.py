@@ -299,7 +299,7 @@ def test_projections_split_over_worker_processes_give_the_rows_of_one_worker(
     only = [*CLI, "project", "--once", "--only"]
     workers = [
         subprocess.Popen([*only, "funnel", "forecasts"], env=env),
-        subprocess.Popen([*only, "plans", "monitoring", "audit"], env=env),
+        subprocess.Popen([*only, "plans", "monitoring", "audit", "lists"], env=env),
     ]
     assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
     split = dump(database)

@@ -91,7 +91,7 @@ def test_the_api_answers_503_and_a_retry_with_the_same_key_records_once(
         again = client.post(f"/opportunities/{deal_id}/activities", json=body, headers=headers)
     assert first.status_code == 201
     assert again.status_code == 201
-    assert again.json()["duplicate"] is True
+    assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["version"] == first.json()["version"]
     assert _activities(ledger, deal_id, "retried") == 1
     ledger.close()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from aggregates.customer import Customer
 from commands.models import (
@@ -16,20 +15,22 @@ from commands.models import (
     RegisterCustomer,
     SupplementCustomer,
 )
-from services.api.aggregate_views import AggregateState, aggregate_state
+from services.api.aggregate_views import AggregateState, aggregate_state, with_etag
 from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
 from services.api.security import CurrentActor
+from services.api.time_params import AsOf
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
 DUPLICATE_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {
-        "description": "Already registered: the body names the existing customer.",
+        "description": "Already registered: the problem names the existing customer.",
         "content": {
-            "application/json": {
+            "application/problem+json": {
                 "example": {
                     "error": "duplicate_customer",
-                    "message": "customer already registered as 0f8e… (same tax_id)",
+                    "type": "urn:salesledger:problem:duplicate_customer",
+                    "detail": "customer already registered as 0f8e… (same tax_id)",
                     "existing_customer_id": "0f8e2d3c-1b4a-4d5e-8f9a-0b1c2d3e4f50",
                     "matched_on": "tax_id",
                 }
@@ -55,10 +56,10 @@ def register_customer(
 
 @router.get("/{customer_id}", response_model=AggregateState)
 def get_customer(
-    customer_id: str, ledger: LedgerDep, actor: CurrentActor, as_of: datetime | None = None
+    customer_id: str, response: Response, ledger: LedgerDep, actor: CurrentActor, as_of: AsOf
 ) -> AggregateState:
     """A customer as it is now, or as it was at ``as_of``."""
-    return aggregate_state(ledger, Customer, customer_id, as_of)
+    return with_etag(response, aggregate_state(ledger, Customer, customer_id, as_of))
 
 
 @router.post("/{customer_id}/profile", response_model=CommandAccepted)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Request
 
 from aggregates.plan import period_level
 from commands.models import CommandAccepted, ReviseForecast, SubmitForecast
 from projections.forecasts import ForecastReport, query_forecast_report
+from services.api.csv_export import Format, report_response
 from services.api.dependencies import (
     ContextDep,
     DatabaseDep,
@@ -19,6 +19,7 @@ from services.api.dependencies import (
     fresh,
 )
 from services.api.security import CurrentActor
+from services.api.time_params import AsOf
 
 router = APIRouter(prefix="/forecasts", tags=["forecasts"])
 
@@ -60,12 +61,12 @@ def get_forecast_report(
     database: DatabaseDep,
     ledger: LedgerDep,
     actor: CurrentActor,
-    as_of: Annotated[
-        datetime | None,
-        Query(description="what was believed at this moment", examples=["2026-04-15T00:00:00Z"]),
-    ] = None,
-) -> ForecastReport:
+    as_of: AsOf,
+    request: Request,
+    format: Format = None,
+) -> Any:
     """Each person's forecast and revisions, roll-ups at every level, and accuracy."""
     period_level(period)
     managers = {p.person_id: p.manager_id for p in ledger.organisation().people.values()}
-    return query_forecast_report(database, period, managers, as_of)
+    report = query_forecast_report(database, period, managers, as_of)
+    return report_response(request, ledger, actor, format, report)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from projections.conversion import ConversionReport, query_conversion
 from projections.funnel import (
@@ -15,19 +14,13 @@ from projections.funnel import (
     query_funnel_as_of,
     query_funnel_health,
 )
+from services.api.csv_export import Format, report_response
 from services.api.dependencies import DatabaseDep, LedgerDep, fresh
 from services.api.filters import FunnelFilterDep
 from services.api.security import CurrentActor
+from services.api.time_params import AsOf
 
 router = APIRouter(prefix="/funnel", tags=["funnel"], dependencies=[Depends(fresh("funnel"))])
-
-AsOf = Annotated[
-    datetime | None,
-    Query(
-        description="Reconstruct as it was at this moment, from the events alone.",
-        examples=["2026-03-31T23:59:59Z"],
-    ),
-]
 
 
 @router.get("", response_model=Funnel)
@@ -36,28 +29,42 @@ def get_funnel(
     ledger: LedgerDep,
     actor: CurrentActor,
     selection: FunnelFilterDep,
-    as_of: AsOf = None,
-) -> Funnel:
+    as_of: AsOf,
+    request: Request,
+    format: Format = None,
+) -> Any:
     """Count, amount and weighted amount per stage, nurturing deals apart; live or ``as_of``."""
     if as_of is not None:
-        return query_funnel_as_of(ledger, as_of, selection)
-    return query_funnel(database, selection)
+        funnel = query_funnel_as_of(ledger, as_of, selection)
+    else:
+        funnel = query_funnel(database, selection)
+    return report_response(request, ledger, actor, format, funnel)
 
 
 @router.get("/health", response_model=FunnelHealth)
 def get_funnel_health(
+    request: Request,
     database: DatabaseDep,
+    ledger: LedgerDep,
     actor: CurrentActor,
     selection: FunnelFilterDep,
     history_months: Annotated[int, Query(ge=1, le=36)] = 6,
-) -> FunnelHealth:
+    format: Format = None,
+) -> Any:
     """Per stage: live count ÷ the average at past month-ends (excellent/good/warning)."""
-    return query_funnel_health(database, selection, history_months=history_months)
+    health = query_funnel_health(database, selection, history_months=history_months)
+    return report_response(request, ledger, actor, format, health)
 
 
 @router.get("/conversion", response_model=ConversionReport)
 def get_conversion(
-    database: DatabaseDep, actor: CurrentActor, selection: FunnelFilterDep
-) -> ConversionReport:
+    request: Request,
+    database: DatabaseDep,
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    selection: FunnelFilterDep,
+    format: Format = None,
+) -> Any:
     """Conversion by cohort, win rate, days per stage, sales velocity, lead sources."""
-    return query_conversion(database, selection)
+    conversion = query_conversion(database, selection)
+    return report_response(request, ledger, actor, format, conversion)

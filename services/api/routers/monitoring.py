@@ -2,75 +2,105 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from projections.monitoring import (
     ActivityCount,
-    OwnershipTransferPage,
-    UnownedCustomerPage,
-    WatchedDealPage,
+    OwnershipTransfer,
+    UnownedCustomer,
+    WatchedDeal,
     query_activity_counts,
     query_ownership_transfers,
     query_slipped_deals,
     query_stale_deals,
     query_unowned_customers,
 )
-from services.api.dependencies import DatabaseDep, LedgerDep, fresh
+from services.api.csv_export import Format, csv_response, report_rows, wants_csv
+from services.api.dependencies import ContextDep, DatabaseDep, LedgerDep, fresh
 from services.api.filters import owners_in_scope
+from services.api.listing import list_response
+from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, int_state
 from services.api.security import CurrentActor
 
 router = APIRouter(
     prefix="/monitoring", tags=["monitoring"], dependencies=[Depends(fresh("monitoring"))]
 )
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 Owner = Annotated[str | None, Query(description="one person's deals")]
 Team = Annotated[str | None, Query(description="a manager: their whole subtree")]
 Week = Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$", examples=["2026-W14"])]
 
 
-@router.get("/stale-deals", response_model=WatchedDealPage)
+def _offset_pages(query: Any) -> Any:
+    """A fetch over a query paged by offset: the cursor carries the offset."""
+
+    def fetch(state: Any, limit: int) -> tuple[list[Any], Any]:
+        offset = int_state(state)
+        page = query(limit=limit, offset=offset)
+        return list(page.items), page.next_offset
+
+    return fetch
+
+
+@router.get("/stale-deals", response_model=Page[WatchedDeal])
 def get_stale_deals(
+    request: Request,
+    response: Response,
+    context: ContextDep,
     database: DatabaseDep,
     ledger: LedgerDep,
     actor: CurrentActor,
     days: Annotated[int, Query(ge=1, le=3650, description="idle for at least this long")] = 30,
     owner: Owner = None,
     team: Team = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> WatchedDealPage:
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+    format: Format = None,
+) -> Any:
     """Open deals with no activity and no stage change for ``days`` days."""
-    return query_stale_deals(
-        database,
-        days=days,
-        owner_ids=owners_in_scope(ledger, owner, team),
-        limit=limit,
-        offset=offset,
-    )
+    owners = owners_in_scope(ledger, owner, team)
+
+    def query(limit: int, offset: int) -> Any:
+        return query_stale_deals(database, days=days, owner_ids=owners, limit=limit, offset=offset)
+
+    return list_response(
+        request, response, context, actor, name="stale-deals", sort="idle", cursor=cursor,
+        limit=limit, format=format, item=WatchedDeal, fetch=_offset_pages(query),
+    )  # fmt: skip
 
 
-@router.get("/slipped-deals", response_model=WatchedDealPage)
+@router.get("/slipped-deals", response_model=Page[WatchedDeal])
 def get_slipped_deals(
+    request: Request,
+    response: Response,
+    context: ContextDep,
     database: DatabaseDep,
     ledger: LedgerDep,
     actor: CurrentActor,
     owner: Owner = None,
     team: Team = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> WatchedDealPage:
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+    format: Format = None,
+) -> Any:
     """Open deals whose expected close date has passed."""
-    return query_slipped_deals(
-        database, owner_ids=owners_in_scope(ledger, owner, team), limit=limit, offset=offset
-    )
+    owners = owners_in_scope(ledger, owner, team)
+
+    def query(limit: int, offset: int) -> Any:
+        return query_slipped_deals(database, owner_ids=owners, limit=limit, offset=offset)
+
+    return list_response(
+        request, response, context, actor, name="slipped-deals", sort="idle", cursor=cursor,
+        limit=limit, format=format, item=WatchedDeal, fetch=_offset_pages(query),
+    )  # fmt: skip
 
 
 @router.get("/activity", response_model=list[ActivityCount])
 def get_activity_counts(
+    request: Request,
+    context: ContextDep,
     database: DatabaseDep,
     ledger: LedgerDep,
     actor: CurrentActor,
@@ -78,34 +108,66 @@ def get_activity_counts(
     team: Team = None,
     from_week: Week = None,
     to_week: Week = None,
-) -> list[ActivityCount]:
+    format: Format = None,
+) -> Any:
     """Activities logged per person and ISO week, by kind."""
-    return query_activity_counts(
+    counts = query_activity_counts(
         database,
         person_ids=owners_in_scope(ledger, person, team),
         from_week=from_week,
         to_week=to_week,
     )
+    if wants_csv(request, format):
+        return csv_response(ledger, actor, request, *report_rows(counts))
+    return counts
 
 
-@router.get("/unowned-customers", response_model=UnownedCustomerPage)
+@router.get("/unowned-customers", response_model=Page[UnownedCustomer])
 def get_unowned_customers(
-    database: DatabaseDep, actor: CurrentActor, limit: Limit = 100, offset: Offset = 0
-) -> UnownedCustomerPage:
+    request: Request,
+    response: Response,
+    context: ContextDep,
+    database: DatabaseDep,
+    actor: CurrentActor,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+    format: Format = None,
+) -> Any:
     """Customers without an account manager."""
-    return query_unowned_customers(database, limit=limit, offset=offset)
+
+    def query(limit: int, offset: int) -> Any:
+        return query_unowned_customers(database, limit=limit, offset=offset)
+
+    return list_response(
+        request, response, context, actor, name="unowned-customers", sort="registered_at",
+        cursor=cursor, limit=limit, format=format, item=UnownedCustomer,
+        fetch=_offset_pages(query),
+    )  # fmt: skip
 
 
-@router.get("/ownership-transfers", response_model=OwnershipTransferPage)
+@router.get("/ownership-transfers", response_model=Page[OwnershipTransfer])
 def get_ownership_transfers(
+    request: Request,
+    response: Response,
+    context: ContextDep,
     database: DatabaseDep,
     actor: CurrentActor,
     aggregate_id: str | None = None,
     person: Annotated[str | None, Query(description="old owner, new owner or actor")] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
-    limit: Limit = 100,
-) -> OwnershipTransferPage:
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+    format: Format = None,
+) -> Any:
     """Every transfer of a customer or deal, in order."""
-    return query_ownership_transfers(
-        database, aggregate_id=aggregate_id, person_id=person, after=after, limit=limit
-    )
+
+    def fetch(state: Any, limit: int) -> tuple[list[Any], Any]:
+        page = query_ownership_transfers(
+            database, aggregate_id=aggregate_id, person_id=person, after=int_state(state),
+            limit=limit,
+        )  # fmt: skip
+        return list(page.items), page.next_after
+
+    return list_response(
+        request, response, context, actor, name="ownership-transfers", sort="position",
+        cursor=cursor, limit=limit, format=format, item=OwnershipTransfer, fetch=fetch,
+    )  # fmt: skip

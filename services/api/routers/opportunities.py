@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from aggregates.opportunity import Opportunity
 from commands.models import (
@@ -25,9 +23,10 @@ from commands.models import (
     ReviseCloseDate,
     WinOpportunity,
 )
-from services.api.aggregate_views import AggregateState, aggregate_state
+from services.api.aggregate_views import AggregateState, aggregate_state, with_etag
 from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
 from services.api.security import CurrentActor
+from services.api.time_params import AsOf
 
 router = APIRouter(prefix="/opportunities", tags=["opportunities"])
 
@@ -48,10 +47,10 @@ def open_opportunity(
 
 @router.get("/{opportunity_id}", response_model=AggregateState)
 def get_opportunity(
-    opportunity_id: str, ledger: LedgerDep, actor: CurrentActor, as_of: datetime | None = None
+    opportunity_id: str, response: Response, ledger: LedgerDep, actor: CurrentActor, as_of: AsOf
 ) -> AggregateState:
     """An opportunity as it is now, or as it was at ``as_of``."""
-    return aggregate_state(ledger, Opportunity, opportunity_id, as_of)
+    return with_etag(response, aggregate_state(ledger, Opportunity, opportunity_id, as_of))
 
 
 @router.post("/{opportunity_id}/qualification", response_model=CommandAccepted)

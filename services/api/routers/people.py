@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from aggregates.organisation import Role
 from commands.models import AddPerson, ChangeManager, ChangeRole, CommandAccepted, RemovePerson
-from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
+from services.api.csv_export import Format
+from services.api.dependencies import ContextDep, IdempotencyKey, accepted
+from services.api.errors import InvalidParameterError
+from services.api.listing import list_response
+from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from services.api.security import CurrentActor
 
 router = APIRouter(prefix="/people", tags=["people"])
@@ -24,29 +29,35 @@ class PersonView(BaseModel):
     active: bool = Field(examples=[True])
 
 
-class PeoplePage(BaseModel):
-    """A page of people, ordered by id."""
-
-    items: list[PersonView]
-    total: int
-    next_offset: int | None
-
-
-@router.get("", response_model=PeoplePage)
+@router.get("", response_model=Page[PersonView])
 def list_people(
-    ledger: LedgerDep,
+    request: Request,
+    response: Response,
+    context: ContextDep,
     actor: CurrentActor,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    role: Role | None = None,
+    manager: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="direct reports of")
+    ] = None,
     include_inactive: bool = False,
-) -> PeoplePage:
-    """List the organisation's people."""
-    people = sorted(ledger.organisation().people.values(), key=lambda p: p.person_id)
-    if not include_inactive:
-        people = [p for p in people if p.active]
-    page = people[offset : offset + limit]
-    return PeoplePage(
-        items=[
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+    format: Format = None,
+) -> Any:
+    """The organisation's people, ordered by id."""
+    people = sorted(context.ledger.organisation().people.values(), key=lambda p: p.person_id)
+    people = [
+        p
+        for p in people
+        if (include_inactive or p.active)
+        and (role is None or p.role == role)
+        and (manager is None or p.manager_id == manager)
+    ]
+
+    def fetch(state: Any, limit: int) -> tuple[list[Any], Any]:
+        after = "" if state is None else str(state)
+        page = [p for p in people if p.person_id > after][: limit + 1]
+        items = [
             PersonView(
                 person_id=p.person_id,
                 name=p.name,
@@ -54,11 +65,16 @@ def list_people(
                 manager_id=p.manager_id,
                 active=p.active,
             )
-            for p in page
-        ],
-        total=len(people),
-        next_offset=offset + limit if offset + limit < len(people) else None,
-    )
+            for p in page[:limit]
+        ]
+        return items, items[-1].person_id if len(page) > limit else None
+
+    if cursor is not None and not isinstance(decode_cursor(cursor, "people", "person_id"), str):
+        raise InvalidParameterError("cursor", "not a cursor this API issued")
+    return list_response(
+        request, response, context, actor, name="people", sort="person_id", cursor=cursor,
+        limit=limit, format=format, item=PersonView, fetch=fetch,
+    )  # fmt: skip
 
 
 @router.post("", response_model=CommandAccepted, status_code=201)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from aggregates.plan import ROOT, SalesPlan
 from commands.models import ApprovePlan, CommandAccepted, DecomposePlan, DraftPlan, RevisePlan
@@ -15,7 +14,8 @@ from projections.plans import (
     query_customer_resource_plan,
     query_plan_attainment,
 )
-from services.api.aggregate_views import AggregateState, aggregate_state
+from services.api.aggregate_views import AggregateState, aggregate_state, with_etag
+from services.api.csv_export import Format, report_response
 from services.api.dependencies import (
     ContextDep,
     DatabaseDep,
@@ -25,6 +25,7 @@ from services.api.dependencies import (
     fresh,
 )
 from services.api.security import CurrentActor
+from services.api.time_params import AsOf
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 
@@ -40,10 +41,10 @@ def draft_plan(
 
 @router.get("/{plan_id}", response_model=AggregateState)
 def get_plan(
-    plan_id: str, ledger: LedgerDep, actor: CurrentActor, as_of: datetime | None = None
+    plan_id: str, response: Response, ledger: LedgerDep, actor: CurrentActor, as_of: AsOf
 ) -> AggregateState:
     """A plan as it is now, or as it was at ``as_of``."""
-    return aggregate_state(ledger, SalesPlan, plan_id, as_of)
+    return with_etag(response, aggregate_state(ledger, SalesPlan, plan_id, as_of))
 
 
 @router.post("/{plan_id}/decompositions", response_model=CommandAccepted, status_code=201)
@@ -93,11 +94,17 @@ def approve_plan(
     "/{plan_id}/attainment", response_model=PlanAttainment, dependencies=[Depends(fresh("plans"))]
 )
 def get_plan_attainment(
-    plan_id: str, database: DatabaseDep, ledger: LedgerDep, actor: CurrentActor
-) -> PlanAttainment:
+    plan_id: str,
+    request: Request,
+    database: DatabaseDep,
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    format: Format = None,
+) -> Any:
     """Plan vs actual at every node: product, customer, region, department, employee, period."""
     organisation = ledger.organisation()
-    return query_plan_attainment(database, plan_id, organisation.subtree)
+    attainment = query_plan_attainment(database, plan_id, organisation.subtree)
+    return report_response(request, ledger, actor, format, attainment)
 
 
 @router.get(
@@ -110,8 +117,11 @@ def get_customer_resource_plan(
     database: DatabaseDep,
     ledger: LedgerDep,
     actor: CurrentActor,
+    request: Request,
     path: Annotated[str, Query(examples=["total/region=east"])] = ROOT,
-) -> CustomerResourcePlan:
+    format: Format = None,
+) -> Any:
     """Deals needed at each stage now to reach the remaining target, vs the live funnel."""
     organisation = ledger.organisation()
-    return query_customer_resource_plan(database, plan_id, organisation.subtree, path)
+    needed = query_customer_resource_plan(database, plan_id, organisation.subtree, path)
+    return report_response(request, ledger, actor, format, needed)

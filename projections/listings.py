@@ -1,0 +1,494 @@
+"""The lists a user browses and searches: every opportunity, customer and forecast, one
+row each with the columns the list filters and sorts on.
+
+Tables:
+- ``list_opportunities``: owner, customer, title, product, region, amount, expected
+  close, stage, status, high value, when it was last worked (``idle_since``), version.
+- ``list_opportunity_team``: who is on each deal's sales team.
+- ``list_customers``: owner, class, region, and the search keys, normalised as the
+  uniqueness check normalises them (``aggregates.customer.uniqueness_keys``); the phone
+  key is also kept reversed, so that a number ending in the digits asked for is found
+  through an index.
+- ``list_customer_grams``: the trigrams of every customer's normalised name, for fuzzy
+  search.
+- ``list_forecasts``: each person's forecast per period: status and current total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aggregates.customer import normalise_phone, uniqueness_keys
+from events import customer as customer_events
+from events import forecast as forecast_events
+from events import opportunity as opportunity_events
+from projections.base import (
+    KeyedRows,
+    Projection,
+    RecordedEvent,
+    create_table,
+    topics_of,
+    write_rows,
+)
+from services.database import Row, Transaction
+
+OPPORTUNITY_COLUMNS = (
+    "opportunity_id",
+    "customer_id",
+    "owner_id",
+    "title",
+    "source",
+    "product",
+    "region",
+    "amount",
+    "amount_text",
+    "expected_close",
+    "stage",
+    "status",
+    "qualification",
+    "high_value",
+    "evaluation_score",
+    "opened_at",
+    "idle_since",
+    "updated_at",
+    "won_amount_text",
+    "closed_on",
+    "version",
+)
+CUSTOMER_COLUMNS = (
+    "customer_id",
+    "name",
+    "name_key",
+    "source",
+    "tax_id",
+    "tax_key",
+    "phone",
+    "phone_key",
+    "phone_rev",
+    "email",
+    "email_key",
+    "owner_id",
+    "classification",
+    "region",
+    "registered_at",
+    "updated_at",
+    "version",
+)
+FORECAST_COLUMNS = (
+    "forecast_id",
+    "person_id",
+    "period",
+    "status",
+    "total",
+    "total_text",
+    "submitted_at",
+    "updated_at",
+    "version",
+)
+_OPPORTUNITY_TYPES = (
+    opportunity_events.OpportunityOpened,
+    opportunity_events.OpportunityQualified,
+    opportunity_events.OpportunityDisqualified,
+    opportunity_events.OpportunityEvaluated,
+    opportunity_events.StageAdvanced,
+    opportunity_events.PrimaryOwnerChanged,
+    opportunity_events.TeamMemberAdded,
+    opportunity_events.TeamMemberRemoved,
+    opportunity_events.BidDetailsRecorded,
+    opportunity_events.AmountRevised,
+    opportunity_events.CloseDateRevised,
+    opportunity_events.OpportunityActivityLogged,
+    opportunity_events.OpportunityWon,
+    opportunity_events.OpportunityLost,
+    opportunity_events.OpportunityReopened,
+)
+_CUSTOMER_TYPES = (
+    customer_events.CustomerRegistered,
+    customer_events.ProfileSupplemented,
+    customer_events.CustomerClassified,
+    customer_events.CustomerAssigned,
+    customer_events.ActivityLogged,
+)
+_FORECAST_TYPES = (
+    forecast_events.ForecastOpened,
+    forecast_events.ForecastSubmitted,
+    forecast_events.ForecastRevised,
+)
+_OPPORTUNITY_EVENTS = frozenset(cls.__name__ for cls in _OPPORTUNITY_TYPES)
+_CUSTOMER_EVENTS = frozenset(cls.__name__ for cls in _CUSTOMER_TYPES)
+_FORECAST_EVENTS = frozenset(cls.__name__ for cls in _FORECAST_TYPES)
+_CREATED = frozenset({"OpportunityOpened", "CustomerRegistered", "ForecastOpened"})
+GRAM_SIZE = 3
+
+
+def name_grams(key: str) -> set[str]:
+    """The trigrams of a normalised name, padded so that short names have some."""
+    padded = f"  {key} "
+    return {padded[i : i + GRAM_SIZE] for i in range(len(padded) - GRAM_SIZE + 1)}
+
+
+def phone_suffixes(digits: str, shortest: int = 7) -> list[str]:
+    """``digits`` and its tails of at least ``shortest`` digits: the stored keys that a
+    number with extra leading digits (a country or trunk code) may stand for."""
+    return [digits[i:] for i in range(0, max(1, len(digits) - shortest + 1))]
+
+
+class ListingProjection(Projection):
+    """Opportunities, customers and forecasts as rows to filter, sort, search and page."""
+
+    name = "lists"
+    topics = topics_of((*_OPPORTUNITY_TYPES, *_CUSTOMER_TYPES, *_FORECAST_TYPES))
+    tables = (
+        "list_opportunities",
+        "list_opportunity_team",
+        "list_customers",
+        "list_customer_grams",
+        "list_forecasts",
+    )
+    indexes = {
+        "list_opportunities_owner": "list_opportunities (owner_id, expected_close, opportunity_id)",
+        "list_opportunities_customer": "list_opportunities (customer_id)",
+        "list_opportunities_close": "list_opportunities (expected_close, opportunity_id)",
+        "list_opportunities_amount": "list_opportunities (amount, opportunity_id)",
+        "list_opportunities_opened": "list_opportunities (opened_at, opportunity_id)",
+        "list_opportunities_updated": "list_opportunities (updated_at, opportunity_id)",
+        "list_opportunities_stage": "list_opportunities (status, stage)",
+        "list_opportunities_idle": "list_opportunities (status, idle_since)",
+        "list_opportunities_region": "list_opportunities (region)",
+        "list_opportunities_product": "list_opportunities (product)",
+        "list_opportunity_team_person": "list_opportunity_team (person_id, opportunity_id)",
+        "list_customers_name": "list_customers (name_key, customer_id)",
+        "list_customers_owner": "list_customers (owner_id, name_key)",
+        "list_customers_tax": "list_customers (tax_key)",
+        "list_customers_email": "list_customers (email_key)",
+        "list_customers_phone": "list_customers (phone_key)",
+        "list_customers_phone_rev": "list_customers (phone_rev)",
+        "list_customers_registered": "list_customers (registered_at, customer_id)",
+        "list_customers_class": "list_customers (classification)",
+        "list_customers_region": "list_customers (region)",
+        "list_forecasts_person": "list_forecasts (person_id, period)",
+        "list_forecasts_period": "list_forecasts (period, person_id)",
+    }
+
+    def create_tables(self, tx: Transaction) -> None:
+        create_table(
+            tx,
+            "list_opportunities ("
+            "opportunity_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, owner_id TEXT NOT NULL, "
+            "title TEXT NOT NULL, source TEXT NOT NULL, product TEXT NOT NULL, "
+            "region TEXT NOT NULL, amount NUMERIC NOT NULL, amount_text TEXT NOT NULL, "
+            "expected_close TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
+            "qualification TEXT NOT NULL, high_value INTEGER NOT NULL, evaluation_score INTEGER, "
+            "opened_at TEXT NOT NULL, idle_since TEXT NOT NULL, updated_at TEXT NOT NULL, "
+            "won_amount_text TEXT, closed_on TEXT, version INTEGER NOT NULL)",
+        )
+        create_table(
+            tx,
+            "list_opportunity_team (opportunity_id TEXT NOT NULL, person_id TEXT NOT NULL, "
+            "PRIMARY KEY (opportunity_id, person_id))",
+        )
+        create_table(
+            tx,
+            "list_customers ("
+            "customer_id TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL, "
+            "source TEXT NOT NULL, tax_id TEXT, tax_key TEXT, phone TEXT, phone_key TEXT, "
+            "phone_rev TEXT, email TEXT, email_key TEXT, owner_id TEXT, classification TEXT, "
+            "region TEXT, registered_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+            "version INTEGER NOT NULL)",
+        )
+        create_table(
+            tx,
+            "list_customer_grams (gram TEXT NOT NULL, customer_id TEXT NOT NULL, "
+            "PRIMARY KEY (gram, customer_id))",
+        )
+        create_table(
+            tx,
+            "list_forecasts ("
+            "forecast_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, period TEXT NOT NULL, "
+            "status TEXT NOT NULL, total NUMERIC NOT NULL, total_text TEXT NOT NULL, "
+            "submitted_at TEXT, updated_at TEXT NOT NULL, version INTEGER NOT NULL)",
+        )
+
+    def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+        pending = self.begin()
+        self.apply(tx, pending, events)
+        self.flush(tx, pending)
+
+    def begin(self) -> _ListingChanges:
+        return _ListingChanges()
+
+    def apply(self, tx: Transaction, pending: Any, events: Sequence[RecordedEvent]) -> None:
+        changes: _ListingChanges = pending
+        changes.load(tx, events)
+        for recorded in events:
+            kind = recorded.type_name
+            if kind in _OPPORTUNITY_EVENTS:
+                changes.apply_to_opportunity(recorded)
+            elif kind in _CUSTOMER_EVENTS:
+                changes.apply_to_customer(recorded)
+            elif kind in _FORECAST_EVENTS:
+                changes.apply_to_forecast(recorded)
+
+    def flush(self, tx: Transaction, pending: Any) -> None:
+        pending.write(tx)
+
+
+class _ListingChanges:
+    """The rows one transaction changes, each written once at the end."""
+
+    def __init__(self) -> None:
+        self.deals = KeyedRows("list_opportunities", "opportunity_id", OPPORTUNITY_COLUMNS)
+        self.customers = KeyedRows("list_customers", "customer_id", CUSTOMER_COLUMNS)
+        self.forecasts = KeyedRows("list_forecasts", "forecast_id", FORECAST_COLUMNS)
+        self.team: dict[tuple[str, str], bool] = {}
+        self.grams: list[tuple[str, str]] = []
+
+    def load(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
+        """Read the rows of earlier batches that ``events`` change."""
+        wanted: dict[str, set[str]] = {"deal": set(), "customer": set(), "forecast": set()}
+        created: set[str] = set()
+        for recorded in events:
+            kind, key = recorded.type_name, recorded.aggregate_id
+            if kind in _CREATED:
+                created.add(key)
+                continue
+            if kind == "ActivityLogged" and recorded.event.opportunity_id:
+                wanted["deal"].add(str(recorded.event.opportunity_id))
+            if key in created:
+                continue
+            if kind in _OPPORTUNITY_EVENTS:
+                wanted["deal"].add(key)
+            elif kind in _CUSTOMER_EVENTS:
+                wanted["customer"].add(key)
+            elif kind in _FORECAST_EVENTS:
+                wanted["forecast"].add(key)
+        self.deals.load(tx, sorted(wanted["deal"] - created))
+        self.customers.load(tx, sorted(wanted["customer"]))
+        self.forecasts.load(tx, sorted(wanted["forecast"]))
+
+    def apply_to_opportunity(self, recorded: RecordedEvent) -> None:
+        event, kind, at = recorded.event, recorded.type_name, recorded.recorded_at
+        if kind == "OpportunityOpened":
+            self.deals.put(_opened_deal(recorded))
+            return
+        current = self.deals.get(recorded.aggregate_id)
+        if current is None:
+            return
+        row = dict(current)
+        row.update(version=event.originator_version, updated_at=at)
+        _DEAL_CHANGES.get(kind, _no_change)(row, event, at)
+        if kind == "TeamMemberAdded":
+            self.team[(recorded.aggregate_id, event.person_id)] = True
+        elif kind == "TeamMemberRemoved":
+            self.team[(recorded.aggregate_id, event.person_id)] = False
+        self.deals.put(row)
+
+    def apply_to_customer(self, recorded: RecordedEvent) -> None:
+        event, kind, at = recorded.event, recorded.type_name, recorded.recorded_at
+        if kind == "CustomerRegistered":
+            row = _registered_customer(recorded)
+            self.customers.put(row)
+            self.grams.extend((gram, row["customer_id"]) for gram in name_grams(row["name_key"]))
+            return
+        if kind == "ActivityLogged" and event.opportunity_id:
+            deal = self.deals.get(str(event.opportunity_id))
+            if deal is not None:
+                self.deals.put({**deal, "idle_since": max(deal["idle_since"], at)})
+        current = self.customers.get(recorded.aggregate_id)
+        if current is None:
+            return
+        row = {**current, "version": event.originator_version, "updated_at": at}
+        if kind == "CustomerClassified":
+            row["classification"] = event.classification
+        elif kind == "CustomerAssigned":
+            row["owner_id"] = event.owner_id
+        elif kind == "ProfileSupplemented" and "region" in event.changes:
+            row["region"] = _text_or_none(event.changes["region"])
+        self.customers.put(row)
+
+    def apply_to_forecast(self, recorded: RecordedEvent) -> None:
+        event, kind, at = recorded.event, recorded.type_name, recorded.recorded_at
+        if kind == "ForecastOpened":
+            self.forecasts.put(
+                {
+                    "forecast_id": recorded.aggregate_id,
+                    "person_id": event.person_id,
+                    "period": event.period,
+                    "status": "open",
+                    "total": "0",
+                    "total_text": "0",
+                    "submitted_at": None,
+                    "updated_at": at,
+                    "version": event.originator_version,
+                }
+            )
+            return
+        current = self.forecasts.get(recorded.aggregate_id)
+        if current is None:
+            return
+        row = {**current, "version": event.originator_version, "updated_at": at}
+        if kind == "ForecastSubmitted":
+            row.update(status="submitted", total=str(event.total), total_text=str(event.total))
+            row["submitted_at"] = at
+        else:
+            total = str(event.adjusted_total)
+            row.update(status="revised", total=total, total_text=total)
+        self.forecasts.put(row)
+
+    def write(self, tx: Transaction) -> None:
+        self.deals.flush(tx)
+        self.customers.flush(tx)
+        self.forecasts.flush(tx)
+        added = sorted(key for key, present in self.team.items() if present)
+        removed = sorted(key for key, present in self.team.items() if not present)
+        write_rows(
+            tx,
+            "list_opportunity_team",
+            ("opportunity_id", "person_id"),
+            added,
+            " ON CONFLICT (opportunity_id, person_id) DO NOTHING",
+        )
+        if removed:
+            tx.executemany(
+                "DELETE FROM list_opportunity_team WHERE opportunity_id = %s AND person_id = %s",
+                removed,
+            )
+        write_rows(
+            tx,
+            "list_customer_grams",
+            ("gram", "customer_id"),
+            sorted(set(self.grams)),
+            " ON CONFLICT (gram, customer_id) DO NOTHING",
+        )
+        self.team.clear()
+        self.grams.clear()
+
+
+def _opened_deal(recorded: RecordedEvent) -> Row:
+    event, at = recorded.event, recorded.recorded_at
+    return {
+        "opportunity_id": recorded.aggregate_id,
+        "customer_id": event.customer_id,
+        "owner_id": event.owner_id,
+        "title": event.title,
+        "source": event.source,
+        "product": event.product,
+        "region": event.region,
+        "amount": str(event.amount),
+        "amount_text": str(event.amount),
+        "expected_close": event.expected_close.isoformat(),
+        "stage": 1,
+        "status": "open",
+        "qualification": "pending",
+        "high_value": 0,
+        "evaluation_score": None,
+        "opened_at": at,
+        "idle_since": at,
+        "updated_at": at,
+        "won_amount_text": None,
+        "closed_on": None,
+        "version": event.originator_version,
+    }
+
+
+def _registered_customer(recorded: RecordedEvent) -> Row:
+    event, at = recorded.event, recorded.recorded_at
+    keys = uniqueness_keys(event.name, event.tax_id, event.phone, event.email)
+    phone_key = keys.get("phone")
+    return {
+        "customer_id": recorded.aggregate_id,
+        "name": event.name,
+        "name_key": keys["name"],
+        "source": event.source,
+        "tax_id": event.tax_id,
+        "tax_key": keys.get("tax_id"),
+        "phone": event.phone,
+        "phone_key": phone_key,
+        "phone_rev": phone_key[::-1] if phone_key else None,
+        "email": event.email,
+        "email_key": keys.get("email"),
+        "owner_id": event.owner_id,
+        "classification": None,
+        "region": _text_or_none(event.profile.get("region")),
+        "registered_at": at,
+        "updated_at": at,
+        "version": event.originator_version,
+    }
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _no_change(row: Row, event: Any, at: str) -> None:
+    return None
+
+
+def _worked(row: Row, at: str) -> None:
+    row["idle_since"] = max(row["idle_since"], at)
+
+
+def _stage(row: Row, event: Any, at: str) -> None:
+    row["stage"] = event.to_stage
+    _worked(row, at)
+
+
+def _disqualified(row: Row, event: Any, at: str) -> None:
+    row.update(stage=1, qualification="nurturing")
+    _worked(row, at)
+
+
+def _evaluated(row: Row, event: Any, at: str) -> None:
+    row.update(high_value=int(bool(event.high_value)), evaluation_score=event.score)
+
+
+def _won(row: Row, event: Any, at: str) -> None:
+    row.update(stage=8, status="won", won_amount_text=str(event.amount))
+    row["closed_on"] = event.closed_on.isoformat()
+    _worked(row, at)
+
+
+def _lost(row: Row, event: Any, at: str) -> None:
+    row.update(status="lost", closed_on=event.closed_on.isoformat())
+    _worked(row, at)
+
+
+def _reopened(row: Row, event: Any, at: str) -> None:
+    row.update(status="open", stage=event.stage, won_amount_text=None, closed_on=None)
+    _worked(row, at)
+
+
+def _amount(row: Row, event: Any, at: str) -> None:
+    row.update(amount=str(event.amount), amount_text=str(event.amount))
+
+
+_DEAL_CHANGES: dict[str, Any] = {
+    "OpportunityQualified": lambda row, event, at: row.update(qualification="qualified"),
+    "OpportunityDisqualified": _disqualified,
+    "OpportunityEvaluated": _evaluated,
+    "StageAdvanced": _stage,
+    "PrimaryOwnerChanged": lambda row, event, at: row.update(owner_id=event.owner_id),
+    "AmountRevised": _amount,
+    "CloseDateRevised": lambda row, event, at: row.update(
+        expected_close=event.expected_close.isoformat()
+    ),
+    "OpportunityActivityLogged": lambda row, event, at: _worked(row, at),
+    "OpportunityWon": _won,
+    "OpportunityLost": _lost,
+    "OpportunityReopened": _reopened,
+}
+
+
+def customer_search_keys(text: str) -> dict[str, Any]:
+    """What a search text is compared with: the uniqueness check's normal forms of it as
+    a name, a tax id, an e-mail and a phone number (and that number's tails)."""
+    keys = uniqueness_keys(text, text, text, text)
+    digits = normalise_phone(text)
+    return {
+        "name": keys.get("name", ""),
+        "tax_id": keys.get("tax_id"),
+        "email": keys.get("email"),
+        "phone_digits": digits if len(digits) >= 4 else None,
+        "phone_tails": phone_suffixes(digits) if len(digits) >= 7 else [],
+    }
