@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
+import sys
 from typing import Any
 
 from aggregates.errors import DomainError
 from services.bootstrap import build_ledger
 from services.history import history_with_chain
+from services.moments import InvalidMomentError, parse_moment, time_zone
+from services.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -25,7 +27,12 @@ def register(subparsers: Any) -> None:
 
     history = subparsers.add_parser("history", help="print a deal's full history in order")
     history.add_argument("aggregate_id")
-    history.add_argument("--as-of", type=datetime.fromisoformat, default=None)
+    history.add_argument(
+        "--as-of",
+        default=None,
+        help="a date (the end of that day), a local time (in LEDGER_TIME_ZONE, UTC by "
+        "default) or a time with an offset",
+    )
     history.add_argument("--json", action="store_true", help="one JSON object per line")
     history.set_defaults(handler=_history)
 
@@ -55,9 +62,17 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    ledger = build_ledger()
+    settings = Settings()
     try:
-        entries = history_with_chain(ledger, args.aggregate_id, as_of=args.as_of)
+        as_of = None
+        if args.as_of is not None:
+            as_of = parse_moment(args.as_of, "--as-of", time_zone(settings.time_zone))
+    except (InvalidMomentError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    ledger = build_ledger(settings)
+    try:
+        entries = history_with_chain(ledger, args.aggregate_id, as_of=as_of)
     except DomainError as error:
         print(f"error: {error}")
         return 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +24,8 @@ def deal_history(
         uid = UUID(aggregate_id)
     except ValueError:
         raise NotFoundError(f"no aggregate {aggregate_id}") from None
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
     entries = []
     for event in ledger.stored_events(uid):
         if as_of is not None and event.timestamp > as_of:

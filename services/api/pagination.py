@@ -66,7 +66,7 @@ def keyset_of(state: Any) -> tuple[Any, str] | None:
     if state is None:
         return None
     if (
-        not isinstance(state, list)
+        not isinstance(state, list | tuple)
         or len(state) != 2
         or not isinstance(state[1], str)
         or not isinstance(state[0], str | int)
