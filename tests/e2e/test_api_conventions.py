@@ -3,12 +3,14 @@ keys bound to their request, time parameters by one rule, a body limit, offline 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
@@ -150,3 +152,25 @@ def test_docs_are_served_without_a_cdn(api: tuple[TestClient, dict[str, str], Se
         assert "cdn" not in html and "/docs-assets/" in html
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     assert client.get("/docs-assets/redoc.standalone.js").status_code == 200
+
+
+def test_the_openapi_documents_every_status_with_the_problem_shape(
+    api: tuple[TestClient, dict[str, str], Settings],
+) -> None:
+    client, headers, _ = api
+    spec = client.get("/openapi.json").json()
+    problem_schema = dict(spec["components"]["schemas"]["Problem"])
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            documented = set(operation["responses"])
+            assert {"401", "403", "404", "422", "503"} <= documented, (method, path)
+            if method == "post":
+                assert {"409", "412", "413"} <= documented, (method, path)
+            content = operation["responses"]["422"]["content"]
+            assert content["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
+    refused = client.get("/opportunities", params={"limit": 0}, headers=headers)
+    resolver_schema = {**problem_schema}
+    resolver_schema["$defs"] = spec["components"]["schemas"]
+    text = json.dumps(resolver_schema).replace("#/components/schemas/", "#/$defs/")
+    jsonschema.validate(refused.json(), json.loads(text))
+    assert refused.json()["invalid_params"][0]["name"] == "limit"

@@ -1,5 +1,8 @@
 """Whatever a client sends — generated from the OpenAPI document by schemathesis, valid
-and invalid — the API answers with a clear client error or success, never a 500."""
+and invalid — the API answers with a clear client error or success, never a 500, and
+every answer is one the OpenAPI document describes: its status, its content type and
+its schema (checks ``not_a_server_error``, ``status_code_conformance``,
+``content_type_conformance``, ``response_schema_conformance``)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,12 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from services.api.app import create_app
 from services.bootstrap import build_ledger
@@ -46,12 +55,21 @@ def fuzzed_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
     ledger.close()
 
 
-def test_no_request_gives_a_server_error(fuzzed_api: tuple[Any, str]) -> None:
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+def test_every_answer_is_one_the_openapi_document_describes(fuzzed_api: tuple[Any, str]) -> None:
     app, token = fuzzed_api
     api = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {token}"}
     operations = [result.ok() for result in api.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) > 40
+    failures: list[str] = []
 
     for operation in operations:
 
@@ -63,11 +81,12 @@ def test_no_request_gives_a_server_error(fuzzed_api: tuple[Any, str]) -> None:
             derandomize=True,
             database=None,
         )
-        def no_server_error(case: Any) -> None:
+        def conforms(case: Any) -> None:
             response = case.call(headers=headers)
-            assert response.status_code < 500, (
-                f"{case.method} {case.formatted_path} answered {response.status_code}: "
-                f"{response.text[:500]}"
-            )
+            case.validate_response(response, checks=CHECKS)
 
-        no_server_error()
+        try:
+            conforms()
+        except Exception as error:  # noqa: BLE001 - collected, reported together below
+            failures.append(f"{operation.method.upper()} {operation.path}: {error}"[:1500])
+    assert not failures, "\n\n".join(failures)
