@@ -49,10 +49,7 @@ class Sort:
             return "", []
         op = "<" if self.descending else ">"
         value, last_id = after
-        return (
-            f" AND ({self.column} {op} %s OR ({self.column} = %s AND {self.id_column} {op} %s))",
-            [value, value, last_id],
-        )
+        return f" AND ({self.column}, {self.id_column}) {op} (%s, %s)", [value, last_id]
 
 
 def sorts(id_column: str, columns: Sequence[str]) -> dict[str, Sort]:
@@ -191,8 +188,9 @@ def _visible_deals(where: _Where, visible: Collection[str] | None) -> None:
         return
     people = sorted(visible)
     where.add(
-        f"(owner_id {in_clause(people)} OR opportunity_id IN (SELECT opportunity_id FROM "
-        f"list_opportunity_team WHERE person_id {in_clause(people)}))",
+        f"opportunity_id IN (SELECT opportunity_id FROM list_opportunities WHERE owner_id "
+        f"{in_clause(people)} UNION SELECT opportunity_id FROM list_opportunity_team "
+        f"WHERE person_id {in_clause(people)})",
         *people,
         *people,
     )
