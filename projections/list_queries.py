@@ -188,9 +188,8 @@ def _visible_deals(where: _Where, visible: Collection[str] | None) -> None:
         return
     people = sorted(visible)
     where.add(
-        f"opportunity_id IN (SELECT opportunity_id FROM list_opportunities WHERE owner_id "
-        f"{in_clause(people)} UNION SELECT opportunity_id FROM list_opportunity_team "
-        f"WHERE person_id {in_clause(people)})",
+        f"(owner_id {in_clause(people)} OR opportunity_id IN (SELECT opportunity_id FROM "
+        f"list_opportunity_team WHERE person_id {in_clause(people)}))",
         *people,
         *people,
     )
@@ -238,7 +237,8 @@ def query_opportunities(
     """Deals matching ``selection`` among those ``visible`` people own or work on (None:
     all), in ``page.sort`` order."""
     where = _Where()
-    _visible_deals(where, visible)
+    if visible is None or selection.owner_id not in visible:
+        _visible_deals(where, visible)  # (a visible owner's deals are all visible)
     _deal_conditions(where, selection)
     select = f"SELECT {', '.join(OPPORTUNITY_COLUMNS)} FROM list_opportunities"
     with database.transaction() as tx:
