@@ -27,7 +27,7 @@ from projections.base import (
     keys_from_earlier_batches,
     topics_of,
 )
-from services.database import Database, Row, Transaction
+from projections.store import ReadStore, Row, Transaction
 
 OWNER_COLUMNS = ("forecast_id", "person_id", "period")
 SUBMISSION_COLUMNS = (
@@ -199,7 +199,7 @@ class ForecastReport(BaseModel):
 
 
 def query_forecast_report(
-    database: Database,
+    database: ReadStore,
     period: str,
     managers: Mapping[str, str | None],
     as_of: datetime | None = None,

@@ -41,7 +41,7 @@ from projections.base import (
     topics_of,
     write_rows,
 )
-from services.database import Database, Row, Transaction
+from projections.store import ReadStore, Row, Transaction
 
 DEAL_COLUMNS = (
     "opportunity_id",
@@ -575,7 +575,7 @@ def _add_total(totals: StageTotals, stage: int, status: str, n: int, amount: Dec
     totals[(stage, status)] = (count + n, total + amount)
 
 
-def query_funnel(database: Database, selection: FunnelFilter = FunnelFilter()) -> Funnel:
+def query_funnel(database: ReadStore, selection: FunnelFilter = FunnelFilter()) -> Funnel:
     """The live funnel, from the projection's rows.
 
     Filtered by owners only (or not at all), it sums the per owner/stage totals. Filtered
@@ -614,7 +614,7 @@ def query_funnel(database: Database, selection: FunnelFilter = FunnelFilter()) -
 
 
 def _funnel_from_totals_table(
-    database: Database, table: str, where: tuple[str, list[Any]]
+    database: ReadStore, table: str, where: tuple[str, list[Any]]
 ) -> Funnel:
     conditions, params = where
     with database.transaction() as tx:
@@ -726,7 +726,7 @@ def past_month_ends(now: datetime, months: int) -> list[datetime]:
 
 
 def query_funnel_health(
-    database: Database,
+    database: ReadStore,
     selection: FunnelFilter = FunnelFilter(),
     now: datetime | None = None,
     history_months: int = DEFAULT_HISTORY_MONTHS,

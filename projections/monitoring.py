@@ -24,7 +24,7 @@ from projections.base import (
     topics_of,
     week_of,
 )
-from services.database import Database, Row, Transaction
+from projections.store import ReadStore, Row, Transaction
 
 DEAL_COLUMNS = (
     "opportunity_id",
@@ -298,7 +298,7 @@ def _owner_condition(owner_ids: Collection[str] | None) -> tuple[str, list[Any]]
 
 
 def _deal_page(
-    database: Database,
+    database: ReadStore,
     condition: str,
     params: list[Any],
     now: datetime,
@@ -336,7 +336,7 @@ def _deal_page(
 
 
 def query_stale_deals(
-    database: Database,
+    database: ReadStore,
     *,
     days: int,
     now: datetime | None = None,
@@ -356,7 +356,7 @@ def query_stale_deals(
 
 
 def query_slipped_deals(
-    database: Database,
+    database: ReadStore,
     *,
     today: date | None = None,
     owner_ids: Collection[str] | None = None,
@@ -387,7 +387,7 @@ class ActivityCount(BaseModel):
 
 
 def query_activity_counts(
-    database: Database,
+    database: ReadStore,
     *,
     person_ids: Collection[str] | None = None,
     from_week: str | None = None,
@@ -435,7 +435,7 @@ class UnownedCustomerPage(BaseModel):
 
 
 def query_unowned_customers(
-    database: Database, *, limit: int = 100, offset: int = 0
+    database: ReadStore, *, limit: int = 100, offset: int = 0
 ) -> UnownedCustomerPage:
     """Customers without an account manager, oldest first."""
     with database.transaction() as tx:
@@ -475,7 +475,7 @@ class OwnershipTransferPage(BaseModel):
 
 
 def query_ownership_transfers(
-    database: Database,
+    database: ReadStore,
     *,
     aggregate_id: str | None = None,
     person_id: str | None = None,

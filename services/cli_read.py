@@ -15,10 +15,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from projections.read_store import open_read_store
 from projections.registry import all_projections, projection_names, spread_over_processes
 from projections.runner import DEFAULT_BATCH_SIZE, ProjectionRunner, ProjectionWorker
 from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.read_store import open_read_store
 from services.settings import Settings
 
 PROGRESS_INTERVAL_SECONDS = 0.5

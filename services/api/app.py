@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from commands.ledger import SalesLedger
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
 from services.api import integrity, tokens
@@ -26,6 +25,7 @@ from services.api.routers import (
     plans,
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.read_store import open_read_store
 from services.settings import Settings
 
 DESCRIPTION = """
