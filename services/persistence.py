@@ -749,10 +749,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if result.status != pq.ExecStatus.COMMAND_OK:
             raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
-    def append_backend_pids(self) -> list[int]:
-        """The server process ids appends run on (for operators and tests)."""
-        return self._append_connections.backend_pids()
-
     def close_own_connections(self) -> None:
         self._append_connections.close()
         self._notify_connection.close()
