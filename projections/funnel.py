@@ -26,7 +26,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from aggregates.funnel import LAST_OPEN_STAGE, STAGE_NAMES, STAGE_PROBABILITY, WON_STAGE
+from aggregates.funnel import (
+    HEALTH_HISTORY_MONTHS,
+    LAST_OPEN_STAGE,
+    STAGE_NAMES,
+    STAGE_PROBABILITY,
+    WON_STAGE,
+    health_label,
+)
 from events import opportunity as opportunity_events
 from projections.base import (
     KeyedRows,
@@ -93,9 +100,7 @@ FUNNEL_EVENT_TYPES = (
     opportunity_events.OpportunityReopened,
 )
 FUNNEL_TOPICS = topics_of(FUNNEL_EVENT_TYPES)
-HEALTH_EXCELLENT = Decimal("1.00")
-HEALTH_GOOD = Decimal("0.70")
-DEFAULT_HISTORY_MONTHS = 6
+DEFAULT_HISTORY_MONTHS = HEALTH_HISTORY_MONTHS
 
 
 def _seconds_between(start: str, end: str) -> float:
@@ -703,16 +708,6 @@ class FunnelHealth(BaseModel):
 
     history_moments: list[datetime]
     stages: list[FunnelHealthStage]
-
-
-def health_label(ratio: Decimal | None) -> str:
-    if ratio is None:
-        return "no history"
-    if ratio > HEALTH_EXCELLENT:
-        return "excellent"
-    if ratio >= HEALTH_GOOD:
-        return "good"
-    return "warning"
 
 
 def past_month_ends(now: datetime, months: int) -> list[datetime]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from aggregates.funnel import FIRST_STAGE, WON_STAGE
 from events import customer as customer_events
 from events import opportunity as opportunity_events
 from projections.base import (
@@ -161,7 +162,7 @@ class MonitoringProjection(Projection):
                     "customer_id": event.customer_id,
                     "owner_id": event.owner_id,
                     "title": event.title,
-                    "stage": 1,
+                    "stage": FIRST_STAGE,
                     "status": "open",
                     "expected_close": event.expected_close.isoformat(),
                     "last_stage_change_at": at,
@@ -178,11 +179,11 @@ class MonitoringProjection(Projection):
         elif kind == "StageAdvanced":
             row.update(stage=event.to_stage, last_stage_change_at=at)
         elif kind == "OpportunityDisqualified":
-            row.update(stage=1, last_stage_change_at=at)
+            row.update(stage=FIRST_STAGE, last_stage_change_at=at)
         elif kind == "OpportunityReopened":
             row.update(stage=event.stage, status="open", last_stage_change_at=at)
         elif kind == "OpportunityWon":
-            row.update(stage=8, status="won", last_stage_change_at=at)
+            row.update(stage=WON_STAGE, status="won", last_stage_change_at=at)
         elif kind == "OpportunityLost":
             row.update(status="lost", last_stage_change_at=at)
         elif kind == "CloseDateRevised":
