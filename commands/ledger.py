@@ -33,6 +33,12 @@ from aggregates.forecast import Forecast, forecast_id
 from aggregates.opportunity import Opportunity, Status
 from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
 from aggregates.plan import SalesPlan, period_bounds
+from aggregates.visibility import (
+    UnseenRecordError,
+    may_see,
+    require_visible_people,
+    sees_everything,
+)
 from commands.concurrency import GuardMovedError, LedgerRecorder
 from events.base import DateAsISO
 
@@ -335,6 +341,22 @@ class SalesLedger(Application[UUID]):
         if isinstance(aggregate, Customer) and not _may_change_customer(aggregate, actor, org):
             raise NotAllowedError("only the account manager or their superiors may change it")
 
+    def _read_visible(
+        self, kind: type[A], record_id: str, what: str, actor: str, org: Organisation
+    ) -> A:
+        """The record a command names, if ``actor`` may see it; one they may not see and
+        one that does not exist get the same UnseenRecordError (auditors and admins, who
+        see everything, learn that it does not exist)."""
+        try:
+            record = self.read(kind, record_id)
+        except NotFoundError:
+            if sees_everything(actor, org):
+                raise NotFoundError(f"no {what} {record_id}") from None
+            raise UnseenRecordError(what) from None
+        if not may_see(actor, record, org):
+            raise UnseenRecordError(what)
+        return record
+
     # The organisation.
 
     def set_up_organisation(self, name: str, admin_id: str, admin_name: str) -> CommandResult:
@@ -544,13 +566,18 @@ class SalesLedger(Application[UUID]):
         actor: str,
         command_id: str | None = None,
     ) -> CommandResult:
-        return self._change(
-            Customer,
-            customer_id,
-            actor,
-            command_id,
-            lambda c, _: c.log_activity(kind, summary, opportunity_id, actor),
-        )
+        def act(customer: Customer, org: Organisation) -> None:
+            if opportunity_id is not None:
+                deal = self._read_visible(
+                    Opportunity, opportunity_id, "the activity's deal", actor, org
+                )
+                if deal.customer_id != str(customer.id):
+                    raise RuleViolationError(
+                        "opportunity_id: an activity names only a deal of the same customer"
+                    )
+            customer.log_activity(kind, summary, opportunity_id, actor)
+
+        return self._change(Customer, customer_id, actor, command_id, act)
 
     # Opportunities.
 
@@ -570,7 +597,7 @@ class SalesLedger(Application[UUID]):
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(fresh=False)
-            self.load(Customer, customer_id)
+            self._read_visible(Customer, customer_id, "the deal's customer", actor, org)
             opportunity = Opportunity.open(
                 customer_id=customer_id,
                 owner_id=owner_id,
@@ -910,17 +937,21 @@ class SalesLedger(Application[UUID]):
             start, end = period_bounds(period)
             lines = []
             for opportunity_id in opportunity_ids:
-                opportunity = self.load(Opportunity, opportunity_id)
+                opportunity = self._read_visible(
+                    Opportunity, opportunity_id, "a forecast deal", actor, org
+                )
                 if opportunity.owner_id != actor:
                     raise RuleViolationError(
-                        f"{opportunity_id} is not yours: forecasts count only deals you are "
-                        "primary owner of, so revenue is never counted twice"
+                        f"{opportunity.title!r} is not yours: forecasts count only deals you "
+                        "are primary owner of, so revenue is never counted twice"
                     )
                 if opportunity.status == Status.LOST:
-                    raise RuleViolationError(f"{opportunity_id} is lost")
+                    raise RuleViolationError(f"{opportunity.title!r} is lost")
                 closing = opportunity.closed_on or opportunity.expected_close
                 if not start <= closing <= end:
-                    raise RuleViolationError(f"{opportunity_id} does not close in {period}")
+                    raise RuleViolationError(
+                        f"{opportunity.title!r} does not close in {period}"
+                    )
                 amount = opportunity.won_amount or opportunity.amount
                 lines.append(
                     {
@@ -957,7 +988,14 @@ class SalesLedger(Application[UUID]):
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(fresh=False)
-            forecast = self.forecast(person_id, period)
+            require_visible_people(actor, {person_id}, org)
+            try:
+                forecast = self.forecast(person_id, period)
+            except NotFoundError:
+                raise RuleViolationError(
+                    f"{person_id} has not submitted a forecast for {period}; a forecast is "
+                    "revised after it is submitted"
+                ) from None
             forecast.revise(adjusted_total, reason, actor, org)
             return forecast, ()
 

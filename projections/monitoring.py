@@ -480,10 +480,12 @@ def query_ownership_transfers(
     *,
     aggregate_id: str | None = None,
     person_id: str | None = None,
+    people: Collection[str] | None = None,
     after: int = 0,
     limit: int = 100,
 ) -> OwnershipTransferPage:
-    """Transfers in order; ``person_id`` matches the old owner, the new owner or the actor."""
+    """Transfers in order; ``person_id`` matches the old owner, the new owner or the actor;
+    ``people`` (if given) keeps those from or to one of them."""
     conditions: list[str] = ["position > %s"]
     params: list[Any] = [after]
     if aggregate_id is not None:
@@ -492,6 +494,10 @@ def query_ownership_transfers(
     if person_id is not None:
         conditions.append("(from_owner = %s OR to_owner = %s OR actor = %s)")
         params.extend([person_id] * 3)
+    if people is not None:
+        names = sorted(people)
+        conditions.append(f"(from_owner {in_clause(names)} OR to_owner {in_clause(names)})")
+        params.extend([*names, *names])
     with database.transaction() as tx:
         rows = tx.execute(
             f"SELECT {', '.join(TRANSFER_COLUMNS)} FROM monitoring_ownership_transfers "

@@ -24,14 +24,16 @@ from eventsourcing.domain import Aggregate
 
 from aggregates.customer import Customer
 from aggregates.errors import NotFoundError
-from aggregates.forecast import Forecast
 from aggregates.opportunity import Opportunity
-from aggregates.organisation import Organisation, Role
-from aggregates.plan import SalesPlan
+from aggregates.organisation import Role
+from aggregates.visibility import UNSEEN_RECORD_RULE, may_see, sees_everything
 from commands.ledger import SalesLedger
 
-NOT_ALLOWED_MESSAGE = "you are not allowed to do this here"
-"""The one message of every policy refusal: it says nothing about the record."""
+__all__ = ["ROUTE_POLICY", "AccessDeniedError", "check_route", "may_see", "sees_everything"]
+
+NOT_ALLOWED_MESSAGE = UNSEEN_RECORD_RULE
+"""The refusal for a record the actor may not see, or that does not exist: it names the
+rule and says nothing about the record."""
 
 
 class AccessDeniedError(Exception):
@@ -48,13 +50,28 @@ class Access(StrEnum):
     ADMIN = "admin"
     """People, roles and tokens."""
     OVERSIGHT = "oversight"
-    """Monitoring lists across people (stale, slipped deals …): managers, auditors, admins."""
+    """Monitoring lists (stale, slipped deals …): every member, each over the people they
+    see (a rep their own, a manager their subtree, auditors and admins everyone)."""
     AUDIT = "audit"
     """Bulk reads, exports and integrity proofs: auditors and admins."""
     RECORD_READ = "record_read"
     """Reading one record: those who may see it."""
     RECORD_WRITE = "record_write"
     """Changing one record: those who may see it, never auditors."""
+
+
+REFUSAL_BY_ACCESS: dict[Access, str] = {
+    Access.MEMBER_READ: "only active members of the organisation read this",
+    Access.MEMBER_WRITE: "an auditor changes nothing; only sales reps, managers and admins "
+    "record this",
+    Access.ADMIN: "only an admin manages people, roles and tokens",
+    Access.OVERSIGHT: "only sales reps, managers, auditors and admins watch the process",
+    Access.AUDIT: "only auditors and admins read the audit trail, exports and integrity proofs",
+    Access.RECORD_READ: "only active members of the organisation read records",
+    Access.RECORD_WRITE: "an auditor changes nothing; only sales reps, managers and admins "
+    "change records",
+}
+"""Each refusal names the rule that refused."""
 
 
 @dataclass(frozen=True)
@@ -133,33 +150,6 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
 }
 
 
-def sees_everything(actor: str, org: Organisation) -> bool:
-    """Auditors and admins read every record."""
-    return org.has_role(actor, Role.AUDITOR, Role.ADMIN)
-
-
-def _covers(actor: str, people: set[str], org: Organisation) -> bool:
-    """The actor is one of ``people`` or a superior of one of them."""
-    return actor in people or any(org.is_superior(actor, p) for p in people)
-
-
-def may_see(actor: str, record: Aggregate, org: Organisation) -> bool:
-    """Whether ``actor`` may read ``record``."""
-    if sees_everything(actor, org):
-        return True
-    if not org.has_role(actor, Role.SALES_REP, Role.MANAGER):
-        return False
-    if isinstance(record, Opportunity):
-        return _covers(actor, {record.owner_id, *record.team}, org)
-    if isinstance(record, Customer):
-        if record.owner_id is None:
-            return True
-        return _covers(actor, {record.owner_id}, org)
-    if isinstance(record, Forecast):
-        return _covers(actor, {record.person_id}, org)
-    return isinstance(record, SalesPlan)
-
-
 def check_route(
     method: str,
     path: str,
@@ -181,13 +171,13 @@ def check_route(
         Access.MEMBER_READ: lambda: active,
         Access.MEMBER_WRITE: lambda: writer,
         Access.ADMIN: lambda: org.has_role(actor, Role.ADMIN),
-        Access.OVERSIGHT: lambda: org.has_role(actor, Role.MANAGER, Role.AUDITOR, Role.ADMIN),
+        Access.OVERSIGHT: lambda: active,
         Access.AUDIT: lambda: sees_everything(actor, org),
         Access.RECORD_READ: lambda: active,
         Access.RECORD_WRITE: lambda: writer,
     }
     if not checks[rule.access]():
-        raise AccessDeniedError(NOT_ALLOWED_MESSAGE)
+        raise AccessDeniedError(REFUSAL_BY_ACCESS[rule.access])
     if rule.record_param is None:
         return rule
     record = _load_record(ledger, rule.record_kind, str(path_params.get(rule.record_param, "")))

@@ -20,6 +20,7 @@ from aggregates.errors import (
 )
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from aggregates.opportunity import Opportunity, Status
+from aggregates.visibility import UnseenRecordError
 from commands.ledger import SalesLedger
 from services.settings import Settings
 from tests.conftest import build_team
@@ -137,6 +138,9 @@ def test_duplicate_customers_are_refused_with_the_existing_id(ledger: SalesLedge
 
 def test_forecasts_count_only_deals_of_the_primary_owner(ledger: SalesLedger) -> None:
     mine, theirs = open_deal(ledger, "rep1"), open_deal(ledger, "rep2")
+    with pytest.raises(UnseenRecordError):
+        ledger.submit_forecast("2026-Q2", [mine, theirs], actor="rep1")
+    ledger.add_team_member(theirs, "rep1", "engineer", actor="rep2")
     with pytest.raises(RuleViolationError, match="not yours"):
         ledger.submit_forecast("2026-Q2", [mine, theirs], actor="rep1")
     ledger.submit_forecast("2026-Q2", [mine], actor="rep1")
