@@ -107,11 +107,13 @@ class Database:
         if self.dialect == "postgres":
             self._pool = ConnectionPool(
                 settings.postgres_conninfo(),
-                min_size=1,
-                max_size=max(4, settings.postgres_pool_size),
+                min_size=min(settings.postgres_pool_min, settings.read_pool_max),
+                max_size=settings.read_pool_max,
                 kwargs={"row_factory": dict_row, "autocommit": False},
-                open=True,
+                timeout=settings.postgres_pool_timeout,
+                open=False,
             )
+            self._open_lock = threading.Lock()
         else:
             self._sqlite = sqlite3.connect(
                 settings.sqlite_path, check_same_thread=False, isolation_level=None, timeout=30
@@ -128,7 +130,7 @@ class Database:
     def transaction(self) -> Iterator[Transaction]:
         """One atomic unit: everything inside commits together or not at all."""
         if self._pool is not None:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 temporary = self._temporary_tables.setdefault(conn, set())
                 try:
                     with conn.transaction():
@@ -147,12 +149,38 @@ class Database:
                 raise
             self._sqlite.execute("COMMIT")
 
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A connection of the pool, opened on first use (a process that never queries
+        holds none); waiting longer than the pool's timeout raises ``PoolTimeout``, a
+        ``psycopg.OperationalError``."""
+        assert self._pool is not None
+        if self._pool.closed:
+            with self._open_lock:
+                if self._pool.closed:
+                    self._pool.open(wait=False)
+        with self._pool.connection() as conn:
+            yield conn
+
+    def pool_stats(self) -> dict[str, int]:
+        """The pool's size, idle connections, waiting requests and maximum (empty on
+        SQLite)."""
+        if self._pool is None:
+            return {}
+        stats = self._pool.get_stats()
+        return {
+            "open": stats.get("pool_size", 0),
+            "idle": stats.get("pool_available", 0),
+            "waiting": stats.get("requests_waiting", 0),
+            "max": self._pool.max_size,
+        }
+
     def wait_for_notify(self, channel: str, timeout: float) -> None:
         """Block until a NOTIFY on ``channel`` (PostgreSQL) or ``timeout`` seconds pass."""
         if self._pool is None:
             threading.Event().wait(timeout)
             return
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             conn.autocommit = True
             try:
                 conn.execute(f'LISTEN "{channel}"')
@@ -163,7 +191,7 @@ class Database:
                 conn.autocommit = False
 
     def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and not self._pool.closed:
             self._pool.close()
         if self._sqlite is not None:
             self._sqlite.close()

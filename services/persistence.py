@@ -89,6 +89,8 @@ SCHEMA_LOCK_KEY = 0x53434845  # "SCHE": serialises schema creation between proce
 GUARD_SQLSTATE = "LG001"
 NOTIFY_RETRY_SECONDS = 1.0
 NOTIFY_COALESCE_SECONDS = 0.02
+DEFAULT_OWN_CONNECTIONS = 3
+"""Append connections of one recorder at most, unless ``LEDGER_APPEND_CONNECTIONS`` says."""
 TOPIC_SCAN_WINDOW = 16
 """A topic-filtered read (``select_topic_rows``) scans at most this many times its limit
 of positions: a follower of rare topics moves on in bounded steps."""
@@ -154,11 +156,33 @@ class OwnConnections:
         self._idle: list[psycopg.Cursor[tuple[Any, ...]]] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._slots = threading.BoundedSemaphore(DEFAULT_OWN_CONNECTIONS)
+        self._wait = datastore.pool.timeout
+
+    def limit(self, connections: int, wait: float) -> None:
+        """At most ``connections`` open at once (the process's connection budget); a
+        user waits ``wait`` seconds for one, then gets an ``OperationalError``. Set
+        before first use."""
+        self._slots = threading.BoundedSemaphore(connections)
+        self._wait = wait
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
         """A cursor (tuple rows) on an open connection, for one statement; errors surface
         as the datastore's would."""
+        slots = self._slots
+        if not slots.acquire(timeout=self._wait):
+            raise OperationalError(
+                f"no database connection free for appends within {self._wait:g} s"
+            )
+        try:
+            with self._checked_out() as curs:
+                yield curs
+        finally:
+            slots.release()
+
+    @contextlib.contextmanager
+    def _checked_out(self) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
         with self._lock:
             if self._closed:
                 raise InterfaceError("the recorder is closed")
@@ -749,6 +773,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if result.status != pq.ExecStatus.COMMAND_OK:
             raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
+    def limit_append_connections(self, connections: int, wait: float) -> None:
+        """Append on at most ``connections`` connections at once, waiting ``wait`` seconds
+        for one (then ``OperationalError``)."""
+        self._append_connections.limit(connections, wait)
+
     def close_own_connections(self) -> None:
         self._append_connections.close()
         self._notify_connection.close()
@@ -932,6 +961,8 @@ class LedgerPostgresFactory(PostgresFactory):
     def application_recorder(self) -> ApplicationRecorder:
         recorder = super().application_recorder()
         if isinstance(recorder, LedgerPostgresRecorder):
+            connections = int(self.env.get("LEDGER_APPEND_CONNECTIONS") or DEFAULT_OWN_CONNECTIONS)
+            recorder.limit_append_connections(connections, self.datastore.pool.timeout)
             self._recorders.append(recorder)
         return recorder
 

@@ -24,7 +24,7 @@ from services.api.routers import (
     people,
     plans,
 )
-from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
 from services.read_store import open_read_store
 from services.settings import Settings
 
@@ -36,7 +36,7 @@ Every command returns the ledger `position` of its last event; pass it to a quer
 `min_position` to read your own write (the query waits up to 5 s, then answers 504).
 Errors are JSON `{"error": code, "message": text}`: 401 unauthenticated, 403 not allowed,
 404 not found, 409 conflict or duplicate, 422 invalid or against a business rule,
-504 projection still behind.
+503 store unavailable or busy (retry after `Retry-After` seconds), 504 projection still behind.
 """
 
 
@@ -49,11 +49,14 @@ def create_app(
     """The API. ``project_in_process`` (default: on the embedded SQLite store) runs the
     projection worker in a background thread while the app runs."""
     settings = settings or Settings()
-    ledger = ledger or build_ledger(settings)
+    store = ledger or until_reachable(lambda: build_ledger(settings), "the event store")
     database = open_read_store(settings)
     if project_in_process is None:
         project_in_process = settings.store == "sqlite"
-    runner = ProjectionRunner(ledger, database, all_projections())
+    runner = until_reachable(
+        lambda: ProjectionRunner(store, database, all_projections()), "the read store"
+    )
+    ledger = store
     worker = None
     if project_in_process:
         worker = ProjectionWorker(runner, EVENTS_CHANNEL, poll_interval=0.2)
