@@ -15,7 +15,7 @@ finer rules on changes (only an owner's superior may reassign, and so on).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -120,6 +120,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/funnel"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/health"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/conversion"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/pipeline/changes"): RouteRule(Access.MEMBER_READ),
     **{
         ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
         for view in (
@@ -136,6 +137,17 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
 def sees_everything(actor: str, org: Organisation) -> bool:
     """Auditors and admins read every record."""
     return org.has_role(actor, Role.AUDITOR, Role.ADMIN)
+
+
+def visible_owners(
+    actor: str, org: Organisation, owners: Collection[str] | None
+) -> set[str] | None:
+    """``owners`` narrowed to the deals ``actor`` may see one by one: no limit (None) for
+    auditors and admins, else the actor's own deals and their subtree's."""
+    if sees_everything(actor, org):
+        return None if owners is None else set(owners)
+    mine = org.subtree(actor)
+    return mine if owners is None else set(owners) & mine
 
 
 def _covers(actor: str, people: set[str], org: Organisation) -> bool:

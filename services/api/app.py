@@ -23,6 +23,7 @@ from services.api.routers import (
     monitoring,
     opportunities,
     people,
+    pipeline,
     plans,
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger
@@ -84,6 +85,7 @@ def create_app(
         plans.router,
         forecasts.router,
         funnel.router,
+        pipeline.router,
         monitoring.router,
         audit.router,
         tokens.router,

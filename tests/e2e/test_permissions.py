@@ -84,6 +84,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/funnel"): EVERYONE,
     ("GET", "/funnel/health"): EVERYONE,
     ("GET", "/funnel/conversion"): EVERYONE,
+    ("GET", "/pipeline/changes"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): OVERSIGHT
         for v in (
