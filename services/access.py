@@ -15,7 +15,7 @@ finer rules on changes (only an owner's superior may reassign, and so on).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -25,7 +25,7 @@ from eventsourcing.domain import Aggregate
 from aggregates.customer import Customer
 from aggregates.errors import NotFoundError
 from aggregates.opportunity import Opportunity
-from aggregates.organisation import Role
+from aggregates.organisation import Organisation, Role
 from aggregates.visibility import UNSEEN_RECORD_RULE, may_see, sees_everything
 from commands.ledger import SalesLedger
 
@@ -137,6 +137,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/funnel"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/health"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/conversion"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/pipeline/changes"): RouteRule(Access.MEMBER_READ),
     **{
         ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
         for view in (
@@ -148,6 +149,17 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/integrity/digest"): RouteRule(Access.AUDIT, recorded=True),
     ("POST", "/integrity/verify"): RouteRule(Access.AUDIT, recorded=True),
 }
+
+
+def visible_owners(
+    actor: str, org: Organisation, owners: Collection[str] | None
+) -> set[str] | None:
+    """``owners`` narrowed to the deals ``actor`` may see one by one: no limit (None) for
+    auditors and admins, else the actor's own deals and their subtree's."""
+    if sees_everything(actor, org):
+        return None if owners is None else set(owners)
+    mine = org.subtree(actor)
+    return mine if owners is None else set(owners) & mine
 
 
 def check_route(

@@ -22,6 +22,7 @@ from services.api.routers import (
     monitoring,
     opportunities,
     people,
+    pipeline,
     plans,
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
@@ -87,6 +88,7 @@ def create_app(
         plans.router,
         forecasts.router,
         funnel.router,
+        pipeline.router,
         monitoring.router,
         audit.router,
         tokens.router,

@@ -83,6 +83,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/funnel"): EVERYONE,
     ("GET", "/funnel/health"): EVERYONE,
     ("GET", "/funnel/conversion"): EVERYONE,
+    ("GET", "/pipeline/changes"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): EVERYONE
         for v in (
