@@ -26,7 +26,7 @@ from aggregates.customer import Customer
 from aggregates.errors import NotFoundError
 from aggregates.opportunity import Opportunity
 from aggregates.organisation import Organisation, Role
-from aggregates.visibility import UNSEEN_RECORD_RULE, may_see, sees_everything
+from aggregates.visibility import UNSEEN_RECORD_RULE, may_see, sees_everything, visible_people
 from commands.ledger import SalesLedger
 
 __all__ = ["ROUTE_POLICY", "AccessDeniedError", "check_route", "may_see", "sees_everything"]
@@ -156,10 +156,10 @@ def visible_owners(
 ) -> set[str] | None:
     """``owners`` narrowed to the deals ``actor`` may see one by one: no limit (None) for
     auditors and admins, else the actor's own deals and their subtree's."""
-    if sees_everything(actor, org):
+    scope = visible_people(actor, org)
+    if scope is None:
         return None if owners is None else set(owners)
-    mine = org.subtree(actor)
-    return mine if owners is None else set(owners) & mine
+    return scope if owners is None else set(owners) & scope
 
 
 def check_route(
