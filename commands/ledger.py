@@ -7,7 +7,7 @@ import hashlib
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -29,10 +29,10 @@ from aggregates.errors import (
     NotFoundError,
     RuleViolationError,
 )
-from aggregates.forecast import Forecast, forecast_id
-from aggregates.opportunity import Opportunity, Status
+from aggregates.forecast import Forecast, forecast_id, forecast_line
+from aggregates.opportunity import Opportunity
 from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
-from aggregates.plan import SalesPlan, period_bounds
+from aggregates.plan import SalesPlan
 from aggregates.visibility import (
     UnseenRecordError,
     may_see,
@@ -926,52 +926,65 @@ class SalesLedger(Application[UUID]):
         period: str,
         opportunity_ids: Sequence[str],
         *,
+        categories: Mapping[str, str] | None = None,
         actor: str,
         command_id: str | None = None,
     ) -> CommandResult:
-        """Submit the actor's forecast: the confirmed deals they are primary owner of,
-        closing in the period, plus the latest forecasts of their direct reports."""
+        """Submit the actor's forecast: the deals they are primary owner of, closing in
+        the period, each in a category (default: closed if won, else commit), plus the
+        figures in force of their direct reports' forecasts."""
+        chosen = dict(categories or {})
+        unknown = set(chosen) - set(opportunity_ids)
+        if unknown:
+            raise RuleViolationError("categories: name only deals of opportunity_ids")
 
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(fresh=False)
-            start, end = period_bounds(period)
-            lines = []
-            for opportunity_id in opportunity_ids:
-                opportunity = self._read_visible(
-                    Opportunity, opportunity_id, "a forecast deal", actor, org
+            lines = [
+                forecast_line(
+                    self._read_visible(Opportunity, deal, "a forecast deal", actor, org),
+                    actor,
+                    period,
+                    chosen.get(deal),
                 )
-                if opportunity.owner_id != actor:
-                    raise RuleViolationError(
-                        f"{opportunity.title!r} is not yours: forecasts count only deals you "
-                        "are primary owner of, so revenue is never counted twice"
-                    )
-                if opportunity.status == Status.LOST:
-                    raise RuleViolationError(f"{opportunity.title!r} is lost")
-                closing = opportunity.closed_on or opportunity.expected_close
-                if not start <= closing <= end:
-                    raise RuleViolationError(
-                        f"{opportunity.title!r} does not close in {period}"
-                    )
-                amount = opportunity.won_amount or opportunity.amount
-                lines.append(
-                    {
-                        "opportunity_id": str(opportunity.id),
-                        "amount": str(amount),
-                        "stage": opportunity.stage,
-                        "status": opportunity.status.value,
-                    }
-                )
+                for deal in opportunity_ids
+            ]
             team: dict[str, Decimal] = {}
             for report in org.direct_reports(actor):
                 try:
-                    team[report] = self.forecast(report, period).total
+                    team[report] = self.forecast(report, period).figure(org)
                 except NotFoundError:
                     continue
-            try:
-                forecast = self.forecast(actor, period)
-            except NotFoundError:
-                forecast = Forecast.open(actor, period, actor)
+            forecast = self._forecast_or_new(actor, period, actor)
             forecast.submit(lines, team, actor, org)
+            return forecast, ()
+
+        return self._run(actor, command_id, decide)
+
+    def _forecast_or_new(self, person_id: str, period: str, actor: str) -> Forecast:
+        try:
+            return self.forecast(person_id, period)
+        except NotFoundError:
+            return Forecast.open(person_id, period, actor)
+
+    def set_quota(
+        self,
+        person_id: str,
+        period: str,
+        amount: Decimal,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        """Set a person's quota for a period (a superior of theirs or an admin)."""
+
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation(fresh=False)
+            require_visible_people(actor, {person_id}, org)
+            org.person(person_id)
+            forecast = self._forecast_or_new(person_id, period, actor)
+            forecast.set_quota(amount, reason, actor, org)
             return forecast, ()
 
         return self._run(actor, command_id, decide)

@@ -133,6 +133,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/plans/{plan_id}/customer-resources"): RouteRule(Access.MEMBER_READ),
     ("POST", "/forecasts/{period}/submission"): RouteRule(Access.MEMBER_WRITE),
     ("POST", "/forecasts/{period}/people/{person_id}/revisions"): RouteRule(Access.MEMBER_WRITE),
+    ("POST", "/forecasts/{period}/people/{person_id}/quota"): RouteRule(Access.MEMBER_WRITE),
     ("GET", "/forecasts/{period}"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/health"): RouteRule(Access.MEMBER_READ),

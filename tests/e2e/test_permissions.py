@@ -79,6 +79,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/plans/{plan_id}/customer-resources"): EVERYONE,
     ("POST", "/forecasts/{period}/submission"): WRITERS,
     ("POST", "/forecasts/{period}/people/{person_id}/revisions"): WRITERS,
+    ("POST", "/forecasts/{period}/people/{person_id}/quota"): WRITERS,
     ("GET", "/forecasts/{period}"): EVERYONE,
     ("GET", "/funnel"): EVERYONE,
     ("GET", "/funnel/health"): EVERYONE,
