@@ -32,6 +32,7 @@ from aggregates.errors import (
 from aggregates.forecast import Forecast, forecast_id, forecast_line
 from aggregates.opportunity import Opportunity
 from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
+from aggregates.ownership import require_held
 from aggregates.plan import SalesPlan
 from aggregates.visibility import (
     UnseenRecordError,
@@ -248,6 +249,42 @@ class SalesLedger(Application[UUID]):
             str(aggregate.id), aggregate.version, positions[-1] if positions else None
         )
 
+    def _save_all(
+        self,
+        aggregates: Sequence[Aggregate],
+        *,
+        actor: str,
+        command_id: str | None,
+        guard: tuple[UUID, int] | None = None,
+    ) -> CommandResult:
+        """Save several aggregates' new events in one append: all or none; the result
+        names the last aggregate."""
+        last = aggregates[-1]
+        claims = []
+        if command_id:
+            claims.append((_claim_for_command(actor, command_id), f"{last.id}:{last.version}"))
+        stored = [
+            self.mapper.to_stored_event(event)
+            for aggregate in aggregates
+            for event in aggregate.collect_events()
+        ]
+        try:
+            positions = self.recorder.insert_events(stored, claims=claims, guard=guard) or []
+        except IntegrityError:
+            previous = self._previous_result(actor, command_id)
+            if previous is not None:
+                return previous
+            if any(a.id in self._unverified() for a in aggregates):
+                raise _StaleCacheError from None
+            raise ConcurrencyConflictError(
+                "some of the records were changed by someone else at the same time; retry"
+            ) from None
+        for aggregate in aggregates:
+            self._keep(aggregate)
+            if isinstance(aggregate, Organisation):
+                self._share_organisation(aggregate)
+        return CommandResult(str(last.id), last.version, positions[-1] if positions else None)
+
     def _append(self, aggregate: Aggregate, **kwargs: Any) -> Sequence[int]:
         """Store the aggregate's new events, with ``kwargs`` (claims, guard), in one
         append; their positions.
@@ -427,6 +464,53 @@ class SalesLedger(Application[UUID]):
             return org, ()
 
         return self._run(actor, command_id, decide)
+
+    def transfer_holdings(
+        self,
+        person_id: str,
+        successor_id: str,
+        deal_ids: Sequence[str],
+        customer_ids: Sequence[str],
+        reason: str,
+        *,
+        departure: bool = False,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        """Move ``person_id``'s open deals and customers to ``successor_id`` in one
+        command, one event per aggregate with the reason; with ``departure``, the person
+        leaves in the same append."""
+        if not reason.strip():
+            raise RuleViolationError("reason: a transfer needs a reason")
+        why = f"{reason} (holdings of {person_id} passed to {successor_id})"
+
+        previous = self._previous_result(actor, command_id)
+        if previous is not None:
+            return previous
+        for _ in range(MAX_DECISION_ATTEMPTS):
+            org = self.organisation(for_change=departure)
+            guard = (ORGANISATION_ID, org.version)
+            changed: list[Aggregate] = []
+            for deal_id in deal_ids:
+                deal = self.load(Opportunity, deal_id)
+                require_held(deal.owner_id, person_id, deal.title)
+                deal.change_primary_owner(successor_id, why, actor, org)
+                changed.append(deal)
+            for customer_id in customer_ids:
+                customer = self.load(Customer, customer_id)
+                require_held(customer.owner_id, person_id, customer.name)
+                customer.assign(successor_id, why, actor, org)
+                changed.append(customer)
+            if departure:
+                org.leave(person_id, reason, actor)
+                changed.append(org)
+            if not changed:
+                raise RuleViolationError(f"{person_id} holds no open deals or customers")
+            try:
+                return self._save_all(changed, actor=actor, command_id=command_id, guard=guard)
+            except (GuardMovedError, _StaleCacheError):
+                continue
+        raise ConcurrencyConflictError("the records kept changing while deciding; retry")
 
     # API tokens: only digests are stored; the claims table maps a digest to its person.
 

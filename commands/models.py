@@ -57,6 +57,17 @@ class ChangeManager(CommandRequest):
 
 class RemovePerson(CommandRequest):
     reason: Reason
+    successor_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who takes over the person's open deals and customers in the same "
+        "command; without one they stay flagged in /monitoring/departed-holdings",
+    )
+
+
+class ReassignHoldings(CommandRequest):
+    successor_id: str = Field(max_length=200, examples=["rep-north-2"])
+    reason: Reason
 
 
 # Customers.

@@ -97,6 +97,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("POST", "/people/{person_id}/role"): RouteRule(Access.ADMIN),
     ("POST", "/people/{person_id}/manager"): RouteRule(Access.ADMIN),
     ("POST", "/people/{person_id}/departure"): RouteRule(Access.ADMIN),
+    ("POST", "/people/{person_id}/reassignment"): RouteRule(Access.MEMBER_WRITE),
     ("POST", "/tokens"): RouteRule(Access.ADMIN),
     ("DELETE", "/tokens/{token_id}"): RouteRule(Access.ADMIN),
     ("POST", "/customers"): RouteRule(Access.MEMBER_WRITE),
@@ -141,7 +142,8 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     **{
         ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
         for view in (
-            "stale-deals", "slipped-deals", "activity", "unowned-customers", "ownership-transfers"
+            "stale-deals", "slipped-deals", "activity", "unowned-customers",
+            "ownership-transfers", "departed-holdings",
         )
     },
     ("GET", "/audit"): RouteRule(Access.AUDIT, recorded=True),

@@ -92,11 +92,11 @@ def test_the_adjustment_above_survives_the_resubmission_below(
         Decimal(rep1["submitted_total"]),
         Decimal(rep1["adjusted_total"]),
         rep1["adjusted_by"],
-    ) == (999_999, 120_000, "mgr")
+    ) == (Decimal(999_999), Decimal(120_000), "mgr")
     assert rep1["adjustment_predates_submission"] is True
     assert Decimal(mgr["rollup_adjusted"]) == 120_000
     assert Decimal(mgr["rollup_unadjusted"]) == 999_999
-    assert (Decimal(rep1["quota"]), Decimal(rep1["actual"])) == (100_000, 1000)
+    assert (Decimal(rep1["quota"]), Decimal(rep1["actual"])) == (Decimal(100_000), Decimal(1000))
     assert Decimal(rep1["accuracy"]) == Decimal("0.0083")
 
 
@@ -104,11 +104,14 @@ def test_as_of_gives_the_figures_and_actuals_known_then(
     api: tuple[TestClient, dict[str, dict[str, str]], int],
 ) -> None:
     before_win = report(api, "mgr", "2026-Q2", as_of="2026-05-01T00:00:00Z")["by_person"]["rep1"]
-    assert (Decimal(before_win["actual"]), Decimal(before_win["accuracy"])) == (0, 0)
+    assert (Decimal(before_win["actual"]), Decimal(before_win["accuracy"])) == (
+        Decimal(0),
+        Decimal(0),
+    )
     before = report(api, "mgr", "2026-Q2", as_of="2026-04-02T12:00:00Z")["by_person"]["rep1"]
     assert (Decimal(before["submitted_total"]), Decimal(before["adjusted_total"])) == (
-        98_000,
-        120_000,
+        Decimal(98_000),
+        Decimal(120_000),
     )
     assert before["adjustment_predates_submission"] is False
 

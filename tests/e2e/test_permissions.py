@@ -58,6 +58,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/people/{person_id}/role"): ADMIN,
     ("POST", "/people/{person_id}/manager"): ADMIN,
     ("POST", "/people/{person_id}/departure"): ADMIN,
+    ("POST", "/people/{person_id}/reassignment"): WRITERS,
     ("POST", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
     ("POST", "/customers"): WRITERS,
@@ -92,6 +93,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
             "activity",
             "unowned-customers",
             "ownership-transfers",
+            "departed-holdings",
         )
     },
     ("GET", "/audit"): AUDIT,
