@@ -97,6 +97,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("POST", "/people/{person_id}/role"): RouteRule(Access.ADMIN),
     ("POST", "/people/{person_id}/manager"): RouteRule(Access.ADMIN),
     ("POST", "/people/{person_id}/departure"): RouteRule(Access.ADMIN),
+    ("POST", "/people/{person_id}/reassignment"): RouteRule(Access.MEMBER_WRITE),
     ("POST", "/tokens"): RouteRule(Access.ADMIN),
     ("DELETE", "/tokens/{token_id}"): RouteRule(Access.ADMIN),
     ("POST", "/customers"): RouteRule(Access.MEMBER_WRITE),
@@ -133,6 +134,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/plans/{plan_id}/customer-resources"): RouteRule(Access.MEMBER_READ),
     ("POST", "/forecasts/{period}/submission"): RouteRule(Access.MEMBER_WRITE),
     ("POST", "/forecasts/{period}/people/{person_id}/revisions"): RouteRule(Access.MEMBER_WRITE),
+    ("POST", "/forecasts/{period}/people/{person_id}/quota"): RouteRule(Access.MEMBER_WRITE),
     ("GET", "/forecasts/{period}"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/health"): RouteRule(Access.MEMBER_READ),
@@ -141,7 +143,8 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     **{
         ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
         for view in (
-            "stale-deals", "slipped-deals", "activity", "unowned-customers", "ownership-transfers"
+            "stale-deals", "slipped-deals", "activity", "unowned-customers",
+            "ownership-transfers", "departed-holdings",
         )
     },
     ("GET", "/audit"): RouteRule(Access.AUDIT, recorded=True),

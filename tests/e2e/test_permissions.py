@@ -58,6 +58,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/people/{person_id}/role"): ADMIN,
     ("POST", "/people/{person_id}/manager"): ADMIN,
     ("POST", "/people/{person_id}/departure"): ADMIN,
+    ("POST", "/people/{person_id}/reassignment"): WRITERS,
     ("POST", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
     ("POST", "/customers"): WRITERS,
@@ -79,6 +80,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/plans/{plan_id}/customer-resources"): EVERYONE,
     ("POST", "/forecasts/{period}/submission"): WRITERS,
     ("POST", "/forecasts/{period}/people/{person_id}/revisions"): WRITERS,
+    ("POST", "/forecasts/{period}/people/{person_id}/quota"): WRITERS,
     ("GET", "/forecasts/{period}"): EVERYONE,
     ("GET", "/funnel"): EVERYONE,
     ("GET", "/funnel/health"): EVERYONE,
@@ -92,6 +94,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
             "activity",
             "unowned-customers",
             "ownership-transfers",
+            "departed-holdings",
         )
     },
     ("GET", "/audit"): AUDIT,
