@@ -16,6 +16,7 @@ from services.api.dependencies import ApiContext
 from services.api.errors import install_error_handlers
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
+    analytics,
     audit,
     customers,
     forecasts,
@@ -23,7 +24,6 @@ from services.api.routers import (
     monitoring,
     opportunities,
     people,
-    pipeline,
     plans,
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger
@@ -85,7 +85,7 @@ def create_app(
         plans.router,
         forecasts.router,
         funnel.router,
-        pipeline.router,
+        analytics.router,
         monitoring.router,
         audit.router,
         tokens.router,

@@ -85,6 +85,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/funnel/health"): EVERYONE,
     ("GET", "/funnel/conversion"): EVERYONE,
     ("GET", "/pipeline/changes"): EVERYONE,
+    ("GET", "/pipeline/flags"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): OVERSIGHT
         for v in (
@@ -97,6 +98,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     },
     ("GET", "/audit"): AUDIT,
     ("GET", "/aggregates/{aggregate_id}"): READ_REP1,
+    ("GET", "/aggregates/{aggregate_id}/field-history"): READ_REP1,
     ("GET", "/integrity/digest"): AUDIT,
     ("POST", "/integrity/verify"): AUDIT,
 }
