@@ -20,6 +20,7 @@ from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.analytics.events import recorded_events
+from services.cli import main
 from services.demo import DemoBuilder
 from services.importing.crm import imported_id, run_import
 from services.importing.export import export_crm
@@ -141,3 +142,37 @@ def test_a_second_import_changes_nothing_and_a_bad_file_is_refused_whole(
     assert dry.imported == 1 and not dry.written
     assert real.problems == dry.problems and not real.written
     assert target.recorder.max_notification_id() == written
+
+
+def test_the_cli_exports_dry_runs_and_imports(
+    stores: tuple[Settings, Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = SalesLedger(env=stores[0].event_store_env())
+    DemoBuilder(source, customers=5, opportunities=10, days=20, progress=False).build()
+    target = SalesLedger(env=stores[1].event_store_env())
+    _copy_organisation(source, target)
+    monkeypatch.setenv("LEDGER_STORE", "sqlite")
+    monkeypatch.setenv("LEDGER_SQLITE_PATH", str(stores[0].sqlite_path))
+    assert main(["export-crm", str(tmp_path / "out")]) == 0
+    monkeypatch.setenv("LEDGER_SQLITE_PATH", str(stores[1].sqlite_path))
+    files = [
+        *("--customers", str(tmp_path / "out" / "customers.csv")),
+        *("--opportunities", str(tmp_path / "out" / "opportunities.csv")),
+        *("--history", str(tmp_path / "out" / "opportunity_history.csv")),
+    ]
+    capsys.readouterr()
+
+    assert main(["import", "--actor", "admin", "--dry-run", "--quiet", *files]) == 0
+    dry = capsys.readouterr().out
+    assert main(["import", "--actor", "admin", "--quiet", *files]) == 0
+    real = capsys.readouterr().out
+
+    assert "not written" in dry and "; imported" not in dry
+    assert real.count("; imported") == 3 and "rows/s" in real
+    assert (
+        target.recorder.max_notification_id()
+        and main(["import", "--actor", "rep-north-1", "--quiet", *files]) == 1
+    )
