@@ -140,6 +140,10 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/funnel/health"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/conversion"): RouteRule(Access.MEMBER_READ),
     ("GET", "/pipeline/changes"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/pipeline/flags"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/aggregates/{aggregate_id}/field-history"): _record(
+        Access.RECORD_READ, "aggregate_id", None
+    ),
     **{
         ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
         for view in (

@@ -15,6 +15,7 @@ from services.api.dependencies import ApiContext
 from services.api.errors import install_error_handlers
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
+    analytics,
     audit,
     customers,
     forecasts,
@@ -22,7 +23,6 @@ from services.api.routers import (
     monitoring,
     opportunities,
     people,
-    pipeline,
     plans,
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
@@ -88,7 +88,7 @@ def create_app(
         plans.router,
         forecasts.router,
         funnel.router,
-        pipeline.router,
+        analytics.router,
         monitoring.router,
         audit.router,
         tokens.router,

@@ -86,6 +86,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/funnel/health"): EVERYONE,
     ("GET", "/funnel/conversion"): EVERYONE,
     ("GET", "/pipeline/changes"): EVERYONE,
+    ("GET", "/pipeline/flags"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): EVERYONE
         for v in (
@@ -99,6 +100,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     },
     ("GET", "/audit"): AUDIT,
     ("GET", "/aggregates/{aggregate_id}"): READ_REP1,
+    ("GET", "/aggregates/{aggregate_id}/field-history"): READ_REP1,
     ("GET", "/integrity/digest"): AUDIT,
     ("POST", "/integrity/verify"): AUDIT,
 }
