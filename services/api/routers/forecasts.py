@@ -67,5 +67,5 @@ def get_forecast_report(
 ) -> ForecastReport:
     """Each person's forecast and revisions, roll-ups at every level, and accuracy."""
     period_level(period)
-    managers = {p.person_id: p.manager_id for p in ledger.organisation().people.values()}
+    managers = {p.person_id: p.manager_id for p in ledger.organisation(fresh=False).people.values()}
     return query_forecast_report(database, period, managers, as_of)
