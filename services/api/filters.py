@@ -25,7 +25,7 @@ def owners_in_scope(
     """The owners to count: one person, a manager's whole subtree, both (intersected) or
     all. Naming a person the actor may not see is refused like an unseen record (403);
     with ``own_scope`` and no person named, the people the actor sees (``None``: all)."""
-    org = ledger.organisation()
+    org = ledger.organisation(fresh=False)  # authenticate has just refreshed it
     require_visible_people(actor, {p for p in (owner, team) if p is not None}, org)
     owners: set[str] | None = None
     if team is not None:
