@@ -11,9 +11,10 @@ from commands.ledger import SalesLedger
 from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
-from services.api import integrity, tokens
+from services.api import health, integrity, tokens
 from services.api.dependencies import ApiContext
 from services.api.errors import install_error_handlers
+from services.api.observability import MetricsMiddleware, pool_readers
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
     audit,
@@ -60,7 +61,13 @@ def create_app(
     worker = None
     if project_in_process:
         worker = ProjectionWorker(runner, EVENTS_CHANNEL, poll_interval=0.2)
-    context = ApiContext(settings=settings, ledger=ledger, database=database, worker=worker)
+    context = ApiContext(
+        settings=settings,
+        ledger=ledger,
+        database=database,
+        worker=worker,
+        projection_names=runner.names,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,6 +87,8 @@ def create_app(
     )
     app.state.context = context
     install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, pools=pool_readers(database, ledger))
+    app.include_router(health.router)
     for router in (
         people.router,
         customers.router,
