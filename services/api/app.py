@@ -11,7 +11,7 @@ from commands.ledger import SalesLedger
 from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
-from services.api import health, integrity, tokens
+from services.api import health, integrity, schemas, tokens
 from services.api.dependencies import ApiContext
 from services.api.errors import install_error_handlers
 from services.api.observability import MetricsMiddleware, pool_readers
@@ -89,6 +89,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, pools=pool_readers(database, ledger))
     app.include_router(health.router)
+    app.include_router(schemas.router)
     for router in (
         people.router,
         customers.router,
