@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
 from typing import Any
 from uuid import UUID
 
-from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.bootstrap import (
+    EVENTS_CHANNEL,
+    UNREACHABLE_ERRORS,
+    build_ledger,
+    until_reachable,
+)
 from services.database import Database
 from services.integrity import (
     ChainVerifier,
@@ -22,6 +28,7 @@ from services.integrity import (
 )
 from services.schema_admin import init_db
 from services.settings import Settings
+from services.worker_health import report_health
 
 
 def register(subparsers: Any) -> None:
@@ -68,23 +75,33 @@ def _init_db(args: argparse.Namespace) -> int:
 
 
 def _seal(args: argparse.Namespace) -> int:
-    ledger = build_ledger()
+    settings = Settings()
+    ledger = until_reachable(lambda: build_ledger(settings), "the event store")
     sealer = Sealer(ledger.recorder)  # type: ignore[arg-type]
-    position = sealer.seal()
+    position = until_reachable(sealer.seal, "the event store")
     print(f"sealed up to position {position}", flush=True)
     if not args.follow:
         return 0
-    database = Database(Settings())
+    database = Database(settings)
+    sealed_upto = [position]
+    health = report_health(settings.health_file, "seal", lambda: sealed_upto[0])
     try:
         while True:
-            database.wait_for_notify(EVENTS_CHANNEL, args.interval)
-            sealed = sealer.seal()
+            try:
+                database.wait_for_notify(EVENTS_CHANNEL, args.interval)
+                sealed = sealer.seal()
+            except UNREACHABLE_ERRORS as error:  # waited out, like the other workers
+                print(f"sealing paused: the database is unreachable ({error})", flush=True)
+                time.sleep(args.interval)
+                continue
+            sealed_upto[0] = sealed
             if sealed != position:
                 position = sealed
                 print(f"sealed up to position {position}", flush=True)
     except KeyboardInterrupt:
         return 0
     finally:
+        health.stop()
         database.close()
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from aggregates.errors import DomainError
 from projections.read_store import open_read_store
+
+from aggregates.errors import DomainError
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger

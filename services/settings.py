@@ -63,6 +63,16 @@ class Settings(BaseSettings):
         description="Seconds a request waits for a free connection; then the API answers "
         "503 with Retry-After.",
     )
+    ready_lag_max: int = Field(
+        default=1000,
+        ge=0,
+        description="Events a projection may lag behind the head with /readyz still ready.",
+    )
+    health_file: str = Field(
+        default="",
+        description="Where a worker (project, relay, seal --follow) writes its heartbeat "
+        "and position, for `salesledger health --file`.",
+    )
     aggregate_cache_size: int = Field(
         default=10_000, ge=1, description="Aggregates kept in memory (brought up to date on read)."
     )

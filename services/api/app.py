@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from commands.ledger import SalesLedger
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
-from services.api import integrity, tokens
+from services.api import health, integrity, schemas, tokens
 from services.api.dependencies import ApiContext
 from services.api.errors import install_error_handlers
+from services.api.observability import MetricsMiddleware, pool_readers
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
     analytics,
@@ -61,7 +62,13 @@ def create_app(
     worker = None
     if project_in_process:
         worker = ProjectionWorker(runner, EVENTS_CHANNEL, poll_interval=0.2)
-    context = ApiContext(settings=settings, ledger=ledger, database=database, worker=worker)
+    context = ApiContext(
+        settings=settings,
+        ledger=ledger,
+        database=database,
+        worker=worker,
+        projection_names=runner.names,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +88,9 @@ def create_app(
     )
     app.state.context = context
     install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, pools=pool_readers(database, ledger))
+    app.include_router(health.router)
+    app.include_router(schemas.router)
     for router in (
         people.router,
         customers.router,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from projections.read_store import open_read_store
 
 from aggregates.audit_log import AuditLog, audit_log_id
 from commands.ledger import SalesLedger
@@ -16,7 +17,6 @@ from events.base import recorded_at
 from projections.conversion import query_conversion
 from projections.funnel import FunnelFilter, query_funnel, query_funnel_as_of
 from projections.pipeline_changes import PipelineChanges, pipeline_changes
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.analytics.events import recorded_events
