@@ -153,8 +153,11 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     },
     ("GET", "/audit"): RouteRule(Access.AUDIT, recorded=True),
     ("GET", "/aggregates/{aggregate_id}"): _record(Access.RECORD_READ, "aggregate_id", None),
-    ("GET", "/integrity/digest"): RouteRule(Access.AUDIT, recorded=True),
-    ("POST", "/integrity/verify"): RouteRule(Access.AUDIT, recorded=True),
+    ("GET", "/integrity/heads/latest"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/heads/{tree_size}"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/inclusion"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/consistency"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/bundles/{aggregate_id}"): RouteRule(Access.AUDIT, recorded=True),
 }
 
 

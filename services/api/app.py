@@ -105,6 +105,7 @@ def create_app(
         integrity.router,
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)
+    app.include_router(integrity.public_router)
     return app
 
 

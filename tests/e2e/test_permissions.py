@@ -101,8 +101,11 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/audit"): AUDIT,
     ("GET", "/aggregates/{aggregate_id}"): READ_REP1,
     ("GET", "/aggregates/{aggregate_id}/field-history"): READ_REP1,
-    ("GET", "/integrity/digest"): AUDIT,
-    ("POST", "/integrity/verify"): AUDIT,
+    ("GET", "/integrity/heads/latest"): AUDIT,
+    ("GET", "/integrity/heads/{tree_size}"): AUDIT,
+    ("GET", "/integrity/inclusion"): AUDIT,
+    ("GET", "/integrity/consistency"): AUDIT,
+    ("GET", "/integrity/bundles/{aggregate_id}"): AUDIT,
 }
 
 
@@ -152,6 +155,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "plan_id": str(uuid.uuid4()),
         "period": "2026-Q3",
         "token_id": "no-such-token",
+        "tree_size": "1",
     }
     with TestClient(create_app(settings, ledger)) as client:
         yield World(client, ledger, tokens, values)

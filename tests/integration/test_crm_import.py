@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from projections.read_store import open_read_store
 
 from aggregates.audit_log import AuditLog, audit_log_id
 from commands.ledger import SalesLedger
@@ -24,6 +23,7 @@ from services.cli import main
 from services.demo import DemoBuilder
 from services.importing.crm import imported_id, run_import
 from services.importing.export import export_crm
+from services.read_store import open_read_store
 from services.settings import Settings
 from tests.conftest import wait_for_read_horizon
 
