@@ -27,6 +27,7 @@ from services.api.routers import (
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger
 from services.settings import Settings
+from services.web import install_dashboard
 
 DESCRIPTION = """
 Commands of the sales-process ledger and queries of its live projections.
@@ -90,6 +91,7 @@ def create_app(
         integrity.router,
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)
+    install_dashboard(app)
     return app
 
 
