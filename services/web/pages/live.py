@@ -14,9 +14,10 @@ router = APIRouter(prefix="/web", include_in_schema=False)
 
 @router.get("/live")
 def live_version(request: Request, context: WebContextDep) -> Response:
-    """The version of the ledger and its projections; a page refetches itself when it moves."""
+    """The version of the ledger and its projections; a page refetches itself when it
+    moves. Nothing (204) without a session: the data is not revealed, not even its size."""
     if current_viewer(request, context.ledger) is None:
-        return JSONResponse({"message": "sign in first"}, status_code=401)
+        return Response(status_code=204)  # signed out meanwhile: nothing to follow
     version = queries.data_version(context.ledger, context.database)
     etag = f'"{version}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
