@@ -29,6 +29,7 @@ from services.api.routers import (
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
 from services.read_store import open_read_store
 from services.settings import Settings
+from services.web import install_dashboard
 
 DESCRIPTION = """
 Commands of the sales-process ledger and queries of its live projections.
@@ -106,6 +107,7 @@ def create_app(
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)
     app.include_router(integrity.public_router)
+    install_dashboard(app)
     return app
 
 
