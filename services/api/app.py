@@ -8,17 +8,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from commands.ledger import SalesLedger
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
-from services.api import integrity, tokens
+from services.api import health, integrity, schemas, tokens
 from services.api.conventions import HttpConventions
 from services.api.dependencies import ApiContext
 from services.api.docs import install_offline_docs
 from services.api.errors import install_error_handlers
+from services.api.observability import MetricsMiddleware, pool_readers
 from services.api.openapi_doc import install_openapi
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
+    analytics,
     audit,
     customers,
     forecasts,
@@ -29,8 +30,10 @@ from services.api.routers import (
     people,
     plans,
 )
-from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
+from services.read_store import open_read_store
 from services.settings import Settings
+from services.web import install_dashboard
 
 DESCRIPTION = """
 Commands of the sales-process ledger and queries of its live projections.
@@ -43,7 +46,8 @@ Errors are RFC 9457 problem details (`application/problem+json`: `type`, `title`
 `existing_customer_id`): 401 unauthenticated, 403 not allowed, 404 not found, 409
 conflict or duplicate, 412 `If-Match` not met (with `current_version`), 413 body too
 large, 422 invalid (`invalid_params` names each parameter) or against a business rule,
-503 event store unreachable, 504 projection still behind.
+503 event store unreachable or busy (retry after `Retry-After` seconds), 504 projection
+still behind.
 
 Lists take `limit` and an opaque `cursor`; the next page's address is in the
 `Link: <…>; rel="next"` header (and `next_cursor`). Lists and reports answer CSV for
@@ -62,15 +66,24 @@ def create_app(
     """The API. ``project_in_process`` (default: on the embedded SQLite store) runs the
     projection worker in a background thread while the app runs."""
     settings = settings or Settings()
-    ledger = ledger or build_ledger(settings)
+    store = ledger or until_reachable(lambda: build_ledger(settings), "the event store")
     database = open_read_store(settings)
     if project_in_process is None:
         project_in_process = settings.store == "sqlite"
-    runner = ProjectionRunner(ledger, database, all_projections())
+    runner = until_reachable(
+        lambda: ProjectionRunner(store, database, all_projections()), "the read store"
+    )
+    ledger = store
     worker = None
     if project_in_process:
         worker = ProjectionWorker(runner, EVENTS_CHANNEL, poll_interval=0.2)
-    context = ApiContext(settings=settings, ledger=ledger, database=database, worker=worker)
+    context = ApiContext(
+        settings=settings,
+        ledger=ledger,
+        database=database,
+        worker=worker,
+        projection_names=runner.names,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,6 +108,9 @@ def create_app(
     install_offline_docs(app)
     install_openapi(app)
     app.add_middleware(HttpConventions, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, pools=pool_readers(database, ledger))
+    app.include_router(health.router)
+    app.include_router(schemas.router)
     for router in (
         listings.router,
         people.router,
@@ -103,12 +119,15 @@ def create_app(
         plans.router,
         forecasts.router,
         funnel.router,
+        analytics.router,
         monitoring.router,
         audit.router,
         tokens.router,
         integrity.router,
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)
+    app.include_router(integrity.public_router)
+    install_dashboard(app)
     return app
 
 

@@ -1,6 +1,7 @@
 """Errors as RFC 9457 problem details (``application/problem+json``): domain errors via
 ``commands.errors``, invalid requests as 422 naming the parameter, a failed precondition
-as 412, a body too large as 413, lag as 504, an unreachable event store as 503."""
+as 412, a body too large as 413, lag as 504, an unreachable event store (or no free
+connection in the process's budget) as 503."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -162,6 +164,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(psycopg.OperationalError)  # also no pooled connection free in time
     def store_unavailable(request: Request, error: Exception) -> JSONResponse:
         return problem(
             503,

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-from services.access import visible_people
+from aggregates.visibility import visible_people
 from services.api.csv_export import csv_response, every_page, wants_csv
 from services.api.dependencies import ApiContext
 from services.api.pagination import decode_cursor, encode_cursor, paged

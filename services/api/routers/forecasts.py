@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from aggregates.plan import period_level
-from commands.models import CommandAccepted, ReviseForecast, SubmitForecast
+from aggregates.visibility import visible_people
+from commands.models import CommandAccepted, ReviseForecast, SetQuota, SubmitForecast
 from projections.forecasts import ForecastReport, query_forecast_report
 from services.api.csv_export import Format, report_response
 from services.api.dependencies import (
@@ -34,7 +35,11 @@ def submit_forecast(
 ) -> CommandAccepted:
     """Submit your forecast: your confirmed deals plus your direct reports' forecasts."""
     result = context.ledger.submit_forecast(
-        period, body.opportunity_ids, actor=actor, command_id=command_id
+        period,
+        body.opportunity_ids,
+        categories=body.categories,
+        actor=actor,
+        command_id=command_id,
     )
     return accepted(result, context)
 
@@ -55,6 +60,22 @@ def revise_forecast(
     return accepted(result, context)
 
 
+@router.post("/{period}/people/{person_id}/quota", response_model=CommandAccepted)
+def set_quota(
+    period: str,
+    person_id: str,
+    body: SetQuota,
+    context: ContextDep,
+    actor: CurrentActor,
+    command_id: IdempotencyKey = None,
+) -> CommandAccepted:
+    """Set a person's quota for the period (a superior of theirs or an admin)."""
+    result = context.ledger.set_quota(
+        person_id, period, body.amount, body.reason, actor=actor, command_id=command_id
+    )
+    return accepted(result, context)
+
+
 @router.get("/{period}", response_model=ForecastReport, dependencies=[Depends(fresh("forecasts"))])
 def get_forecast_report(
     period: str,
@@ -65,8 +86,11 @@ def get_forecast_report(
     request: Request,
     format: Format = None,
 ) -> Any:
-    """Each person's forecast and revisions, roll-ups at every level, and accuracy."""
+    """Each person's forecast and adjustments, roll-ups at every level, categories, quota,
+    actuals and accuracy; the people you see (your own, your subtree, or everyone)."""
     period_level(period)
-    managers = {p.person_id: p.manager_id for p in ledger.organisation().people.values()}
-    report = query_forecast_report(database, period, managers, as_of)
+    organisation = ledger.organisation(fresh=False)
+    managers = {p.person_id: p.manager_id for p in organisation.people.values()}
+    in_view = visible_people(actor, organisation)
+    report = query_forecast_report(database, period, managers, as_of, in_view)
     return report_response(request, ledger, actor, format, report)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
 
+from aggregates.visibility import require_visible_people, visible_people
 from projections.monitoring import (
     ActivityCount,
     OwnershipTransfer,
@@ -23,6 +25,7 @@ from services.api.filters import owners_in_scope
 from services.api.listing import list_response
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, int_state
 from services.api.security import CurrentActor
+from services.holdings import held_by
 
 router = APIRouter(
     prefix="/monitoring", tags=["monitoring"], dependencies=[Depends(fresh("monitoring"))]
@@ -60,7 +63,7 @@ def get_stale_deals(
     format: Format = None,
 ) -> Any:
     """Open deals with no activity and no stage change for ``days`` days."""
-    owners = owners_in_scope(ledger, owner, team)
+    owners = owners_in_scope(ledger, actor, owner, team, own_scope=True)
 
     def query(limit: int, offset: int) -> Any:
         return query_stale_deals(database, days=days, owner_ids=owners, limit=limit, offset=offset)
@@ -86,7 +89,7 @@ def get_slipped_deals(
     format: Format = None,
 ) -> Any:
     """Open deals whose expected close date has passed."""
-    owners = owners_in_scope(ledger, owner, team)
+    owners = owners_in_scope(ledger, actor, owner, team, own_scope=True)
 
     def query(limit: int, offset: int) -> Any:
         return query_slipped_deals(database, owner_ids=owners, limit=limit, offset=offset)
@@ -113,7 +116,7 @@ def get_activity_counts(
     """Activities logged per person and ISO week, by kind."""
     counts = query_activity_counts(
         database,
-        person_ids=owners_in_scope(ledger, person, team),
+        person_ids=owners_in_scope(ledger, actor, person, team, own_scope=True),
         from_week=from_week,
         to_week=to_week,
     )
@@ -151,6 +154,7 @@ def get_ownership_transfers(
     response: Response,
     context: ContextDep,
     database: DatabaseDep,
+    ledger: LedgerDep,
     actor: CurrentActor,
     aggregate_id: str | None = None,
     person: Annotated[str | None, Query(description="old owner, new owner or actor")] = None,
@@ -158,12 +162,15 @@ def get_ownership_transfers(
     limit: Limit = DEFAULT_LIMIT,
     format: Format = None,
 ) -> Any:
-    """Every transfer of a customer or deal, in order."""
+    """Every transfer of a customer or deal, in order (those from or to the people you see)."""
+    organisation = ledger.organisation()
+    require_visible_people(actor, {person} if person is not None else set(), organisation)
+    people = visible_people(actor, organisation)
 
     def fetch(state: Any, limit: int) -> tuple[list[Any], Any]:
         page = query_ownership_transfers(
-            database, aggregate_id=aggregate_id, person_id=person, after=int_state(state),
-            limit=limit,
+            database, aggregate_id=aggregate_id, person_id=person, people=people,
+            after=int_state(state), limit=limit,
         )  # fmt: skip
         return list(page.items), page.next_after
 
@@ -171,3 +178,24 @@ def get_ownership_transfers(
         request, response, context, actor, name="ownership-transfers", sort="position",
         cursor=cursor, limit=limit, format=format, item=OwnershipTransfer, fetch=fetch,
     )  # fmt: skip
+
+
+class DepartedHolding(BaseModel):
+    """An open deal or a customer still held by someone who has left."""
+
+    kind: str = Field(examples=["opportunity"])
+    id: str
+    label: str = Field(examples=["Line 3 automation"])
+    owner_id: str = Field(examples=["rep-west-6"])
+
+
+@router.get("/departed-holdings", response_model=list[DepartedHolding])
+def get_departed_holdings(
+    database: DatabaseDep, ledger: LedgerDep, actor: CurrentActor
+) -> list[DepartedHolding]:
+    """Open deals and customers whose owner has left, among the people you see: to reassign."""
+    organisation = ledger.organisation()
+    departed = {p.person_id for p in organisation.people.values() if not p.active}
+    scope = visible_people(actor, organisation)
+    owners = departed if scope is None else departed & scope
+    return [DepartedHolding(**row) for row in held_by(database, owners)]
