@@ -9,6 +9,7 @@ from aggregates.errors import (
     ConcurrencyConflictError,
     DomainError,
     DuplicateCustomerError,
+    InvalidFieldError,
     NotAllowedError,
     NotFoundError,
     RuleViolationError,
@@ -30,6 +31,7 @@ CODE_BY_ERROR: dict[type[DomainError], str] = {
     NotAllowedError: "not_allowed",
     ConcurrencyConflictError: "concurrency_conflict",
     DuplicateCustomerError: "duplicate_customer",
+    InvalidFieldError: "invalid_field",
     RuleViolationError: "rule_violation",
     PreconditionFailedError: "precondition_failed",
     IdempotencyKeyReusedError: "idempotency_key_reused",
@@ -57,4 +59,6 @@ def body_for(error: DomainError) -> dict[str, Any]:
     if isinstance(error, PreconditionFailedError):
         body["current_version"] = error.current_version
         body["expected_versions"] = error.expected_versions
+    if isinstance(error, InvalidFieldError):
+        body["field"] = error.field
     return body

@@ -20,13 +20,14 @@ from eventsourcing.application import (
     Application,
 )
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 
 from aggregates.audit_log import AuditLog, audit_log_id
 from aggregates.customer import Customer, uniqueness_keys
 from aggregates.errors import (
     ConcurrencyConflictError,
     DuplicateCustomerError,
+    InvalidFieldError,
     NotAllowedError,
     NotFoundError,
     RuleViolationError,
@@ -45,6 +46,7 @@ from aggregates.visibility import (
 from commands.concurrency import GuardMovedError, LedgerRecorder
 from commands.preconditions import IdempotencyKeyReusedError, PreconditionFailedError, expected
 from events.base import DateAsISO
+from events.limits import EventFieldError, check_encoded_size, check_event
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -82,6 +84,21 @@ def _claim_for_command(actor: str, command_id: str) -> str:
     return f"command:{actor}:{command_id}"
 
 
+class CheckedMapper(Mapper[UUID]):
+    """The event boundary: every event passes ``events.limits`` before it is stored,
+    whichever command made it; a value no consumer could process is refused
+    (``InvalidFieldError``, naming the field) and nothing is written."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        try:
+            check_event(domain_event)
+            stored = super().to_stored_event(domain_event)
+            check_encoded_size(domain_event, stored.state)
+        except EventFieldError as error:
+            raise InvalidFieldError(error.field, error.problem) from None
+        return stored
+
+
 class SalesLedger(Application[UUID]):
     """Every command of the sales process; each one is a load → decide → save."""
 
@@ -90,6 +107,11 @@ class SalesLedger(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=CheckedMapper
+        )
 
     # Loading and saving.
 

@@ -6,6 +6,7 @@ connection in the process's budget) as 503."""
 from __future__ import annotations
 
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -37,6 +38,20 @@ _HTTP_CODES = {
     406: "not_acceptable",
     413: "body_too_large",
 }
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8 (a lone surrogate echoed
+    from the request becomes ``\\ud800``), every number valid JSON (``inf`` a string)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    return value
 
 
 class InvalidParam(BaseModel):
@@ -94,7 +109,10 @@ def problem(
     }
     body.update(members)
     return JSONResponse(
-        jsonable_encoder(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+        _encodable(jsonable_encoder(body, custom_encoder={Exception: str})),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_MEDIA_TYPE,
     )
 
 
