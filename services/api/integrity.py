@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -28,6 +28,8 @@ from services.transparency.keys import current_public_key_pem
 from services.transparency.store import tree_store_for
 
 router = APIRouter(tags=["integrity"])
+MAX_POSITION = 2**63 - 1
+"""The largest position or tree size a database column holds."""
 public_router = APIRouter(tags=["integrity"])
 
 
@@ -84,7 +86,9 @@ def get_latest_head(ledger: LedgerDep, actor: CurrentActor) -> TreeHead:
 
 
 @router.get("/integrity/heads/{tree_size}", response_model=TreeHead)
-def get_head(tree_size: int, ledger: LedgerDep, actor: CurrentActor) -> TreeHead:
+def get_head(
+    tree_size: Annotated[int, Path(ge=0, le=MAX_POSITION)], ledger: LedgerDep, actor: CurrentActor
+) -> TreeHead:
     """The signed tree head of a given size, with its cosignatures."""
     return _head(ledger, tree_size)
 
@@ -108,8 +112,12 @@ def _head(ledger: Any, tree_size: int | None) -> TreeHead:
 def get_inclusion(
     ledger: LedgerDep,
     actor: CurrentActor,
-    position: Annotated[int, Query(ge=1, description="the event's ledger position")],
-    tree_size: Annotated[int | None, Query(ge=1, description="default: the latest head")] = None,
+    position: Annotated[
+        int, Query(ge=1, le=MAX_POSITION, description="the event's ledger position")
+    ],
+    tree_size: Annotated[
+        int | None, Query(ge=1, le=MAX_POSITION, description="default: the latest head")
+    ] = None,
 ) -> InclusionProof:
     """The inclusion proof of the event at a position against a signed head."""
     try:
@@ -123,8 +131,12 @@ def get_inclusion(
 def get_consistency(
     ledger: LedgerDep,
     actor: CurrentActor,
-    from_size: Annotated[int, Query(ge=1, description="the size of the kept head")],
-    to_size: Annotated[int | None, Query(ge=1, description="default: the latest head")] = None,
+    from_size: Annotated[
+        int, Query(ge=1, le=MAX_POSITION, description="the size of the kept head")
+    ],
+    to_size: Annotated[
+        int | None, Query(ge=1, le=MAX_POSITION, description="default: the latest head")
+    ] = None,
 ) -> ConsistencyProof:
     """The consistency proof that a later signed head extends an earlier one."""
     try:

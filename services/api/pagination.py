@@ -71,6 +71,7 @@ def keyset_of(state: Any) -> tuple[Any, str] | None:
         or not isinstance(state[1], str)
         or not isinstance(state[0], str | int)
         or isinstance(state[0], bool)
+        or (isinstance(state[0], int) and not -(2**63) <= state[0] < 2**63)
     ):
         raise InvalidParameterError("cursor", "not a cursor this API issued")
     return state[0], state[1]
@@ -80,7 +81,7 @@ def int_state(state: Any) -> int:
     """A decoded position or offset state (0 without a cursor)."""
     if state is None:
         return 0
-    if not isinstance(state, int) or isinstance(state, bool) or state < 0:
+    if not isinstance(state, int) or isinstance(state, bool) or not 0 <= state < 2**63:
         raise InvalidParameterError("cursor", "not a cursor this API issued")
     return state
 
