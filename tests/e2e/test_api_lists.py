@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from aggregates.audit_log import AuditLog, audit_log_id
 from commands.ledger import SalesLedger
+from projections.runner import wait_for_position
 from services.api.app import create_app
 from services.bootstrap import build_ledger
 from services.settings import Settings
@@ -40,8 +41,13 @@ class World:
         return response
 
     def settled(self) -> int:
-        """The ledger's last position (pass as ``min_position`` to read it)."""
-        return int(self.ledger.store.max_committed_notification_id())
+        """The ledger's last position, once the list projections have applied it (a busy
+        machine may take longer than a query's own 5 s wait)."""
+        position = int(self.ledger.store.max_committed_notification_id())
+        context = self.client.app.state.context  # type: ignore[attr-defined]
+        for projection in ("lists", "funnel"):
+            wait_for_position(context.database, projection, position, 120, context.worker.wake)
+        return position
 
 
 @pytest.fixture
