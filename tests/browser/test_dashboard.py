@@ -66,6 +66,20 @@ def test_pages_show_the_apis_figures(dashboard: Dashboard, page: tuple[Page, Con
         report = api.get(f"/forecasts/{period}").json()
         assert figure(browser_page, "top_adjusted") == money(report["top_level_adjusted"])
         screenshot(browser_page, "forecasts-compared")
+        browser_page.goto(f"{dashboard.url}/web/plans")
+        plan_id = browser_page.locator('select[name="plan"]').input_value()
+        attainment = api.get(f"/plans/{plan_id}/attainment").json()
+        for node in attainment["nodes"]:
+            shown = figure(browser_page, f"actual-{node['path']}-revenue")
+            assert shown == money(node["actuals"]["revenue"]), node["path"]
+        resources = api.get(f"/plans/{plan_id}/customer-resources").json()
+        assert figure(browser_page, "remaining") == money(resources["remaining"])
+        deal_id = _a_deal_of(dashboard, "rep-north-3", min_events=2)
+        browser_page.goto(f"{dashboard.url}/web/deals/{deal_id}")
+        state = api.get(f"/opportunities/{deal_id}").json()["state"]
+        assert figure(browser_page, "stage") == str(state["stage"])
+        history = api.get(f"/opportunities/{deal_id}/history").json()
+        assert figure(browser_page, "events") == str(len(history))
     assert console.errors == []
 
 
@@ -180,13 +194,22 @@ def test_sign_in_links_work_once_and_forms_need_their_csrf_token(
 def test_pages_read_at_phone_width(dashboard: Dashboard, page: tuple[Page, Console]) -> None:
     browser_page, console = page
     browser_page.set_viewport_size({"width": 390, "height": 844})
-    dashboard.sign_in(browser_page, "rep-north-1")
+    seller, _ = _two_reps_with_open_deals(dashboard)
+    dashboard.sign_in(browser_page, seller)
     browser_page.goto(f"{dashboard.url}/web/pipeline")
     width = browser_page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     browser_page.keyboard.press("Tab")
     expect(browser_page.locator(".skip")).to_be_focused()
     screenshot(browser_page, "phone-pipeline")
+    move = browser_page.locator(".card .move").first
+    move.focus()
+    browser_page.keyboard.press("Enter")
+    expect(browser_page.get_by_role("dialog")).to_be_visible()
+    expect(browser_page.get_by_label("To stage")).to_be_focused()
+    browser_page.keyboard.press("Escape")
+    expect(browser_page.get_by_role("dialog")).to_be_hidden()
+    expect(move).to_be_focused()
     assert console.errors == []
 
 
