@@ -18,9 +18,9 @@ import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
+from projections.read_store import open_read_store
 
 from commands.ledger import SalesLedger
-from projections.read_store import open_read_store
 from projections.registry import projection_names
 from projections.runner import wait_for_position
 from services.api.app import create_app

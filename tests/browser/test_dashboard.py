@@ -9,9 +9,9 @@ from datetime import timedelta
 from uuid import UUID
 
 from playwright.sync_api import Page, expect
+from projections.read_store import open_read_store
 
 from aggregates.opportunity import Opportunity
-from projections.read_store import open_read_store
 from services.web.rendering import money
 from services.web.session import issue_sign_in_link
 from tests.browser.conftest import Console, Dashboard, screenshot

@@ -4,15 +4,14 @@ a signed digest and a deal's history to download."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
 
 from projections.audit import query_audit_trail
-from services.api.integrity import digest_signer
-from services.integrity import ChainVerifier, issue_digest
+from services.api.integrity import latest_head
+from services.integrity import ChainVerifier
 from services.web import queries
 from services.web.deps import ViewerDep, WebContextDep
 from services.web.guard import authorize
@@ -71,13 +70,13 @@ def audit_page(
 
 @router.get("/audit/digest.json")
 def digest_download(request: Request, viewer: ViewerDep, context: WebContextDep) -> Response:
-    """A signed digest of the ledger now, as ``GET /integrity/digest`` issues it."""
-    authorize(context.ledger, viewer, "GET /integrity/digest")
-    digest = issue_digest(context.ledger.recorder, digest_signer(request))  # type: ignore[arg-type]
+    """The latest signed tree head, as ``GET /integrity/heads/latest`` serves it."""
+    authorize(context.ledger, viewer, "GET /integrity/heads/latest")
+    head = latest_head(context.ledger)
     return Response(
-        json.dumps(asdict(digest), indent=2),
+        json.dumps(head.model_dump(mode="json"), indent=2),
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="digest-{digest.position}.json"'},
+        headers={"Content-Disposition": f'attachment; filename="head-{head.tree_size}.json"'},
     )
 
 

@@ -42,7 +42,7 @@ def scoped_filter(
     period: str | None,
 ) -> FunnelFilter:
     """The board's filter, never wider than the deals the viewer may see."""
-    owners = owners_in_scope(context.ledger, owner, team)
+    owners = owners_in_scope(context.ledger, viewer.person_id, owner, team)
     visible = viewer.visible_owners()
     if visible is not None:
         owners = visible if owners is None else owners & visible
