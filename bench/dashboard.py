@@ -23,12 +23,12 @@ from pathlib import Path
 import uvicorn
 from playwright.sync_api import Page, sync_playwright
 
-from projections.read_store import open_read_store
 from projections.registry import projection_names
 from projections.runner import wait_for_position
 from services.api.app import create_app
 from services.bootstrap import build_ledger
 from services.demo import DemoBuilder
+from services.read_store import open_read_store
 from services.settings import Settings
 from services.web.session import issue_sign_in_link
 

@@ -18,7 +18,6 @@ import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
-from projections.read_store import open_read_store
 
 from commands.ledger import SalesLedger
 from projections.registry import projection_names
@@ -26,6 +25,7 @@ from projections.runner import wait_for_position
 from services.api.app import create_app
 from services.bootstrap import build_ledger
 from services.demo import DemoBuilder
+from services.read_store import open_read_store
 from services.settings import Settings
 from services.web.session import issue_sign_in_link
 

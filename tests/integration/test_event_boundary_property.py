@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from projections.read_store import open_read_store
+from services.read_store import open_read_store
 
 from aggregates.errors import DomainError
 from commands.ledger import CommandResult, SalesLedger
