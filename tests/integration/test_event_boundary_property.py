@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from services.read_store import open_read_store
 
 from aggregates.errors import DomainError
 from commands.ledger import CommandResult, SalesLedger
@@ -21,6 +20,7 @@ from events.messages import decode_message, encode_event
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
+from services.read_store import open_read_store
 from services.settings import Settings
 from tests.conftest import build_team, wait_for_read_horizon
 
