@@ -8,9 +8,11 @@ import re
 from datetime import timedelta
 from uuid import UUID
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from aggregates.opportunity import Opportunity
+from services.cli import main
 from services.read_store import open_read_store
 from services.web.rendering import money
 from services.web.session import issue_sign_in_link
@@ -254,3 +256,20 @@ def _two_reps_with_open_deals(dashboard: Dashboard) -> tuple[str, str]:
             "GROUP BY owner_id ORDER BY n DESC, owner_id"
         )
     return str(rows[0]["owner_id"]), str(rows[1]["owner_id"])
+
+
+def test_the_cli_prints_a_sign_in_link_that_works(
+    dashboard: Dashboard,
+    page: tuple[Page, Console],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    browser_page, console = page
+    monkeypatch.setenv("LEDGER_STORE", "sqlite")
+    monkeypatch.setenv("LEDGER_SQLITE_PATH", dashboard.settings.sqlite_path)
+    assert main(["signin-link", "auditor", "--base-url", dashboard.url]) == 0
+    link = capsys.readouterr().out.strip().split(": ", 1)[1]
+    browser_page.goto(link)
+    browser_page.get_by_role("button", name="Continue to the dashboard").click()
+    expect(browser_page.locator("h1")).to_have_text("Pipeline")
+    assert console.errors == []
