@@ -67,6 +67,9 @@ def test_pages_show_the_apis_figures(dashboard: Dashboard, page: tuple[Page, Con
         period = browser_page.locator('select[name="period"]').input_value()
         report = api.get(f"/forecasts/{period}").json()
         assert figure(browser_page, "top_adjusted") == money(report["top_level_adjusted"])
+        for person in report["people"]:
+            rollup = figure(browser_page, f"rollup-{person['person_id']}")
+            assert rollup == money(person["rollup_adjusted"])
         screenshot(browser_page, "forecasts-compared")
         browser_page.goto(f"{dashboard.url}/web/plans")
         plan_id = browser_page.locator('select[name="plan"]').input_value()
@@ -74,6 +77,12 @@ def test_pages_show_the_apis_figures(dashboard: Dashboard, page: tuple[Page, Con
         for node in attainment["nodes"]:
             shown = figure(browser_page, f"actual-{node['path']}-revenue")
             assert shown == money(node["actuals"]["revenue"]), node["path"]
+        quota = next(
+            n for n in attainment["nodes"] if n["dimensions"].get("employee") == "rep-north-3"
+        )
+        browser_page.goto(f"{dashboard.url}/web/forecasts")
+        assert figure(browser_page, "quota-rep-north-3") == money(quota["targets"]["revenue"])
+        browser_page.goto(f"{dashboard.url}/web/plans")
         resources = api.get(f"/plans/{plan_id}/customer-resources").json()
         assert figure(browser_page, "remaining") == money(resources["remaining"])
         deal_id = _a_deal_of(dashboard, "rep-north-3", min_events=2)
