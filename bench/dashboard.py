@@ -20,13 +20,16 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import uvicorn
 from playwright.sync_api import Page, sync_playwright
 
+from commands.ledger import SalesLedger
 from projections.registry import projection_names
 from projections.runner import wait_for_position
 from services.api.app import create_app
 from services.bootstrap import build_ledger
+from services.database import Database
 from services.demo import DemoBuilder
 from services.read_store import open_read_store
 from services.settings import Settings
@@ -63,6 +66,39 @@ def _measure(page: Page, url: str, rounds: int) -> tuple[list[float], list[float
         first_byte.append(float(ttfb))
         first_paint.append(float(fcp))
     return first_byte, first_paint
+
+
+LIVE_ROUNDS = 10
+
+
+def _live_latency(page: Page, base: str, ledger: SalesLedger, database: Database) -> list[float]:
+    """Seconds from a stage move through the API to the open board showing it (no reload)."""
+    with database.transaction() as tx:
+        row = tx.execute(
+            "SELECT opportunity_id, stage, owner_id FROM funnel_opportunities "
+            "WHERE status = 'open' AND qualification = 'qualified' AND stage BETWEEN 2 AND 6 "
+            "AND owner_id LIKE 'rep-north-%' ORDER BY opportunity_id LIMIT 1"
+        )[0]
+    deal, stage = str(row["opportunity_id"]), int(row["stage"])
+    _, token = ledger.issue_token(str(row["owner_id"]), actor="system")
+    page.goto(f"{base}/web/pipeline", wait_until="load")
+    latencies = []
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as api:
+        for i in range(LIVE_ROUNDS):
+            target = stage + 1 if i % 2 == 0 else stage
+            figure = f'[data-figure="stage-{target}-count"]'
+            before = page.locator(figure).inner_text()
+            started = time.perf_counter()
+            api.post(
+                f"/opportunities/{deal}/stage",
+                json={"to_stage": target, "reason": "bench: live latency"},
+            ).raise_for_status()
+            page.wait_for_function(
+                "([selector, before]) => document.querySelector(selector).textContent !== before",
+                arg=[figure, before],
+            )
+            latencies.append(time.perf_counter() - started)
+    return latencies
 
 
 def main() -> None:
@@ -114,6 +150,14 @@ def main() -> None:
                     f"{percentile(fcp, 0.95):>5.0f} ms"
                 )
             page.close()
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(issue_sign_in_link(ledger, "mgr-north", base))
+        page.get_by_role("button", name="Continue to the dashboard").click()
+        live = _live_latency(page, base, ledger, database)
+        print(
+            f"live: command to board updated, {LIVE_ROUNDS} moves: p50 "
+            f"{statistics.median(live) * 1000:.0f} ms, p95 {percentile(live, 0.95) * 1000:.0f} ms"
+        )
         browser.close()
     server.should_exit = True
     thread.join(timeout=10)

@@ -118,7 +118,7 @@ def test_a_stage_move_on_the_board_is_recorded_and_shown_live(
     expect(dialog).to_be_hidden()
 
     expect(watcher.locator(f'[data-figure="stage-{stage}-count"]')).to_have_text(
-        str(before[stage] - 1), timeout=3000
+        str(before[stage] - 1), timeout=5000
     )
     expect(watcher.locator(f'[data-figure="stage-{stage - 1}-count"]')).to_have_text(
         str(before[stage - 1] + 1)
