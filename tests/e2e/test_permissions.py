@@ -183,7 +183,7 @@ PUBLIC = {
 
 def test_the_table_lists_every_endpoint_of_the_app(world: World) -> None:
     assert app_endpoints(world) - PUBLIC == set(EXPECTED)
-    assert PUBLIC <= app_endpoints(world)
+    assert app_endpoints(world) >= PUBLIC
 
 
 @pytest.mark.parametrize("path", ["/livez", "/metrics", "/schemas", "/schemas/asyncapi"])
