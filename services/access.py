@@ -123,7 +123,8 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     **{
         ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
         for view in (
-            "stale-deals", "slipped-deals", "activity", "unowned-customers", "ownership-transfers"
+            "stale-deals", "slipped-deals", "activity", "unowned-customers", "ownership-transfers",
+            "parked",
         )
     },
     ("GET", "/audit"): RouteRule(Access.AUDIT, recorded=True),
