@@ -82,6 +82,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("POST", "/people/{person_id}/departure"): RouteRule(Access.ADMIN),
     ("POST", "/tokens"): RouteRule(Access.ADMIN),
     ("DELETE", "/tokens/{token_id}"): RouteRule(Access.ADMIN),
+    ("POST", "/tokens/{token_id}/rotation"): RouteRule(Access.ADMIN),
     ("POST", "/customers"): RouteRule(Access.MEMBER_WRITE),
     ("GET", "/customers/{customer_id}"): _record(Access.RECORD_READ, "customer_id", Customer),
     **{

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     )
     kafka_topic_prefix: str = Field(default="sales", description="Topics are PREFIX.<aggregate>.")
     kafka_partitions: int = Field(default=3, ge=1)
+    token_ttl_days: float = Field(
+        default=90, gt=0, description="How long a new API token works, in days."
+    )
     integrity_key: str = Field(
         default="",
         description="Secret for signing ledger digests (HMAC-SHA256); required to issue or "
@@ -63,7 +66,10 @@ class Settings(BaseSettings):
 
     def event_store_env(self) -> dict[str, str]:
         """The ``eventsourcing`` library's environment for this configuration."""
-        env = {"LEDGER_AGGREGATE_CACHE_SIZE": str(self.aggregate_cache_size)}
+        env = {
+            "LEDGER_AGGREGATE_CACHE_SIZE": str(self.aggregate_cache_size),
+            "LEDGER_TOKEN_TTL_DAYS": str(self.token_ttl_days),
+        }
         if self.store == "postgres":
             env.update(
                 PERSISTENCE_MODULE="services.persistence:LedgerPostgresFactory",

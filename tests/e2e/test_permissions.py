@@ -61,6 +61,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/people/{person_id}/departure"): ADMIN,
     ("POST", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
+    ("POST", "/tokens/{token_id}/rotation"): ADMIN,
     ("POST", "/customers"): WRITERS,
     ("GET", "/customers/{customer_id}"): READ_REP1,
     ("POST", "/customers/{customer_id}/profile"): CHANGE_REP1,
@@ -90,6 +91,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
             "stale-deals",
             "slipped-deals",
             "activity",
+            "parked",
             "unowned-customers",
             "ownership-transfers",
         )
