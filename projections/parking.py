@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.database import Transaction
+from projections.store import Transaction
 
 log = logging.getLogger("salesledger.parking")
 

@@ -7,10 +7,11 @@ import logging
 from typing import Any
 
 from projections.parking import describe_error, parked_events, resolve
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
+from services.database import Database
+from services.read_store import open_read_store
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,11 @@ def _retry(
         else:
             from services.relay import republish_parked  # the relay needs kafka-python
 
-            republish_parked(runner.ledger, runner.database, settings, consumer, position)
+            database = Database(settings)
+            try:
+                republish_parked(runner.ledger, database, settings, consumer, position)
+            finally:
+                database.close()
     except Exception as error:  # noqa: BLE001 - reported, the event stays parked
         return describe_error(error)
     return None

@@ -1,11 +1,12 @@
 """Errors as JSON: domain errors via ``commands.errors``, validation as 422, lag as 504,
-an unreachable event store as 503."""
+an unreachable event store, or no free connection in the process's budget, as 503."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -83,6 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(psycopg.OperationalError)  # also no pooled connection free in time
     def store_unavailable(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse(
             {

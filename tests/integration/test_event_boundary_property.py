@@ -17,10 +17,10 @@ from aggregates.errors import DomainError
 from commands.ledger import CommandResult, SalesLedger
 from events.limits import MAX_EVENT_BYTES, MESSAGE_OVERHEAD_BYTES
 from events.messages import decode_message, encode_event
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
+from services.read_store import open_read_store
 from services.settings import Settings
 from tests.conftest import build_team, wait_for_read_horizon
 

@@ -12,13 +12,13 @@ from fastapi.testclient import TestClient
 
 from commands.ledger import SalesLedger
 from projections.parking import parked_events
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.api.app import create_app
 from services.api.dependencies import INCOMPLETE_HEADER
 from services.bootstrap import build_ledger
 from services.cli import main
+from services.read_store import open_read_store
 from services.settings import Settings
 from tests.conftest import build_team, postgres_admin_conninfo, wait_for_read_horizon
 
