@@ -47,7 +47,22 @@ def init_db(
     with psycopg.connect(settings.postgres_conninfo()) as conn, conn.transaction():
         _postgres_triggers(conn, tables)
         _postgres_app_role(conn, settings.postgres_dbname, app_role, app_password, tables)
+        _bound_idle_transactions(conn, settings)
     return InitResult("postgres", tables, app_role)
+
+
+def _bound_idle_transactions(
+    conn: psycopg.Connection[tuple[object, ...]], settings: Settings
+) -> None:
+    """End sessions of this database left idle in a transaction for longer than
+    ``idle_transaction_timeout_seconds``: such a transaction holds the read horizon
+    (``ledger_read_horizon``) of every follower until it ends. New sessions only."""
+    conn.execute(
+        sql.SQL("ALTER DATABASE {db} SET idle_in_transaction_session_timeout = {ms}").format(
+            db=sql.Identifier(settings.postgres_dbname),
+            ms=sql.Literal(f"{int(settings.idle_transaction_timeout_seconds * 1000)}ms"),
+        )
+    )
 
 
 def _postgres_triggers(

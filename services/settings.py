@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     )
     kafka_topic_prefix: str = Field(default="sales", description="Topics are PREFIX.<aggregate>.")
     kafka_partitions: int = Field(default=3, ge=1)
+    idle_transaction_timeout_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="`init-db` ends sessions of the ledger's database idle in a transaction "
+        "for longer: they would hold every follower's read horizon.",
+    )
     token_ttl_days: float = Field(
         default=90, gt=0, description="How long a new API token works, in days."
     )

@@ -10,6 +10,7 @@ import pytest
 
 from commands.ledger import SalesLedger
 from services.bootstrap import build_ledger
+from services.schema_admin import init_db
 from services.settings import Settings
 from tests.conftest import postgres_admin_conninfo, wait_for_read_horizon
 
@@ -61,3 +62,21 @@ def test_an_open_transaction_in_the_ledgers_database_still_holds_it_until_it_end
         same.close()
     wait_for_read_horizon(postgres_ledger, timeout=HORIZON_BOUND_SECONDS)
     postgres_ledger.close()
+
+
+def test_a_transaction_left_idle_in_the_ledgers_database_holds_it_only_for_the_bound(
+    postgres_settings: Settings,
+) -> None:
+    bounded = postgres_settings.model_copy(update={"idle_transaction_timeout_seconds": 1.0})
+    init_db(bounded, app_role="ledger_app_horizon_tests")
+    ledger = build_ledger(bounded)
+    ledger.set_up_organisation("Co", "admin", "Admin")
+    idle = _open_writing_transaction(bounded.postgres_dbname)  # a session started after
+    try:
+        started = time.monotonic()
+        ledger.add_person("rep", "Rep", "sales_rep", "admin", actor="admin")
+        wait_for_read_horizon(ledger, timeout=1.0 + HORIZON_BOUND_SECONDS)
+        assert time.monotonic() - started >= 0.5  # it did hold the horizon, for a while
+    finally:
+        idle.close()
+        ledger.close()
