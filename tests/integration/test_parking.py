@@ -81,6 +81,8 @@ def test_a_poisoned_event_is_parked_and_the_rest_continue(
         assert f"positions={poisoned[0]},{poisoned[1]}" in answer.headers[INCOMPLETE_HEADER]
         listed = client.get("/monitoring/parked", headers=headers).json()
         assert {entry["position"] for entry in listed} == set(poisoned)
+        metrics = client.get("/metrics", headers=headers).text
+        assert f"salesledger_parked_events {float(len(listed))}" in metrics
 
     monkeypatch.setenv("LEDGER_STORE", "postgres")
     monkeypatch.setenv("POSTGRES_DBNAME", postgres_settings.postgres_dbname)
