@@ -13,6 +13,7 @@ from services import (
     cli_import,
     cli_kafka,
     cli_ops,
+    cli_parked,
     cli_people,
     cli_read,
     cli_transparency,
@@ -29,6 +30,7 @@ COMMAND_MODULES = (
     cli_analytics,
     cli_import,
     cli_ops,
+    cli_parked,
     cli_web,
 )
 """Each module's ``register(subparsers)`` adds its subcommands, in this order."""
