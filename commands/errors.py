@@ -6,6 +6,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aggregates.errors import (
+    AlreadyIssuedError,
     ConcurrencyConflictError,
     DomainError,
     DuplicateCustomerError,
@@ -18,6 +19,7 @@ from commands.preconditions import IdempotencyKeyReusedError, PreconditionFailed
 
 STATUS_BY_ERROR: dict[type[DomainError], HTTPStatus] = {
     NotFoundError: HTTPStatus.NOT_FOUND,
+    AlreadyIssuedError: HTTPStatus.CONFLICT,
     NotAllowedError: HTTPStatus.FORBIDDEN,
     ConcurrencyConflictError: HTTPStatus.CONFLICT,
     DuplicateCustomerError: HTTPStatus.CONFLICT,
@@ -32,6 +34,7 @@ CODE_BY_ERROR: dict[type[DomainError], str] = {
     ConcurrencyConflictError: "concurrency_conflict",
     DuplicateCustomerError: "duplicate_customer",
     InvalidFieldError: "invalid_field",
+    AlreadyIssuedError: "already_issued",
     RuleViolationError: "rule_violation",
     PreconditionFailedError: "precondition_failed",
     IdempotencyKeyReusedError: "idempotency_key_reused",
