@@ -30,7 +30,14 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from commands.ledger import SalesLedger
-from events.messages import AGGREGATE_TYPES, DEFAULT_SOURCE, EventMessage, encode_event, topic_name
+from events.messages import (
+    AGGREGATE_TYPES,
+    DEFAULT_SOURCE,
+    EventMessage,
+    StoredForm,
+    encode_event,
+    topic_name,
+)
 from services.bootstrap import EVENTS_CHANNEL
 from services.database import Database
 
@@ -203,14 +210,26 @@ class OutboxRelay:
             self._topic_creator(missing)
             self._known_topics.update(missing)
 
-    def encode(self, notification: Notification) -> EventMessage:
+    def encode(self, notification: Notification, event_hash: bytes | None = None) -> EventMessage:
         event = self.ledger.mapper.to_domain_event(notification)
+        stored = (
+            StoredForm(notification.topic, notification.state, event_hash) if event_hash else None
+        )
         return encode_event(
             event,
             notification.id,
             topic_prefix=self.config.topic_prefix,
             source=self.config.source,
+            stored=stored,
         )
+
+    def event_hashes(self, notifications: Sequence[Notification]) -> dict[int, bytes]:
+        """The chain hashes of a batch, by position (the self-verifying headers carry them)."""
+        select = getattr(self.ledger.recorder, "select_chained", None)
+        if select is None:
+            return {}
+        records = select(notifications[0].id - 1, notifications[-1].id, len(notifications))
+        return {r.position: r.hash for r in records if r.hash is not None}
 
     def publish_batch(self) -> int:
         """Publish the next batch after the recorded position; returns how many were
@@ -221,7 +240,8 @@ class OutboxRelay:
         )
         if not notifications:
             return 0
-        messages = [self.encode(n) for n in notifications]
+        hashes = self.event_hashes(notifications)
+        messages = [self.encode(n, hashes.get(n.id)) for n in notifications]
         self.ensure_topics(sorted({m.topic for m in messages}))
         if self._producer is None:
             self._producer = self._producer_factory()
