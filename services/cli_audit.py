@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.bootstrap import (
+    EVENTS_CHANNEL,
+    UNREACHABLE_ERRORS,
+    build_ledger,
+    until_reachable,
+)
 from services.database import Database
 from services.integrity import ChainVerifier, VerificationReport
 from services.schema_admin import init_db
@@ -23,6 +29,7 @@ from services.transparency.keys import (
 from services.transparency.offline import SignedTreeHead
 from services.transparency.store import tree_store_for
 from services.transparency.tree import SigningKeyMismatchError, TreeSealer
+from services.worker_health import report_health
 
 
 def register(subparsers: Any) -> None:
@@ -86,13 +93,13 @@ def init_signing_key(ledger: Any, settings: Settings) -> int:
 
 def _seal(args: argparse.Namespace) -> int:
     settings = Settings()
-    ledger = build_ledger(settings)
+    ledger = until_reachable(lambda: build_ledger(settings), "the event store")
     try:
         tree = tree_store_for(ledger.recorder)
         key = load_signing_key(Path(settings.signing_key_file))
         register_first_key(tree, key)
         sealer = TreeSealer(ledger.recorder, tree, key)  # type: ignore[arg-type]
-        head = sealer.seal()
+        head = until_reachable(sealer.seal, "the event store")
     except (SigningKeyError, SigningKeyMismatchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -101,16 +108,26 @@ def _seal(args: argparse.Namespace) -> int:
     if not args.follow:
         return 0
     database = Database(settings)
+    sealed_upto = [head.last_position if head is not None else 0]
+    health = report_health(settings.health_file, "seal", lambda: sealed_upto[0])
     try:
         while True:
-            database.wait_for_notify(EVENTS_CHANNEL, args.interval)
-            latest = sealer.seal()
+            try:
+                database.wait_for_notify(EVENTS_CHANNEL, args.interval)
+                latest = sealer.seal()
+            except UNREACHABLE_ERRORS as error:  # waited out, like the other workers
+                print(f"sealing paused: the database is unreachable ({error})", flush=True)
+                time.sleep(args.interval)
+                continue
+            if latest is not None:
+                sealed_upto[0] = latest.last_position
             if latest is not None and (head is None or latest.tree_size != head.tree_size):
                 head = latest
                 _print_head(head, publish)
     except KeyboardInterrupt:
         return 0
     finally:
+        health.stop()
         database.close()
 
 

@@ -42,6 +42,10 @@ class ChainStore(Protocol):
 
     def last_seal(self, upto: int | None = None) -> Seal | None: ...
 
+    def select_sealed_hashes(
+        self, positions: Sequence[int]
+    ) -> tuple[int, dict[int, bytes]]: ...
+
     def insert_seal(self, seal: Seal) -> bool: ...
 
 
@@ -225,10 +229,10 @@ class ChainVerifier:
         """Verify one aggregate's chain and compare its events with the seals."""
         records = self.store.select_aggregate_chain(aggregate_id)
         report = VerificationReport()
-        sealed: dict[int, bytes] = {}
-        for seal in self.store.select_seals():
-            sealed.update(zip(seal.positions, seal.event_hashes, strict=True))
-            report.sealed_upto = seal.upto_position
+        # Only the seals' hashes of this aggregate's positions, by index (not every seal).
+        report.sealed_upto, sealed = self.store.select_sealed_hashes(
+            [record.position for record in records]
+        )
         last: dict[UUID, tuple[int, bytes]] = {}
         for record in records:
             computed = self._check_event(record, last, report)

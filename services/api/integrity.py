@@ -88,6 +88,11 @@ def get_head(tree_size: int, ledger: LedgerDep, actor: CurrentActor) -> TreeHead
     return _head(ledger, tree_size)
 
 
+def latest_head(ledger: Any) -> TreeHead:
+    """The latest signed tree head with its cosignatures (404 before the first seal)."""
+    return _head(ledger, None)
+
+
 def _head(ledger: Any, tree_size: int | None) -> TreeHead:
     tree = tree_store_for(ledger.recorder)
     try:
