@@ -282,3 +282,13 @@ def test_the_cli_exports_a_bundle_that_checks_offline(
     bundle.write_text(json.dumps(data))
     assert offline.main([str(bundle), "--public-key", str(tmp_path / "key.pem")]) == 1
     assert "its content does not match its hash" in capsys.readouterr().out
+    create_signing_key(tmp_path / "witness.pem")
+    witness = ["audit", "witness", "--key", str(tmp_path / "witness.pem"),
+               "--state", str(tmp_path / "witness.json")]
+    assert main(witness) == 0
+    assert "cosigned the head of size" in capsys.readouterr().out
+    assert main(["audit", "inclusion", "--position", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["leaf_index"] == 0
+    assert main(["audit", "consistency", "--from-size", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["from_size"] == 1
+    assert main(["audit", "inclusion", "--position", "999999"]) == 1
