@@ -14,11 +14,18 @@ the consumers that read. ``docs/kafka.md`` describes the format for outside cons
   ``ce_time``, ``ce_subject`` (aggregate id), ``ce_dataschema`` (the ``$id`` of the
   value's JSON Schema, ``urn:{ce_type}``; the API serves it at ``/schemas/{ce_type}``),
   ``content-type``, and the extensions ``ce_aggregateversion`` and ``ce_position``
-  (global position in the event store).
+  (global position in the event store);
+- self-verifying extensions: ``ce_ledgerposition`` (the same position, under the name
+  the ledger's transparency checks use), ``ce_eventhash`` (the event's chain hash, hex:
+  the leaf of the ledger's Merkle tree), ``ce_storedtopic`` and ``ce_storedstate``
+  (base64) — the stored bytes the hash covers, so a consumer recomputes the hash and the
+  value from the message alone and checks them against a signed tree head published on
+  ``{prefix}.checkpoints``.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
@@ -40,6 +47,23 @@ STORAGE_ONLY_FIELDS = frozenset({"originator_topic"})
 """Event attributes that describe storage, not the fact; they are not published."""
 
 Headers = list[tuple[str, bytes]]
+
+LEDGER_POSITION_HEADER = "ce_ledgerposition"
+"""The event's global position in the ledger (one definition, for dedup and proofs)."""
+EVENT_HASH_HEADER = "ce_eventhash"
+STORED_TOPIC_HEADER = "ce_storedtopic"
+STORED_STATE_HEADER = "ce_storedstate"
+CHECKPOINT_TOPIC = "checkpoints"
+"""Signed tree heads are published on ``{prefix}.checkpoints``."""
+
+
+@dataclass(frozen=True)
+class StoredForm:
+    """An event as the store holds it: the bytes its chain hash covers, and that hash."""
+
+    topic: str
+    state: bytes
+    event_hash: bytes
 
 
 class MessageFormatError(ValueError):
@@ -145,9 +169,15 @@ def event_fields(event: Any) -> dict[str, Any]:
 
 
 def encode_event(
-    event: Any, position: int, *, topic_prefix: str, source: str = DEFAULT_SOURCE
+    event: Any,
+    position: int,
+    *,
+    topic_prefix: str,
+    source: str = DEFAULT_SOURCE,
+    stored: StoredForm | None = None,
 ) -> EventMessage:
-    """The message that publishes ``event``, stored at global ``position``."""
+    """The message that publishes ``event``, stored at global ``position`` (with its
+    stored form, the self-verifying headers)."""
     event_class = type(event)
     aggregate_type = aggregate_type_of(event_class)
     aggregate_id = str(event.originator_id)
@@ -165,7 +195,14 @@ def encode_event(
         ("content-type", CONTENT_TYPE.encode()),
         ("ce_aggregateversion", str(version).encode()),
         ("ce_position", str(position).encode()),
+        (LEDGER_POSITION_HEADER, str(position).encode()),
     ]
+    if stored is not None:
+        headers += [
+            (EVENT_HASH_HEADER, stored.event_hash.hex().encode()),
+            (STORED_TOPIC_HEADER, stored.topic.encode()),
+            (STORED_STATE_HEADER, base64.b64encode(stored.state)),
+        ]
     return EventMessage(
         topic=topic_name(topic_prefix, aggregate_type),
         key=aggregate_id.encode(),

@@ -49,8 +49,18 @@ def headers_schema() -> dict[str, Any]:
         "ce_aggregateversion": {**text, "pattern": "^[0-9]+$"},
         "ce_position": {**text, "pattern": "^[0-9]+$",
                         "description": "the event's global position in the ledger"},
+        "ce_ledgerposition": {**text, "pattern": "^[0-9]+$",
+                              "description": "the same position (dedup and proofs)"},
     }
-    return {"type": "object", "properties": properties, "required": sorted(properties)}
+    self_verifying = {
+        "ce_eventhash": {**text, "pattern": "^[0-9a-f]{64}$",
+                         "description": "the event's chain hash: its Merkle tree leaf"},
+        "ce_storedtopic": {**text, "description": "the stored topic the hash covers"},
+        "ce_storedstate": {**text, "contentEncoding": "base64",
+                           "description": "the stored bytes the hash covers"},
+    }
+    return {"type": "object", "properties": {**properties, **self_verifying},
+            "required": sorted(properties)}
 
 
 def document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -48,6 +49,10 @@ def register(subparsers: Any) -> None:
         help="keep sealing new events as they arrive (the sealing worker), until interrupted",
     )
     seal.add_argument("--interval", type=float, default=1.0, help="seconds between seals")
+    seal.add_argument(
+        "--checkpoints", action="store_true",
+        help="also publish each signed head on Kafka's PREFIX.checkpoints topic",
+    )
     seal.set_defaults(handler=_seal)
 
     verify = subparsers.add_parser(
@@ -98,7 +103,8 @@ def _seal(args: argparse.Namespace) -> int:
     except (SigningKeyError, SigningKeyMismatchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    _print_head(head)
+    publish = _checkpoint_publisher(settings) if args.checkpoints else None
+    _print_head(head, publish)
     if not args.follow:
         return 0
     database = Database(settings)
@@ -117,7 +123,7 @@ def _seal(args: argparse.Namespace) -> int:
                 sealed_upto[0] = latest.last_position
             if latest is not None and (head is None or latest.tree_size != head.tree_size):
                 head = latest
-                _print_head(head)
+                _print_head(head, publish)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -125,10 +131,21 @@ def _seal(args: argparse.Namespace) -> int:
         database.close()
 
 
-def _print_head(head: SignedTreeHead | None) -> None:
+def _checkpoint_publisher(settings: Settings) -> Callable[[SignedTreeHead], None]:
+    from services.transparency.kafka import CheckpointPublisher
+
+    publisher = CheckpointPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix)
+    return publisher.publish
+
+
+def _print_head(
+    head: SignedTreeHead | None, publish: Callable[[SignedTreeHead], None] | None = None
+) -> None:
     if head is None:
         print("nothing to seal yet", flush=True)
     else:
+        if publish is not None:
+            publish(head)
         print(f"signed tree head: size {head.tree_size}, up to position {head.last_position}, "
               f"root {head.root}", flush=True)
 

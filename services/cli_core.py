@@ -49,8 +49,8 @@ def register(subparsers: Any) -> None:
 def _init(args: argparse.Namespace) -> int:
     ledger = build_ledger()
     if args.exists_ok and _has_organisation(ledger):
-        print("organisation already set up: nothing to do")
-        return 0
+        print("organisation already set up")
+        return init_signing_key(ledger, Settings())
     try:
         result = ledger.set_up_organisation(args.organisation, args.admin, args.admin_name)
     except DomainError as error:

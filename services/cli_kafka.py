@@ -49,6 +49,12 @@ def register(subparsers: Any) -> None:
         "--idle-exit", type=float, default=None, help="exit after N seconds without messages"
     )
     subscribe.add_argument("--json", action="store_true", help="print the funnel as JSON")
+    subscribe.add_argument(
+        "--verify", action="store_true",
+        help="instead prove from Kafka alone that every event up to the latest signed "
+        "checkpoint was received unaltered (needs --public-key)",
+    )
+    subscribe.add_argument("--public-key", type=Path, default=None, help="the ledger's PEM key")
     subscribe.set_defaults(handler=_subscribe)
 
 
@@ -111,6 +117,15 @@ def _relay(args: argparse.Namespace) -> int:
 
 def _subscribe(args: argparse.Namespace) -> int:
     _configure_logging(args.verbose)
+    if args.verify:
+        from services.transparency.kafka import verify_with_public_key
+
+        if args.public_key is None:
+            print("error: --verify needs --public-key")
+            return 2
+        check = verify_with_public_key(args.bootstrap_servers, args.topic_prefix, args.public_key)
+        print(check.summary())
+        return 0 if check.ok else 1
     subscriber = FunnelSubscriber(
         args.bootstrap_servers, args.topic_prefix, args.group, state_path=args.state
     )

@@ -163,9 +163,9 @@ def _rotate(args: argparse.Namespace) -> int:
 
 def _witness(args: argparse.Namespace) -> int:
     with _tree() as (_, tree):
-        witness = Witness(load_signing_key(args.key), args.state, tree.signing_keys())
 
         def cosign() -> str:
+            witness = Witness(load_signing_key(args.key), args.state, tree.signing_keys())
             head, cosignature = witness.cosign_latest(tree)
             return (f"cosigned the head of size {head.tree_size} as witness "
                     f"{cosignature.witness_key_id}")

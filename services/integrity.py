@@ -11,7 +11,8 @@ heads, which auditors check without trusting the operator, are in ``services.tra
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
@@ -20,6 +21,8 @@ from services.chain import GENESIS, ChainedRecord, Seal, event_hash, ledger_link
 
 READ_BATCH = 10_000
 SEAL_BATCH = 10_000
+CHAIN_CACHE = 100_000
+"""Aggregates whose last hash is kept between batches; others are re-read when met."""
 
 
 class ChainStore(Protocol):
@@ -150,7 +153,8 @@ class ChainVerifier:
 
         The ledger chain is recomputed from the seal before ``start`` (from the beginning
         when ``start`` is 1); aggregates whose first event in the range is not their first
-        are anchored on the stored hash of the version before.
+        are anchored on the stored hash of the version before. Events and seals are read
+        in step, a batch at a time, so memory stays bounded whatever the ledger's size.
         """
         if stop is None:
             latest = self.store.last_seal()
@@ -160,21 +164,15 @@ class ChainVerifier:
         anchor = self.store.last_seal(upto=start - 1)
         after = anchor.upto_position if anchor else 0
         link = anchor.ledger_hash if anchor else GENESIS
-        seals = self.store.select_seals(after=after, upto=upto)
-        sealed: dict[int, bytes] = {}
-        seal_ends: dict[int, Seal] = {}
-        for seal in seals:
-            sealed.update(zip(seal.positions, seal.event_hashes, strict=True))
-            seal_ends[seal.upto_position] = seal
-        report = VerificationReport(sealed_upto=seals[-1].upto_position if seals else after)
-        last: dict[UUID, tuple[int, bytes]] = {}
-        seen: set[int] = set()
-        previous_seal_end = after
+        seals = SealCursor(self.store, after, upto)
+        report = VerificationReport(sealed_upto=seals.sealed_upto)
+        last: OrderedDict[UUID, tuple[int, bytes]] = OrderedDict()
         for batch in _batches(iter_records(self.store, after, upto), READ_BATCH):
             self._anchor(batch, last)
             for record in batch:
                 in_range = record.position >= start
-                seen.add(record.position)
+                self._report_missing(seals.skip_to(record.position), start, upto, report)
+                expected = seals.hash_at(record.position)
                 computed = self._check_event(record, last, report if in_range else None)
                 link = ledger_link(link, record.position, computed)
                 if in_range:
@@ -182,35 +180,50 @@ class ChainVerifier:
                     if report.first_position is None:
                         report.first_position = record.position
                     report.last_position = record.position
-                    self._check_sealed(record, computed, sealed, report)
+                    self._check_sealed(record, computed, expected, report)
                     if keep_statuses and record.position not in report.statuses:
                         report.statuses[record.position] = "ok"
-                ending_seal = seal_ends.get(record.position)
-                if ending_seal is not None:
-                    if ending_seal.after_position != previous_seal_end:
-                        report.breaks.append(
-                            ChainBreak("seal chain broken", record.position, None, None,
-                                       f"seal starts after {ending_seal.after_position}, "
-                                       f"previous ended at {previous_seal_end}")
-                        )
-                    elif ending_seal.ledger_hash != link and not report.breaks:
-                        report.breaks.append(
-                            ChainBreak("ledger chain mismatch", record.position, None, None,
-                                       "the recomputed ledger hash differs from the seal")
-                        )
-                    previous_seal_end = ending_seal.upto_position
-        for position in sorted(set(sealed) - seen):
-            if start <= position <= upto:
-                report.breaks.append(
-                    ChainBreak("missing event", position, None, None,
-                               "a sealed event is no longer in the store")
-                )
+                self._check_seal_end(seals, record.position, link, report)
+            while len(last) > CHAIN_CACHE:
+                last.popitem(last=False)
+        self._report_missing(seals.skip_to(upto + 1), start, upto, report)
         report.ledger_hash = link.hex()
         report.breaks.sort(key=lambda b: b.position)
         if keep_statuses:
             for chain_break in report.breaks:
                 report.statuses[chain_break.position] = chain_break.kind
         return report
+
+    @staticmethod
+    def _report_missing(
+        positions: Iterable[int], start: int, upto: int, report: VerificationReport
+    ) -> None:
+        for position in positions:
+            if start <= position <= upto:
+                report.breaks.append(
+                    ChainBreak("missing event", position, None, None,
+                               "a sealed event is no longer in the store")
+                )
+
+    @staticmethod
+    def _check_seal_end(
+        seals: SealCursor, position: int, link: bytes, report: VerificationReport
+    ) -> None:
+        ending_seal = seals.ending_at(position)
+        if ending_seal is None:
+            return
+        if ending_seal.after_position != seals.previous_end:
+            report.breaks.append(
+                ChainBreak("seal chain broken", position, None, None,
+                           f"seal starts after {ending_seal.after_position}, "
+                           f"previous ended at {seals.previous_end}")
+            )
+        elif ending_seal.ledger_hash != link and not report.breaks:
+            report.breaks.append(
+                ChainBreak("ledger chain mismatch", position, None, None,
+                           "the recomputed ledger hash differs from the seal")
+            )
+        seals.previous_end = ending_seal.upto_position
 
     def verify_aggregate(self, aggregate_id: UUID) -> VerificationReport:
         """Verify one aggregate's chain and compare its events with the seals."""
@@ -223,7 +236,7 @@ class ChainVerifier:
         last: dict[UUID, tuple[int, bytes]] = {}
         for record in records:
             computed = self._check_event(record, last, report)
-            self._check_sealed(record, computed, sealed, report)
+            self._check_sealed(record, computed, sealed.get(record.position), report)
             report.statuses.setdefault(record.position, "ok")
             report.events += 1
             report.first_position = report.first_position or record.position
@@ -288,11 +301,10 @@ class ChainVerifier:
 
     @staticmethod
     def _check_sealed(
-        record: ChainedRecord, computed: bytes, sealed: dict[int, bytes], report: VerificationReport
+        record: ChainedRecord, computed: bytes, expected: bytes | None, report: VerificationReport
     ) -> None:
         if record.position > report.sealed_upto:
             return
-        expected = sealed.get(record.position)
         if expected is None:
             report.breaks.append(
                 ChainBreak("unsealed event", record.position, str(record.originator_id),
@@ -303,6 +315,57 @@ class ChainVerifier:
                 ChainBreak("differs from seal", record.position, str(record.originator_id),
                            record.version, "the event at this position is not the one sealed")
             )
+
+
+class SealCursor:
+    """The seals over positions ``after`` .. ``upto``, read a window at a time, in step
+    with the events: the sealed hash at each position, the seal ending there, and the
+    sealed positions that no event matched."""
+
+    WINDOW = 100_000
+
+    def __init__(self, store: ChainStore, after: int, upto: int) -> None:
+        self.store = store
+        self.upto = upto
+        self.read_to = after
+        self.previous_end = after
+        containing = store.select_seals(after=upto - 1, upto=upto) if upto > after else []
+        below = store.last_seal(upto=upto)
+        self.sealed_upto = (
+            containing[-1].upto_position if containing
+            else max(after, below.upto_position if below else 0)
+        )
+        self.pending: deque[tuple[int, bytes]] = deque()
+        self.ends: dict[int, Seal] = {}
+
+    def _fill(self, position: int) -> None:
+        while (not self.pending or self.pending[-1][0] < position) and self.read_to < min(
+            position, self.sealed_upto
+        ):
+            seals = self.store.select_seals(after=self.read_to, upto=self.read_to + self.WINDOW)
+            if not seals:
+                self.read_to += self.WINDOW
+                continue
+            for seal in seals:
+                self.pending.extend(zip(seal.positions, seal.event_hashes, strict=True))
+                self.ends[seal.upto_position] = seal
+            self.read_to = seals[-1].upto_position
+
+    def skip_to(self, position: int) -> list[int]:
+        """The sealed positions before ``position`` not yet matched (events missing)."""
+        self._fill(position)
+        skipped = []
+        while self.pending and self.pending[0][0] < position:
+            skipped.append(self.pending.popleft()[0])
+        return skipped
+
+    def hash_at(self, position: int) -> bytes | None:
+        if self.pending and self.pending[0][0] == position:
+            return self.pending.popleft()[1]
+        return None
+
+    def ending_at(self, position: int) -> Seal | None:
+        return self.ends.pop(position, None)
 
 
 def _batches(records: Iterator[ChainedRecord], size: int) -> Iterator[list[ChainedRecord]]:

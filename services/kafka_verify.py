@@ -3,9 +3,10 @@
 Published messages carry the event's fields as JSON, not the stored bytes the chain
 hashes, so a message is verified by comparing it with the message the relay would make
 from the stored event at the same position (``events.messages.encode_event`` is
-deterministic). Run after the store itself verified against a digest (``salesledger
-verify --digest D --kafka``), this proves every message up to the digest's position is
-exactly an event of the ledger the digest covers, and that none is missing.
+deterministic). Run after the store itself verified (``salesledger
+verify --kafka``), this proves every message up to the latest signed head's position is
+exactly an event of the store, and that none is missing. ``services.transparency.kafka``
+checks the topics from Kafka alone and the public key.
 """
 
 from __future__ import annotations
@@ -117,8 +118,11 @@ def compare(
     return check
 
 
-def consume_all(settings: Settings, timeout_ms: int = 5_000) -> Iterator[ConsumedMessage]:
-    """Every message of the ledger's topics, from the beginning to the current end."""
+def consume_all(
+    settings: Settings, timeout_ms: int = 5_000, topics: list[str] | None = None
+) -> Iterator[ConsumedMessage]:
+    """Every message of the ledger's topics (or ``topics``), from the beginning to the
+    current end."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
@@ -129,7 +133,7 @@ def consume_all(settings: Settings, timeout_ms: int = 5_000) -> Iterator[Consume
         consumer_timeout_ms=timeout_ms,
     )
     try:
-        topics = [topic_name(settings.kafka_topic_prefix, a) for a in AGGREGATE_TYPES]
+        topics = topics or [topic_name(settings.kafka_topic_prefix, a) for a in AGGREGATE_TYPES]
         partitions = [
             TopicPartition(topic, p)
             for topic in topics

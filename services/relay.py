@@ -50,17 +50,31 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from commands.ledger import SalesLedger
 from events.limits import MAX_EVENT_BYTES, MESSAGE_OVERHEAD_BYTES
-from events.messages import AGGREGATE_TYPES, DEFAULT_SOURCE, EventMessage, encode_event, topic_name
+from events.messages import (
+    AGGREGATE_TYPES,
+    DEFAULT_SOURCE,
+    LEDGER_POSITION_HEADER,
+    EventMessage,
+    StoredForm,
+    encode_event,
+    topic_name,
+)
 from projections.parking import describe_error, ensure_parked_table, park
 from services.bootstrap import EVENTS_CHANNEL
 from services.database import Database
 
 log = logging.getLogger(__name__)
 
-POSITION_HEADER = "ce_ledgerposition"
+POSITION_HEADER = LEDGER_POSITION_HEADER
 """The ledger position of the event a message carries (also on dead letters)."""
 MESSAGE_BOUND_BYTES = MAX_EVENT_BYTES + MESSAGE_OVERHEAD_BYTES
 """The largest message the relay may send: the broker must take at least this."""
+
+
+def _message_size(message: EventMessage) -> int:
+    return len(message.value) + len(message.key) + sum(
+        len(name) + len(value) for name, value in message.headers
+    )
 
 
 class PublishError(Exception):
@@ -340,29 +354,40 @@ class OutboxRelay:
             self._limit = limit
         return self._limit
 
-    def encode(self, notification: Notification) -> EventMessage:
+    def encode(self, notification: Notification, event_hash: bytes | None = None) -> EventMessage:
+        """The event's message (``encode_event`` adds ``ce_ledgerposition``); with its
+        chain hash, the self-verifying headers too."""
         event = self.ledger.mapper.to_domain_event(notification)
-        message = encode_event(
+        stored = (
+            StoredForm(notification.topic, notification.state, event_hash) if event_hash else None
+        )
+        return encode_event(
             event,
             notification.id,
             topic_prefix=self.config.topic_prefix,
             source=self.config.source,
-        )
-        return EventMessage(
-            message.topic,
-            message.key,
-            message.value,
-            [*message.headers, (POSITION_HEADER, str(notification.id).encode())],
+            stored=stored,
         )
 
-    def prepare(self, notification: Notification) -> Outgoing:
-        """The notification's message, or the error that parks it."""
+    def event_hashes(self, notifications: Sequence[Notification]) -> dict[int, bytes]:
+        """The chain hashes of a batch, by position (the self-verifying headers carry them)."""
+        select = getattr(self.ledger.recorder, "select_chained", None)
+        if select is None or not notifications:
+            return {}
+        records = select(notifications[0].id - 1, notifications[-1].id, len(notifications))
+        return {r.position: r.hash for r in records if r.hash is not None}
+
+    def prepare(self, notification: Notification, event_hash: bytes | None = None) -> Outgoing:
+        """The notification's message, or the error that parks it. A message too large
+        with its stored form is sent without it (it is then not self-verifying)."""
         try:
-            message = self.encode(notification)
-            size = len(message.value) + len(message.key) + sum(
-                len(name) + len(value) for name, value in message.headers
-            )
-            if size > min(MESSAGE_BOUND_BYTES, self._limit or MESSAGE_BOUND_BYTES):
+            bound = min(MESSAGE_BOUND_BYTES, self._limit or MESSAGE_BOUND_BYTES)
+            message = self.encode(notification, event_hash)
+            size = _message_size(message)
+            if size > bound and event_hash is not None:
+                message = self.encode(notification)
+                size = _message_size(message)
+            if size > bound:
                 raise PublishError(f"the message is {size} bytes, over the bound")
         except Exception as error:  # noqa: BLE001 - whatever it is, the event is parked
             return Outgoing(notification, None, error)
@@ -408,7 +433,8 @@ class OutboxRelay:
         )
         if not notifications:
             return 0
-        batch = [self.prepare(n) for n in notifications]
+        hashes = self.event_hashes(notifications)
+        batch = [self.prepare(n, hashes.get(n.id)) for n in notifications]
         self.ensure_topics(sorted({o.message.topic for o in batch if o.message is not None}))
         if self.config.exactly_once:
             return self._publish_in_transaction(batch)

@@ -71,7 +71,7 @@ class ConsistencyProof(BaseModel):
     from_size: int
     to_size: int
     proof: list[str]
-    from_head: dict[str, Any]
+    from_head: dict[str, Any] | None = Field(description="the signed head of from_size, if any")
     to_head: dict[str, Any]
 
 

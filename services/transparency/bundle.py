@@ -48,16 +48,16 @@ def inclusion_by_position(
 def consistency_between(tree: TreeStore, old_size: int, new_size: int | None) -> dict[str, Any]:
     """The proof that the head of ``new_size`` (default latest) extends that of ``old_size``."""
     new = head_at(tree, new_size)
-    old = head_at(tree, old_size)
-    if old.tree_size > new.tree_size:
-        raise NotInTreeError(f"tree size {old_size} is after {new.tree_size}")
+    if not 0 < old_size <= new.tree_size:
+        raise NotInTreeError(f"no consistency proof from size {old_size} to {new.tree_size}")
     try:
-        proof = TreeProofs(tree).consistency(old.tree_size, new.tree_size)
+        proof = TreeProofs(tree).consistency(old_size, new.tree_size)
     except ProofError as error:
         raise NotInTreeError(str(error)) from None
+    old = tree.head(old_size)
     return {
-        "from_size": old.tree_size, "to_size": new.tree_size,
-        "proof": [p.hex() for p in proof], "from_head": asdict(old), "to_head": asdict(new),
+        "from_size": old_size, "to_size": new.tree_size, "proof": [p.hex() for p in proof],
+        "from_head": asdict(old) if old else None, "to_head": asdict(new),
     }
 
 

@@ -118,19 +118,29 @@ class SQLTreeStore:
         leaves = sorted({index for level, index in nodes if level == 0})
         inner = sorted({(level, index) for level, index in nodes if level > 0})
         with self.cursor(commit=False) as cursor:
-            for chunk in _chunks(leaves, 500):
-                cursor.execute(self._q(
-                    "SELECT leaf_index, event_hash FROM ledger_tree_leaves WHERE leaf_index IN ("
-                    + ",".join("?" * len(chunk)) + ")"), tuple(chunk))
-                found.update({(0, int(r[0])): leaf_hash(bytes(r[1])) for r in cursor.fetchall()})
-            for chunk in _chunks(inner, 250):
-                where = " OR ".join("(level = ? AND node_index = ?)" for _ in chunk)
-                cursor.execute(
-                    self._q(f"SELECT level, node_index, hash FROM ledger_tree_nodes WHERE {where}"),
-                    tuple(value for node in chunk for value in node),
-                )
-                found.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in cursor.fetchall()})
+            for row in self._select_leaves(cursor, leaves):
+                found[(0, int(row[0]))] = leaf_hash(bytes(row[1]))
+            for row in self._select_inner(cursor, inner):
+                found[(int(row[0]), int(row[1]))] = bytes(row[2])
         return found
+
+    def _select_leaves(self, cursor: Any, leaves: Sequence[int]) -> list[Any]:
+        rows: list[Any] = []
+        for chunk in _chunks(leaves, 500):
+            cursor.execute(
+                "SELECT leaf_index, event_hash FROM ledger_tree_leaves WHERE leaf_index IN ("
+                + ",".join("?" * len(chunk)) + ")", tuple(chunk))
+            rows.extend(cursor.fetchall())
+        return rows
+
+    def _select_inner(self, cursor: Any, nodes: Sequence[tuple[int, int]]) -> list[Any]:
+        rows: list[Any] = []
+        for chunk in _chunks(nodes, 250):
+            where = " OR ".join("(level = ? AND node_index = ?)" for _ in chunk)
+            cursor.execute(f"SELECT level, node_index, hash FROM ledger_tree_nodes WHERE {where}",
+                           tuple(value for node in chunk for value in node))
+            rows.extend(cursor.fetchall())
+        return rows
 
     def append(
         self,
@@ -273,6 +283,20 @@ class PostgresTreeStore(SQLTreeStore):
 
         self.datastore = datastore
         self.conflict_errors = (psycopg.errors.UniqueViolation,)
+
+    def _select_leaves(self, cursor: Any, leaves: Sequence[int]) -> list[Any]:
+        cursor.execute("SELECT leaf_index, event_hash FROM ledger_tree_leaves "
+                       "WHERE leaf_index = ANY(%s)", (list(leaves),))
+        return list(cursor.fetchall())
+
+    def _select_inner(self, cursor: Any, nodes: Sequence[tuple[int, int]]) -> list[Any]:
+        cursor.execute(
+            "SELECT n.level, n.node_index, n.hash FROM unnest(%s::int[], %s::bigint[]) "
+            "AS k(level, node_index) JOIN ledger_tree_nodes n "
+            "ON n.level = k.level AND n.node_index = k.node_index",
+            ([n[0] for n in nodes], [n[1] for n in nodes]),
+        )
+        return list(cursor.fetchall())
 
     @contextmanager
     def cursor(self, *, commit: bool) -> Iterator[Any]:

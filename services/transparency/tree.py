@@ -97,11 +97,12 @@ class TreeSealer:
         """Seal and extend the tree as far as the read horizon allows; the latest head."""
         self.check_key()
         Sealer(self.chain).seal(upto)
-        while self._extend():
+        while self.extend():
             pass
         return self.tree.latest_head()
 
-    def _extend(self) -> bool:
+    def extend(self) -> bool:
+        """Add the next batch of sealed events to the tree and sign a head; False if none."""
         size, last_position = self.tree.tree_size()
         leaves = self._next_leaves(last_position)
         if not leaves:

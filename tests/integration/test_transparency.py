@@ -282,3 +282,32 @@ def test_the_cli_exports_a_bundle_that_checks_offline(
     bundle.write_text(json.dumps(data))
     assert offline.main([str(bundle), "--public-key", str(tmp_path / "key.pem")]) == 1
     assert "its content does not match its hash" in capsys.readouterr().out
+    create_signing_key(tmp_path / "witness.pem")
+    witness = ["audit", "witness", "--key", str(tmp_path / "witness.pem"),
+               "--state", str(tmp_path / "witness.json")]
+    assert main(witness) == 0
+    assert "cosigned the head of size" in capsys.readouterr().out
+    assert main(["audit", "inclusion", "--position", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["leaf_index"] == 0
+    assert main(["audit", "consistency", "--from-size", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["from_size"] == 1
+    assert main(["audit", "inclusion", "--position", "999999"]) == 1
+
+
+def test_init_writes_the_signing_key_once_with_owner_only_permissions(
+    sqlite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key_file = tmp_path / "ledger-key.pem"
+    monkeypatch.setenv("LEDGER_STORE", "sqlite")
+    monkeypatch.setenv("LEDGER_SQLITE_PATH", sqlite_settings.sqlite_path)
+    monkeypatch.setenv("LEDGER_SIGNING_KEY_FILE", str(key_file))
+    assert main(["init", "--admin", "ada"]) == 0
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    first = key_file.read_bytes()
+    assert main(["init", "--exists-ok"]) == 0
+    assert key_file.read_bytes() == first
+    output = capsys.readouterr().out
+    assert "BEGIN PUBLIC KEY" in output and "mode 0600" in output
+    assert main(["audit", "public-key"]) == 0
+    assert capsys.readouterr().out in output

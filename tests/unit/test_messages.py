@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -13,6 +14,7 @@ import pytest
 from events.forecast import ForecastSubmitted
 from events.messages import (
     MessageFormatError,
+    StoredForm,
     aggregate_type_of,
     decode_message,
     encode_event,
@@ -110,7 +112,18 @@ def test_cloudevents_binary_mode_headers() -> None:
         "content-type": "application/json",
         "ce_aggregateversion": "1",
         "ce_position": "42",
+        "ce_ledgerposition": "42",
     }
+
+
+def test_the_self_verifying_headers_carry_the_stored_form() -> None:
+    stored = StoredForm("events.opportunity:OpportunityOpened", b'{"a":1}', bytes(range(32)))
+    headers = headers_of(
+        encode_event(opened(), 42, topic_prefix="sales", stored=stored).headers
+    )
+    assert headers["ce_eventhash"] == bytes(range(32)).hex()
+    assert headers["ce_storedtopic"] == stored.topic
+    assert base64.b64decode(headers["ce_storedstate"]) == stored.state
 
 
 def test_event_id_is_stable_across_republishing() -> None:

@@ -54,7 +54,7 @@ def audit_page(
         report = verifier.verify_aggregate(UUID(criteria["aggregate_id"]))
         verification = {"scope": "this aggregate", "report": report}
     elif verify:
-        authorize(ledger, viewer, "POST /integrity/verify")
+        authorize(ledger, viewer, "GET /integrity/heads/latest")
         verification = {"scope": "the whole ledger", "report": verifier.verify_range()}
     return render(
         request,
