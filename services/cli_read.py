@@ -19,6 +19,7 @@ from projections.read_store import open_read_store
 from projections.registry import all_projections, projection_names, spread_over_processes
 from projections.runner import DEFAULT_BATCH_SIZE, ProjectionRunner, ProjectionWorker
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
+from services.logs import configure_logging
 from services.settings import Settings
 from services.worker_health import report_health
 
@@ -112,16 +113,19 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            log_config=None,  # each worker logs JSON (create_api_worker)
+            access_log=False,  # one JSON line per request instead (observability)
         )
         return 0
+    configure_logging()
     in_process = {"auto": None, "yes": True, "no": False}[args.project]
     app = create_app(settings, project_in_process=in_process)
-    uvicorn.run(app, host=args.host, port=args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
 
 def _project(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     if not _known_projections(args.only or ()):
         return 2
     settings = Settings()

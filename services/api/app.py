@@ -14,7 +14,11 @@ from projections.runner import ProjectionRunner, ProjectionWorker
 from services.api import health, integrity, schemas, tokens
 from services.api.dependencies import ApiContext
 from services.api.errors import install_error_handlers
-from services.api.observability import MetricsMiddleware, pool_readers
+from services.api.observability import (
+    MetricsMiddleware,
+    RequestContextMiddleware,
+    pool_readers,
+)
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
     audit,
@@ -27,6 +31,7 @@ from services.api.routers import (
     plans,
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
+from services.logs import configure_logging
 from services.settings import Settings
 
 DESCRIPTION = """
@@ -88,6 +93,7 @@ def create_app(
     app.state.context = context
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, pools=pool_readers(database, ledger))
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(schemas.router)
     for router in (
@@ -108,5 +114,7 @@ def create_app(
 
 def create_api_worker() -> FastAPI:
     """One of several API processes (``salesledger serve --workers N``): settings from
-    the environment, projections kept current by ``salesledger project`` elsewhere."""
+    the environment, projections kept current by ``salesledger project`` elsewhere;
+    its logs as JSON lines."""
+    configure_logging()
     return create_app(project_in_process=False)
