@@ -75,6 +75,8 @@ def test_a_process_out_of_connections_answers_503_and_stays_up(
 
     def one(n: int) -> tuple[int, dict[str, str]]:
         method, path, payload = requests[n % len(requests)]
+        if payload is not None:
+            payload = {**payload, "name": f"Shop {n}"}  # no duplicates (409)
         status, _, headers = call_with_headers(method, f"{process.base}{path}", token, payload)
         return status, headers
 
