@@ -85,7 +85,15 @@ def register(subparsers: Any) -> None:
         "--processes",
         type=int,
         default=None,
-        help="worker processes to replay in, as for `project` (default: the same as there)",
+        help="worker processes to replay in, as for `project` (default: the same as there); "
+        "with --in-place",
+    )
+    rebuild.add_argument(
+        "--in-place",
+        action="store_true",
+        help="drop the live tables and replay into them (queries see partial data meanwhile); "
+        "the default on PostgreSQL fills new tables beside the live ones and switches to "
+        "them once caught up, while queries go on answering from the old ones",
     )
     rebuild.set_defaults(handler=_rebuild)
 
@@ -283,6 +291,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     if not _known_projections(args.names):
         return 2
     settings = Settings()
+    if settings.store == "postgres" and not args.in_place:
+        return _rebuild_beside(settings, args.names)
     groups = _process_groups(args.processes, settings, args.names or projection_names())
     if groups is None:
         return 2
@@ -296,6 +306,20 @@ def _rebuild(args: argparse.Namespace) -> int:
         return 0
     applied = _with_progress(runner, lambda: runner.rebuild(args.names or None), "rebuilding")
     print(f"rebuilt {rebuilt} from {applied} events; positions {runner.positions()}")
+    return 0
+
+
+def _rebuild_beside(settings: Settings, names: Sequence[str]) -> int:
+    from services.rebuild import rebuild_beside
+
+    chosen = [p for p in all_projections() if not names or p.name in names]
+    live = open_read_store(settings)
+    try:
+        replayed = rebuild_beside(build_ledger(settings), live, chosen)
+    finally:
+        live.close()
+    print(f"rebuilt {', '.join(p.name for p in chosen)} from {replayed} events beside the "
+          "live tables, and switched to them")
     return 0
 
 
