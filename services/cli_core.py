@@ -10,7 +10,9 @@ from typing import Any
 from aggregates.errors import DomainError, NotFoundError
 from commands.ledger import SalesLedger
 from services.bootstrap import build_ledger
+from services.cli_audit import init_signing_key
 from services.history import history_with_chain
+from services.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -49,7 +51,7 @@ def _init(args: argparse.Namespace) -> int:
         print(f"error: {error}")
         return 1
     print(f"organisation set up; admin is {args.admin!r} (position {result.position})")
-    return 0
+    return init_signing_key(ledger, Settings())
 
 
 def _has_organisation(ledger: SalesLedger) -> bool:

@@ -15,11 +15,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from projections.read_store import open_read_store
 from projections.registry import all_projections, projection_names, spread_over_processes
 from projections.runner import DEFAULT_BATCH_SIZE, ProjectionRunner, ProjectionWorker
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
 from services.logs import configure_logging
+from services.read_store import open_read_store
 from services.settings import Settings
 from services.worker_health import report_health
 
@@ -44,9 +44,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=None,
         help="API processes (PostgreSQL only; projections then run in `salesledger project`): "
-        "commands of concurrent clients run in parallel instead of sharing one interpreter",
+        "commands of concurrent clients run in parallel instead of sharing one interpreter "
+        "(default: see default_api_workers; 1 on SQLite or with --project yes)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -104,6 +105,8 @@ def _serve(args: argparse.Namespace) -> int:
     from services.api.app import create_app
 
     settings = Settings()
+    if args.workers is None:
+        args.workers = 1 if args.project == "yes" else default_api_workers(settings.store)
     if args.workers > 1:
         if settings.store != "postgres" or args.project == "yes":
             print(
@@ -208,6 +211,20 @@ def default_processes(store: str) -> int:
     """``salesledger project``'s worker processes by default: two on PostgreSQL where the
     machine has two CPUs or more (measured faster there, docs/projections.md), else one."""
     return 2 if store == "postgres" and (os.cpu_count() or 1) > 1 else 1
+
+
+API_WORKERS_PER_CPU = 1
+"""``salesledger serve``'s API processes per CPU on PostgreSQL (measured with
+``bench/http.py``, see the README's figures)."""
+
+
+def default_api_workers(store: str) -> int:
+    """``salesledger serve``'s API processes by default: one per CPU on PostgreSQL (the
+    GIL lets one process use one core), one on SQLite (a single writer, the projections
+    in the same process)."""
+    if store != "postgres":
+        return 1
+    return max(1, API_WORKERS_PER_CPU * (os.cpu_count() or 1))
 
 
 def _process_groups(

@@ -8,7 +8,6 @@ placeholders; on SQLite they become ``?``. Both dialects support
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 import weakref
@@ -16,36 +15,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from projections.store import Row, Transaction, copy_escaped, copy_unescaped
 from services.settings import Settings
 
-Row = dict[str, Any]
-
-
-class Transaction(Protocol):
-    dialect: str
-    temporary_tables: set[str]
-    """Temporary tables this transaction's session has (created in committed transactions)."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Append ``rows`` (values in ``columns`` order) to ``table``: ``COPY`` on
-        PostgreSQL, ``executemany`` on SQLite. Values must be SQL scalars; on SQLite
-        ``Decimal`` and ``date`` are stored as text."""
-        ...
-
-    def copy_text(self, table: str, columns: Sequence[str], text: str) -> None:
-        """Append rows given in ``COPY`` text format (``copy_escaped`` values separated by
-        tabs, one row per line), for callers that format simple rows faster at once."""
-        ...
-
+__all__ = ["Database", "Row", "Transaction", "copy_escaped", "copy_unescaped"]
 
 class _PostgresTransaction:
     dialect = "postgres"
@@ -104,26 +82,6 @@ class _SQLiteTransaction:
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
             ([_sqlite_value(value) for value in row] for row in rows),
         )
-
-
-def copy_escaped(text: str) -> str:
-    """``text`` as a value in PostgreSQL's ``COPY`` text format."""
-    for special, escaped in _COPY_ESCAPES:
-        text = text.replace(special, escaped)
-    return text
-
-
-def copy_unescaped(value: str) -> str | None:
-    """A value of ``COPY`` text format as the text it stands for (``\\N``: None)."""
-    if value == "\\N":
-        return None
-    if "\\" not in value:
-        return value
-    return re.sub(r"\\(.)", lambda m: _COPY_UNESCAPES.get(m[1], m[1]), value)
-
-
-_COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
-_COPY_UNESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
 
 
 def _search_path_option(search_path: str | None) -> dict[str, str]:

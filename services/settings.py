@@ -82,10 +82,10 @@ class Settings(BaseSettings):
     )
     kafka_topic_prefix: str = Field(default="sales", description="Topics are PREFIX.<aggregate>.")
     kafka_partitions: int = Field(default=3, ge=1)
-    integrity_key: str = Field(
-        default="",
-        description="Secret for signing ledger digests (HMAC-SHA256); required to issue or "
-        "check digests that outlive the process.",
+    signing_key_file: str = Field(
+        default="ledger-signing-key.pem",
+        description="PEM file of the Ed25519 key that signs tree heads (made by "
+        "`salesledger init`, mode 0600); every sealing process uses the same one.",
     )
 
     @property

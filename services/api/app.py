@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from commands.ledger import SalesLedger
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
 from services.api import health, integrity, schemas, tokens
@@ -21,6 +20,7 @@ from services.api.observability import (
 )
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
+    analytics,
     audit,
     customers,
     forecasts,
@@ -32,7 +32,9 @@ from services.api.routers import (
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
 from services.logs import configure_logging
+from services.read_store import open_read_store
 from services.settings import Settings
+from services.web import install_dashboard
 
 DESCRIPTION = """
 Commands of the sales-process ledger and queries of its live projections.
@@ -103,12 +105,15 @@ def create_app(
         plans.router,
         forecasts.router,
         funnel.router,
+        analytics.router,
         monitoring.router,
         audit.router,
         tokens.router,
         integrity.router,
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)
+    app.include_router(integrity.public_router)
+    install_dashboard(app)
     return app
 
 

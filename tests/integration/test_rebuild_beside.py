@@ -10,9 +10,9 @@ import time
 import pytest
 
 from commands.ledger import SalesLedger
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
+from services.read_store import open_read_store
 from services.rebuild import rebuild_beside
 from services.settings import Settings
 from tests.integration.test_projections_postgres import dump, open_deal, set_up
