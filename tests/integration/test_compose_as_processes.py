@@ -27,6 +27,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from commands.ledger import SalesLedger
 from services.settings import Settings
+from services.transparency.keys import load_signing_key
+from services.transparency.offline import SignedTreeHead, key_id, verify_head
 from tests.conftest import postgres_admin_conninfo
 from tests.integration.processes import ROOT, call, database_connections, free_port
 from tests.integration.test_health_and_metrics import sample
@@ -250,6 +252,25 @@ def test_the_compose_stack_runs_as_processes(
         name: process.returncode for name, process in stack.items()
     }
     assert call("GET", f"{base}/readyz")[0] == 200
+    _the_api_serves_heads_signed_with_the_one_key(base, token, remap.key)
+
+
+def _the_api_serves_heads_signed_with_the_one_key(base: str, token: str, pem: Path) -> None:
+    """The sealer signs with the compose secret; any API worker serves its heads, which
+    the secret's public key verifies."""
+    public = load_signing_key(pem).public_key()
+    keys = {key_id(public): public}
+    deadline = time.monotonic() + CAUGHT_UP_WITHIN_SECONDS
+    while True:
+        status, body = call("GET", f"{base}/integrity/heads/latest", token)
+        if status == 200 and body["last_position"] >= WRITES:
+            break
+        assert time.monotonic() < deadline, (status, body)
+        time.sleep(0.3)
+    for _ in range(8):  # spread over the API's worker processes
+        status, body = call("GET", f"{base}/integrity/heads/latest", token)
+        assert status == 200
+        verify_head(SignedTreeHead.from_json(body), keys)
 
 
 def _lag_series(metrics: str) -> list[tuple[str, dict[str, str]]]:
