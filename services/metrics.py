@@ -88,6 +88,13 @@ def prepare_multiprocess_directory() -> None:
         stale.unlink()
 
 
+def forget_this_process() -> None:
+    """At a worker's orderly exit: drop its live gauges (pool use) from the shared files,
+    so the sums cover only running processes. Its counters stay, as Prometheus expects."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
 def exposition(ledger_collector: Collector) -> bytes:
     """The text a scrape gets: the processes' counts and the database's positions."""
     if os.environ.get(MULTIPROC_ENV):

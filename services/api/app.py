@@ -32,6 +32,7 @@ from services.api.routers import (
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
 from services.logs import configure_logging
+from services.metrics import forget_this_process
 from services.read_store import open_read_store
 from services.settings import Settings
 from services.web import install_dashboard
@@ -85,6 +86,7 @@ def create_app(
         finally:
             if worker is not None:
                 worker.stop()
+            forget_this_process()
 
     app = FastAPI(
         title="Sales ledger",
