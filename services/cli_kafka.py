@@ -13,6 +13,7 @@ from typing import Any
 
 from services.bootstrap import build_ledger, until_reachable
 from services.database import Database
+from services.logs import configure_logging
 from services.relay import BrokerLimitError, OutboxRelay, RelayConfig
 from services.settings import Settings
 from services.subscriber import FunnelSubscriber, funnel_table
@@ -76,10 +77,7 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("kafka").setLevel(logging.INFO if verbose else logging.ERROR)
 
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from projections.registry import all_projections, projection_names, spread_over_processes
 from projections.runner import DEFAULT_BATCH_SIZE, ProjectionRunner, ProjectionWorker
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
+from services.logs import configure_logging
 from services.read_store import open_read_store
 from services.settings import Settings
 from services.worker_health import report_health
@@ -85,7 +86,15 @@ def register(subparsers: Any) -> None:
         "--processes",
         type=int,
         default=None,
-        help="worker processes to replay in, as for `project` (default: the same as there)",
+        help="worker processes to replay in, as for `project` (default: the same as there); "
+        "with --in-place",
+    )
+    rebuild.add_argument(
+        "--in-place",
+        action="store_true",
+        help="drop the live tables and replay into them (queries see partial data meanwhile); "
+        "the default on PostgreSQL fills new tables beside the live ones and switches to "
+        "them once caught up, while queries go on answering from the old ones",
     )
     rebuild.set_defaults(handler=_rebuild)
 
@@ -115,16 +124,19 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            log_config=None,  # each worker logs JSON (create_api_worker)
+            access_log=False,  # one JSON line per request instead (observability)
         )
         return 0
+    configure_logging()
     in_process = {"auto": None, "yes": True, "no": False}[args.project]
     app = create_app(settings, project_in_process=in_process)
-    uvicorn.run(app, host=args.host, port=args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
 
 def _project(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     if not _known_projections(args.only or ()):
         return 2
     settings = Settings()
@@ -296,6 +308,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     if not _known_projections(args.names):
         return 2
     settings = Settings()
+    if settings.store == "postgres" and not args.in_place:
+        return _rebuild_beside(settings, args.names)
     groups = _process_groups(args.processes, settings, args.names or projection_names())
     if groups is None:
         return 2
@@ -309,6 +323,20 @@ def _rebuild(args: argparse.Namespace) -> int:
         return 0
     applied = _with_progress(runner, lambda: runner.rebuild(args.names or None), "rebuilding")
     print(f"rebuilt {rebuilt} from {applied} events; positions {runner.positions()}")
+    return 0
+
+
+def _rebuild_beside(settings: Settings, names: Sequence[str]) -> int:
+    from services.rebuild import rebuild_beside
+
+    chosen = [p for p in all_projections() if not names or p.name in names]
+    live = open_read_store(settings)
+    try:
+        replayed = rebuild_beside(build_ledger(settings), live, chosen)
+    finally:
+        live.close()
+    print(f"rebuilt {', '.join(p.name for p in chosen)} from {replayed} events beside the "
+          "live tables, and switched to them")
     return 0
 
 

@@ -85,6 +85,13 @@ class _SQLiteTransaction:
         )
 
 
+def _search_path_option(search_path: str | None) -> dict[str, str]:
+    """The connection option that sets ``search_path`` (libpq splits options on spaces)."""
+    if not search_path:
+        return {}
+    return {"options": f"-c search_path={search_path.replace(' ', '')}"}
+
+
 def _sqlite_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -96,7 +103,9 @@ def _sqlite_value(value: Any) -> Any:
 class Database:
     """Transactions on the ledger's database (the same one that holds the events)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, search_path: str | None = None) -> None:
+        """``search_path`` (PostgreSQL): the schemas unqualified names resolve in, and the
+        first of which new tables go to (default: the server's, ``public``)."""
         self.settings = settings
         self.dialect = settings.store
         self._pool: ConnectionPool[Any] | None = None
@@ -110,7 +119,11 @@ class Database:
                 settings.postgres_conninfo(),
                 min_size=min(settings.postgres_pool_min, settings.read_pool_max),
                 max_size=settings.read_pool_max,
-                kwargs={"row_factory": dict_row, "autocommit": False},
+                kwargs={
+                    "row_factory": dict_row,
+                    "autocommit": False,
+                    **_search_path_option(search_path),
+                },
                 timeout=settings.postgres_pool_timeout,
                 open=False,
             )

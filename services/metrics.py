@@ -27,12 +27,13 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from projections.parking import PARKED_TABLE
 from services.database import Database, Transaction
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-PARKED_EVENTS_TABLE = "parked_events"
-"""The dead-letter table the projections and the relay park undeliverable events in
-(issue 17). Its rows are counted when the table exists; until then no value is shown."""
+PARKED_EVENTS_TABLE = PARKED_TABLE
+"""The dead-letter table the projections and the relay park events they could not
+process in; counted per consumer once it exists (before, no value is shown)."""
 
 PROCESS_REGISTRY = CollectorRegistry(auto_describe=True)
 """This process's own metrics (without a multiprocess directory)."""
@@ -88,6 +89,13 @@ def prepare_multiprocess_directory() -> None:
         stale.unlink()
 
 
+def forget_this_process() -> None:
+    """At a worker's orderly exit: drop its live gauges (pool use) from the shared files,
+    so the sums cover only running processes. Its counters stay, as Prometheus expects."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
 def exposition(ledger_collector: Collector) -> bytes:
     """The text a scrape gets: the processes' counts and the database's positions."""
     if os.environ.get(MULTIPROC_ENV):
@@ -122,9 +130,16 @@ class LedgerCollector(Collector):
             if "ledger_seals" in tables:
                 yield from _seal(tx, head)
             if PARKED_EVENTS_TABLE in tables:
-                rows = tx.execute(f"SELECT count(*) AS n FROM {PARKED_EVENTS_TABLE}")
-                yield _gauge("salesledger_parked_events", "Events parked, undelivered.",
-                             int(rows[0]["n"]))
+                rows = tx.execute(
+                    f"SELECT consumer, count(*) AS n FROM {PARKED_EVENTS_TABLE} GROUP BY consumer"
+                )
+                parked = GaugeMetricFamily(
+                    "salesledger_parked_events", "Events parked, not processed, per consumer.",
+                    labels=["consumer"],
+                )
+                for row in rows:
+                    parked.add_metric([str(row["consumer"])], int(row["n"]))
+                yield parked
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

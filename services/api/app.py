@@ -15,7 +15,11 @@ from services.api.conventions import HttpConventions
 from services.api.dependencies import ApiContext
 from services.api.docs import install_offline_docs
 from services.api.errors import install_error_handlers
-from services.api.observability import MetricsMiddleware, pool_readers
+from services.api.observability import (
+    MetricsMiddleware,
+    RequestContextMiddleware,
+    pool_readers,
+)
 from services.api.openapi_doc import install_openapi
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
@@ -31,6 +35,8 @@ from services.api.routers import (
     plans,
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
+from services.logs import configure_logging
+from services.metrics import forget_this_process
 from services.read_store import open_read_store
 from services.settings import Settings
 from services.web import install_dashboard
@@ -94,6 +100,7 @@ def create_app(
         finally:
             if worker is not None:
                 worker.stop()
+            forget_this_process()
 
     app = FastAPI(
         title="Sales ledger",
@@ -109,6 +116,7 @@ def create_app(
     install_openapi(app)
     app.add_middleware(HttpConventions, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, pools=pool_readers(database, ledger))
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(schemas.router)
     for router in (
@@ -133,5 +141,7 @@ def create_app(
 
 def create_api_worker() -> FastAPI:
     """One of several API processes (``salesledger serve --workers N``): settings from
-    the environment, projections kept current by ``salesledger project`` elsewhere."""
+    the environment, projections kept current by ``salesledger project`` elsewhere;
+    its logs as JSON lines."""
+    configure_logging()
     return create_app(project_in_process=False)

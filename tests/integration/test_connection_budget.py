@@ -1,5 +1,5 @@
 """The connection budget: an API process with the smallest pools, under concurrent
-requests while the database holds them up, answers only 2xx or 503 (with Retry-After),
+requests while the database holds some of them up, answers only 2xx or 503 (with Retry-After),
 never opens more connections than its settings allow, and stays alive."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 
 from aggregates.organisation import Role
 from commands.ledger import SalesLedger
+from projections.funnel import FunnelProjection
 from services.settings import Settings
 from tests.integration.processes import (
     ApiProcess,
@@ -45,10 +46,13 @@ def api(postgres_settings: Settings) -> Iterator[tuple[ApiProcess, str]]:
         yield process, token
 
 
-def _hold_the_events_table(settings: Settings, seconds: float, held: threading.Event) -> None:
-    """Lock the events table (reads and appends wait) for ``seconds``, from outside."""
+def _hold_the_tables(settings: Settings, seconds: float, held: threading.Event) -> None:
+    """Lock the funnel's tables (its queries wait, holding their connection) for
+    ``seconds``, from outside. (Locking the events table would not do: a process
+    serialises bringing the organisation up to date, so requests queue there first.)"""
+    tables = ", ".join(FunnelProjection.tables)
     with psycopg.connect(settings.postgres_conninfo()) as conn:
-        conn.execute("LOCK TABLE salesledger_events IN ACCESS EXCLUSIVE MODE")
+        conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
         held.set()
         time.sleep(seconds)
 
@@ -64,10 +68,12 @@ def test_a_process_out_of_connections_answers_503_and_stays_up(
         ("POST", "/customers", {"name": "Shop", "source": "web"}),
         ("GET", f"/customers/{customer}", None),
         ("GET", "/people", None),
+        ("GET", "/funnel", None),
+        ("GET", "/funnel", None),
     ]
     held = threading.Event()
     holder = threading.Thread(
-        target=_hold_the_events_table, args=(postgres_settings, 3.0, held), daemon=True
+        target=_hold_the_tables, args=(postgres_settings, 3.0, held), daemon=True
     )
     holder.start()
     assert held.wait(10)
@@ -75,6 +81,8 @@ def test_a_process_out_of_connections_answers_503_and_stays_up(
 
     def one(n: int) -> tuple[int, dict[str, str]]:
         method, path, payload = requests[n % len(requests)]
+        if payload is not None:
+            payload = {**payload, "name": f"Shop {n}"}  # no duplicates (409)
         status, _, headers = call_with_headers(method, f"{process.base}{path}", token, payload)
         return status, headers
 

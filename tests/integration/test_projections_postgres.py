@@ -276,7 +276,7 @@ def test_rebuild_from_the_command_line_gives_the_same_rows(
         )
     for processes in ("2", "1", "3"):
         rebuilt = subprocess.run(
-            [*CLI, "rebuild", "--processes", processes],
+            [*CLI, "rebuild", "--in-place", "--processes", processes],
             env=env,
             capture_output=True,
             text=True,
@@ -285,9 +285,13 @@ def test_rebuild_from_the_command_line_gives_the_same_rows(
         assert "rebuilt funnel, forecasts, plans, monitoring, audit" in rebuilt.stdout
         assert dump(database) == before
     one = subprocess.run(
-        [*CLI, "rebuild", "funnel", "--processes", "2"], env=env, capture_output=True, text=True
+        [*CLI, "rebuild", "funnel", "--in-place", "--processes", "2"],
+        env=env, capture_output=True, text=True,
     )
     assert one.returncode == 0 and "rebuilt funnel from" in one.stdout  # one group: in-process
+    assert dump(database) == before
+    beside = subprocess.run([*CLI, "rebuild"], env=env, capture_output=True, text=True)
+    assert "beside the live tables, and switched to them" in beside.stdout, beside.stderr
     assert dump(database) == before
     database.close()
 
