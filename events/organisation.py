@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from events.base import LedgerCreated, LedgerEvent
 
 
@@ -43,4 +45,12 @@ class TokenIssued(LedgerEvent):
 
 class TokenRevoked(LedgerEvent):
     token_id: str
+    reason: str
+
+
+class ConfigurationChanged(LedgerEvent):
+    """Settings of the organisation changed (stage probabilities, stale days, sources,
+    products, regions, time zone, country code, date window), with the reason."""
+
+    changes: dict[str, Any]
     reason: str

@@ -22,6 +22,7 @@ from services.api.routers import (
     funnel,
     monitoring,
     opportunities,
+    organisation,
     people,
     plans,
 )
@@ -88,6 +89,7 @@ def create_app(
         audit.router,
         tokens.router,
         integrity.router,
+        organisation.router,
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)
     return app

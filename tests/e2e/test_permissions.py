@@ -60,6 +60,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/people/{person_id}/departure"): ADMIN,
     ("POST", "/people/{person_id}/reassignment"): WRITERS,
     ("POST", "/tokens"): ADMIN,
+    ("GET", "/organisation/configuration"): EVERYONE,
+    ("POST", "/organisation/configuration"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
     ("POST", "/customers"): WRITERS,
     ("GET", "/customers/{customer_id}"): READ_REP1,

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -124,7 +124,7 @@ class SalesFloor:
         self.ledger = ledger
         self.rng = random.Random(seed)
         self.reps = ["rep-a", "rep-b", "rep-c"]
-        self.customers: list[str] = []
+        self.customers: list[tuple[str, str]] = []
         self.deals: dict[str, dict[str, object]] = {}
         self.commands = 0
 
@@ -134,18 +134,19 @@ class SalesFloor:
         for rep in self.reps:
             self.ledger.add_person(rep, rep.title(), Role.SALES_REP, "boss", actor="admin")
         for n in range(5):
+            holder = self.rng.choice(self.reps)
             result = self.ledger.register_customer(
                 name=f"Customer {uuid.uuid4().hex[:8]} {n}",
                 source="web",
-                owner_id=self.rng.choice(self.reps),
+                owner_id=holder,
                 actor="boss",
             )
-            self.customers.append(result.aggregate_id)
+            self.customers.append((result.aggregate_id, holder))
 
     def open_deal(self) -> None:
-        owner = self.rng.choice(self.reps)
+        customer, owner = self.rng.choice(self.customers)  # a deal on a customer one sees
         result = self.ledger.open_opportunity(
-            customer_id=self.rng.choice(self.customers),
+            customer_id=customer,
             owner_id=owner,
             title="Deal",
             source=self.rng.choice(["web", "referral", "campaign"]),
@@ -194,13 +195,13 @@ class SalesFloor:
                 self.ledger.win_opportunity(
                     deal_id,
                     Decimal(self.rng.randrange(1_000, 90_000)) / 100,
-                    date(2025, 6, 1),
+                    datetime.now(UTC).date(),
                     actor=actor,
                 )
                 deal.update(status="won", stage=8)
             elif self.rng.random() < 0.08:
                 self.ledger.lose_opportunity(
-                    deal_id, "price", "Rival", date(2025, 6, 1), actor=actor
+                    deal_id, "price", "Rival", datetime.now(UTC).date(), actor=actor
                 )
                 deal.update(status="lost")
             elif self.rng.random() < 0.15:
