@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from aggregates.visibility import require_visible_people, visible_people
+from commands.ledger import SalesLedger
 from projections.monitoring import (
     ActivityCount,
     OwnershipTransferPage,
@@ -47,12 +48,15 @@ def get_stale_deals(
     offset: Offset = 0,
 ) -> WatchedDealPage:
     """Open deals with no activity and no stage change for ``days`` days."""
-    return query_stale_deals(
-        database,
-        days=days,
-        owner_ids=owners_in_scope(ledger, actor, owner, team, own_scope=True),
-        limit=limit,
-        offset=offset,
+    return _with_owner_names(
+        ledger,
+        query_stale_deals(
+            database,
+            days=days,
+            owner_ids=owners_in_scope(ledger, actor, owner, team, own_scope=True),
+            limit=limit,
+            offset=offset,
+        ),
     )
 
 
@@ -67,12 +71,23 @@ def get_slipped_deals(
     offset: Offset = 0,
 ) -> WatchedDealPage:
     """Open deals whose expected close date has passed."""
-    return query_slipped_deals(
-        database,
-        owner_ids=owners_in_scope(ledger, actor, owner, team, own_scope=True),
-        limit=limit,
-        offset=offset,
+    return _with_owner_names(
+        ledger,
+        query_slipped_deals(
+            database,
+            owner_ids=owners_in_scope(ledger, actor, owner, team, own_scope=True),
+            limit=limit,
+            offset=offset,
+        ),
     )
+
+
+def _with_owner_names(ledger: SalesLedger, page: WatchedDealPage) -> WatchedDealPage:
+    people = ledger.organisation().people
+    for item in page.items:
+        person = people.get(item.owner_id)
+        item.owner_name = person.name if person is not None else None
+    return page
 
 
 @router.get("/activity", response_model=list[ActivityCount])
