@@ -7,9 +7,11 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import singledispatchmethod
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from aggregates.configuration import Configuration
 from aggregates.errors import NotAllowedError, RuleViolationError
 from aggregates.evaluation import QUALIFICATION_CRITERIA, score_evaluation
 from aggregates.field_rules import (
@@ -93,7 +95,9 @@ class Opportunity(Aggregate):
         region: str,
         actor: str,
         org: Organisation,
+        opportunity_id: UUID | None = None,
     ) -> Opportunity:
+        """A new deal; ``opportunity_id`` only for imports (a stable id), else a new one."""
         if amount <= 0:
             raise RuleViolationError("amount: must be positive")
         config = org.configuration
@@ -107,6 +111,7 @@ class Opportunity(Aggregate):
             raise NotAllowedError("only the owner or a superior may open a deal for the owner")
         return cls._create(
             OpportunityOpened,
+            id=opportunity_id,
             customer_id=customer_id,
             owner_id=owner_id,
             title=title,
@@ -231,10 +236,11 @@ class Opportunity(Aggregate):
         )
 
     def revise_close_date(
-        self, expected_close: date, reason: str, actor: str, org: Organisation
+        self, expected_close: date, reason: str, actor: str, org: Organisation | None = None
     ) -> None:
         self._require_open()
-        require_in_window("expected_close", expected_close, _today(), org.configuration)
+        config = org.configuration if org is not None else Configuration()
+        require_in_window("expected_close", expected_close, _today(), config)
         if expected_close == self.expected_close:
             raise RuleViolationError("expected close date is unchanged")
         self.trigger_event(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import secrets
 import threading
 from collections import OrderedDict
@@ -19,12 +20,14 @@ from eventsourcing.application import (
     Application,
 )
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 
+from aggregates.audit_log import AuditLog, audit_log_id
 from aggregates.customer import Customer, identity_in, uniqueness_keys
 from aggregates.errors import (
     ConcurrencyConflictError,
     DuplicateCustomerError,
+    InvalidFieldError,
     NotAllowedError,
     NotFoundError,
     RuleViolationError,
@@ -42,6 +45,7 @@ from aggregates.visibility import (
 )
 from commands.concurrency import GuardMovedError, LedgerRecorder
 from events.base import DateAsISO
+from events.limits import EventFieldError, check_encoded_size, check_event
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -58,6 +62,7 @@ class CommandResult:
 
 
 MAX_DECISION_ATTEMPTS = 3
+EXPORT_RECORD_ATTEMPTS = 5
 
 
 class _StaleCacheError(Exception):
@@ -78,6 +83,21 @@ def _claim_for_command(actor: str, command_id: str) -> str:
     return f"command:{actor}:{command_id}"
 
 
+class CheckedMapper(Mapper[UUID]):
+    """The event boundary: every event passes ``events.limits`` before it is stored,
+    whichever command made it; a value no consumer could process is refused
+    (``InvalidFieldError``, naming the field) and nothing is written."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        try:
+            check_event(domain_event)
+            stored = super().to_stored_event(domain_event)
+            check_encoded_size(domain_event, stored.state)
+        except EventFieldError as error:
+            raise InvalidFieldError(error.field, error.problem) from None
+        return stored
+
+
 class SalesLedger(Application[UUID]):
     """Every command of the sales process; each one is a load → decide → save."""
 
@@ -86,6 +106,11 @@ class SalesLedger(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=CheckedMapper
+        )
 
     # Loading and saving.
 
@@ -180,19 +205,29 @@ class SalesLedger(Application[UUID]):
                 raise NotFoundError(
                     "the organisation is not set up; run `salesledger init`"
                 ) from None
+        shared = self._organisation
+        if shared is not None and not fresh:
+            return shared
+        if shared is None:
+            with self._organisation_lock:
+                if self._organisation is None:
+                    try:
+                        self._organisation = self.repository.get(ORGANISATION_ID)
+                    except AggregateNotFoundError:
+                        raise NotFoundError(
+                            "the organisation is not set up; run `salesledger init`"
+                        ) from None
+                return self._organisation
+        # The store is asked outside the lock: a request waits for its own round trip,
+        # never for every other request's (one lock held over a query serialised them).
+        newer = list(self.stored_events(ORGANISATION_ID, gt=shared.version))
         with self._organisation_lock:
-            if self._organisation is None:
-                try:
-                    self._organisation = self.repository.get(ORGANISATION_ID)
-                except AggregateNotFoundError:
-                    raise NotFoundError(
-                        "the organisation is not set up; run `salesledger init`"
-                    ) from None
-            elif fresh:
-                for event in self.stored_events(ORGANISATION_ID, gt=self._organisation.version):
-                    event.mutate(self._organisation)
-            assert self._organisation is not None
-            return self._organisation
+            current = self._organisation
+            assert current is not None
+            for event in newer:
+                if event.originator_version == current.version + 1:
+                    event.mutate(current)
+            return current
 
     def _share_organisation(self, saved: Organisation) -> None:
         with self._organisation_lock:
@@ -555,13 +590,13 @@ class SalesLedger(Application[UUID]):
         """The person a bearer token belongs to; None if it is unknown or revoked, or its
         person has left the organisation."""
         digest = hashlib.sha256(token.encode()).hexdigest()
-        found = self.store.select_claims([f"token:{digest}", f"token-revoked:{digest}"])
-        if f"token-revoked:{digest}" in found:
+        org = self.organisation()
+        # The organisation, just brought up to date, records every token issued and
+        # revoked: no read of the claims table per request.
+        person_id, issued_digest, revoked = org.tokens.get(digest[:16], ("", "", True))
+        if revoked or not hmac.compare_digest(issued_digest, digest):
             return None
-        person_id = found.get(f"token:{digest}")
-        if person_id is None or not self.organisation().is_active(person_id):
-            return None
-        return str(person_id)
+        return person_id if org.is_active(person_id) else None
 
     # Customers.
 
@@ -1126,6 +1161,46 @@ class SalesLedger(Application[UUID]):
             return forecast, ()
 
         return self._run(actor, command_id, decide)
+
+    # The audit log of bulk reads and exports.
+
+    def record_export(
+        self, actor: str, what: str, parameters: dict[str, Any], day: date
+    ) -> CommandResult:
+        """Append an ``ExportRecorded`` to ``actor``'s audit log of ``day``.
+
+        The log is kept in the aggregate cache like any other, so a warm append reads
+        nothing first: it is one append at the cached version (a stale cache collides and
+        is reloaded). It needs no organisation guard: recording a read decides nothing.
+        """
+        log_id = audit_log_id(actor, day)
+        for attempt in range(EXPORT_RECORD_ATTEMPTS):
+            self._unverified().clear()
+            try:
+                log = self._cached_or_loaded(AuditLog, log_id)
+                if log is None:
+                    log = AuditLog.open(actor, day)
+                log.record_export(what, parameters)
+                return self._save(log, actor=actor, command_id=None)
+            except (_StaleCacheError, ConcurrencyConflictError):
+                if attempt == EXPORT_RECORD_ATTEMPTS - 1:
+                    raise
+            finally:
+                self._unverified().clear()
+        raise AssertionError("unreachable")
+
+    def _cached_or_loaded(self, aggregate_class: type[A], uid: UUID) -> A | None:
+        """The aggregate to change, from the cache unverified (see ``_run``) or loaded;
+        None if it does not exist."""
+        with self._cache_lock:
+            cached = self._cache.pop(uid, None)
+        if isinstance(cached, aggregate_class):
+            self._unverified().add(uid)
+            return cached
+        try:
+            return self.load(aggregate_class, uid)
+        except NotFoundError:
+            return None
 
 
 def _may_change_customer(customer: Customer, actor: str, org: Organisation) -> bool:

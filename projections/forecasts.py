@@ -40,7 +40,7 @@ from projections.base import (
     keys_from_earlier_batches,
     topics_of,
 )
-from services.database import Database, Row, Transaction
+from projections.store import ReadStore, Row, Transaction
 
 OWNER_COLUMNS = ("forecast_id", "person_id", "period")
 _COMMON = ("forecast_id", "version", "person_id", "period", "recorded_at", "actor")
@@ -419,7 +419,7 @@ def _actuals(tx: Transaction, period: str, cutoff: str) -> dict[str, Decimal]:
 
 
 def query_forecast_report(
-    database: Database,
+    database: ReadStore,
     period: str,
     managers: Mapping[str, str | None],
     as_of: datetime | None = None,

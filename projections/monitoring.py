@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from aggregates.funnel import FIRST_STAGE, WON_STAGE
 from events import customer as customer_events
 from events import opportunity as opportunity_events
 from projections.base import (
@@ -26,7 +27,7 @@ from projections.base import (
     topics_of,
     week_of,
 )
-from services.database import Database, Row, Transaction
+from projections.store import ReadStore, Row, Transaction
 
 DEAL_COLUMNS = (
     "opportunity_id",
@@ -166,7 +167,7 @@ class MonitoringProjection(Projection):
                     "customer_id": event.customer_id,
                     "owner_id": event.owner_id,
                     "title": event.title,
-                    "stage": 1,
+                    "stage": FIRST_STAGE,
                     "status": "open",
                     "expected_close": event.expected_close.isoformat(),
                     "last_stage_change_at": at,
@@ -184,11 +185,11 @@ class MonitoringProjection(Projection):
         elif kind == "StageAdvanced":
             row.update(stage=event.to_stage, last_stage_change_at=at)
         elif kind == "OpportunityDisqualified":
-            row.update(stage=1, last_stage_change_at=at)
+            row.update(stage=FIRST_STAGE, last_stage_change_at=at)
         elif kind == "OpportunityReopened":
             row.update(stage=event.stage, status="open", last_stage_change_at=at)
         elif kind == "OpportunityWon":
-            row.update(stage=8, status="won", last_stage_change_at=at)
+            row.update(stage=WON_STAGE, status="won", last_stage_change_at=at)
         elif kind == "OpportunityLost":
             row.update(status="lost", last_stage_change_at=at)
         elif kind == "CloseDateRevised":
@@ -312,7 +313,7 @@ def _owner_condition(
 
 
 def _deal_page(
-    database: Database,
+    database: ReadStore,
     condition: str,
     params: list[Any],
     now: datetime,
@@ -357,7 +358,7 @@ def _deal_page(
 
 
 def query_stale_deals(
-    database: Database,
+    database: ReadStore,
     *,
     days: int,
     now: datetime | None = None,
@@ -377,7 +378,7 @@ def query_stale_deals(
 
 
 def query_slipped_deals(
-    database: Database,
+    database: ReadStore,
     *,
     now: datetime | None = None,
     owner_ids: Collection[str] | None = None,
@@ -408,7 +409,7 @@ class ActivityCount(BaseModel):
 
 
 def query_activity_counts(
-    database: Database,
+    database: ReadStore,
     *,
     person_ids: Collection[str] | None = None,
     from_week: str | None = None,
@@ -455,7 +456,7 @@ class UnownedCustomerPage(BaseModel):
 
 
 def query_unowned_customers(
-    database: Database, *, limit: int = 100, offset: int = 0
+    database: ReadStore, *, limit: int = 100, offset: int = 0
 ) -> UnownedCustomerPage:
     """Customers without an account manager, oldest first."""
     with database.transaction() as tx:
@@ -495,7 +496,7 @@ class OwnershipTransferPage(BaseModel):
 
 
 def query_ownership_transfers(
-    database: Database,
+    database: ReadStore,
     *,
     aggregate_id: str | None = None,
     person_id: str | None = None,

@@ -15,7 +15,7 @@ finer rules on changes (only an owner's superior may reassign, and so on).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -25,8 +25,8 @@ from eventsourcing.domain import Aggregate
 from aggregates.customer import Customer
 from aggregates.errors import NotFoundError
 from aggregates.opportunity import Opportunity
-from aggregates.organisation import Role
-from aggregates.visibility import UNSEEN_RECORD_RULE, may_see, sees_everything
+from aggregates.organisation import Organisation, Role
+from aggregates.visibility import UNSEEN_RECORD_RULE, may_see, sees_everything, visible_people
 from commands.ledger import SalesLedger
 
 __all__ = ["ROUTE_POLICY", "AccessDeniedError", "check_route", "may_see", "sees_everything"]
@@ -141,6 +141,11 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/funnel"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/health"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/conversion"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/pipeline/changes"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/pipeline/flags"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/aggregates/{aggregate_id}/field-history"): _record(
+        Access.RECORD_READ, "aggregate_id", None
+    ),
     **{
         ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
         for view in (
@@ -150,9 +155,23 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     },
     ("GET", "/audit"): RouteRule(Access.AUDIT, recorded=True),
     ("GET", "/aggregates/{aggregate_id}"): _record(Access.RECORD_READ, "aggregate_id", None),
-    ("GET", "/integrity/digest"): RouteRule(Access.AUDIT, recorded=True),
-    ("POST", "/integrity/verify"): RouteRule(Access.AUDIT, recorded=True),
+    ("GET", "/integrity/heads/latest"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/heads/{tree_size}"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/inclusion"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/consistency"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/bundles/{aggregate_id}"): RouteRule(Access.AUDIT, recorded=True),
 }
+
+
+def visible_owners(
+    actor: str, org: Organisation, owners: Collection[str] | None
+) -> set[str] | None:
+    """``owners`` narrowed to the deals ``actor`` may see one by one: no limit (None) for
+    auditors and admins, else the actor's own deals and their subtree's."""
+    scope = visible_people(actor, org)
+    if scope is None:
+        return None if owners is None else set(owners)
+    return scope if owners is None else set(owners) & scope
 
 
 def check_route(

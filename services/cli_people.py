@@ -6,11 +6,11 @@ import argparse
 from typing import Any
 
 from aggregates.errors import DomainError
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
 from services.holdings import holdings_of
+from services.read_store import open_read_store
 from services.settings import Settings
 
 

@@ -87,6 +87,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/funnel"): EVERYONE,
     ("GET", "/funnel/health"): EVERYONE,
     ("GET", "/funnel/conversion"): EVERYONE,
+    ("GET", "/pipeline/changes"): EVERYONE,
+    ("GET", "/pipeline/flags"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): EVERYONE
         for v in (
@@ -100,8 +102,12 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     },
     ("GET", "/audit"): AUDIT,
     ("GET", "/aggregates/{aggregate_id}"): READ_REP1,
-    ("GET", "/integrity/digest"): AUDIT,
-    ("POST", "/integrity/verify"): AUDIT,
+    ("GET", "/aggregates/{aggregate_id}/field-history"): READ_REP1,
+    ("GET", "/integrity/heads/latest"): AUDIT,
+    ("GET", "/integrity/heads/{tree_size}"): AUDIT,
+    ("GET", "/integrity/inclusion"): AUDIT,
+    ("GET", "/integrity/consistency"): AUDIT,
+    ("GET", "/integrity/bundles/{aggregate_id}"): AUDIT,
 }
 
 
@@ -151,6 +157,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "plan_id": str(uuid.uuid4()),
         "period": "2026-Q3",
         "token_id": "no-such-token",
+        "tree_size": "1",
     }
     with TestClient(create_app(settings, ledger)) as client:
         yield World(client, ledger, tokens, values)
@@ -165,8 +172,27 @@ def app_endpoints(world: World) -> set[tuple[str, str]]:
     }
 
 
+PUBLIC: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/livez"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+        ("GET", "/schemas"),
+        ("GET", "/schemas/asyncapi"),
+        ("GET", "/schemas/{ce_type}"),
+    }
+)
+"""Operations and published contracts: answered without a token, outside the policy."""
+
+
 def test_the_table_lists_every_endpoint_of_the_app(world: World) -> None:
-    assert app_endpoints(world) == set(EXPECTED)
+    assert app_endpoints(world) == set(EXPECTED) | PUBLIC
+
+
+@pytest.mark.parametrize("endpoint", sorted(PUBLIC - {("GET", "/schemas/{ce_type}")}))
+def test_public_endpoints_need_no_token(world: World, endpoint: tuple[str, str]) -> None:
+    response = world.client.request(*endpoint)
+    assert response.status_code not in (401, 403), response.text
 
 
 @pytest.mark.parametrize("endpoint", sorted(EXPECTED), ids=lambda e: f"{e[0]} {e[1]}")

@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from aggregates.funnel import health_label
 from events.customer import ActivityLogged, CustomerAssigned, CustomerRegistered
 from events.forecast import ForecastOpened, ForecastRevised, ForecastSubmitted
 from events.opportunity import (
@@ -29,7 +30,6 @@ from projections.funnel import (
     FunnelFilter,
     FunnelProjection,
     funnel_from_deals,
-    health_label,
     query_funnel,
     query_funnel_health,
 )

@@ -89,7 +89,7 @@ def get_forecast_report(
     """Each person's forecast and adjustments, roll-ups at every level, categories, quota,
     actuals and accuracy; the people you see (your own, your subtree, or everyone)."""
     period_level(period)
-    organisation = ledger.organisation()
+    organisation = ledger.organisation(fresh=False)
     managers = {p.person_id: p.manager_id for p in organisation.people.values()}
     in_view = visible_people(actor, organisation)
     return query_forecast_report(database, period, managers, as_of, in_view)
