@@ -102,6 +102,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/organisation/configuration"): RouteRule(Access.MEMBER_READ),
     ("POST", "/organisation/configuration"): RouteRule(Access.ADMIN),
     ("DELETE", "/tokens/{token_id}"): RouteRule(Access.ADMIN),
+    ("POST", "/tokens/{token_id}/rotation"): RouteRule(Access.ADMIN),
     ("POST", "/customers"): RouteRule(Access.MEMBER_WRITE),
     ("GET", "/customers/{customer_id}"): _record(Access.RECORD_READ, "customer_id", Customer),
     **{
@@ -150,7 +151,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
         ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
         for view in (
             "stale-deals", "slipped-deals", "activity", "unowned-customers",
-            "ownership-transfers", "departed-holdings",
+            "ownership-transfers", "departed-holdings", "parked",
         )
     },
     ("GET", "/audit"): RouteRule(Access.AUDIT, recorded=True),

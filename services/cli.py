@@ -13,6 +13,7 @@ from services import (
     cli_import,
     cli_kafka,
     cli_ops,
+    cli_parked,
     cli_people,
     cli_read,
     cli_transparency,
@@ -23,13 +24,14 @@ COMMAND_MODULES = (
     cli_core,
     cli_read,
     cli_audit,
+    cli_transparency,
     cli_kafka,
+    cli_people,
     cli_analytics,
     cli_import,
     cli_ops,
-    cli_transparency,
+    cli_parked,
     cli_web,
-    cli_people,
 )
 """Each module's ``register(subparsers)`` adds its subcommands, in this order."""
 
