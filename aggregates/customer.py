@@ -11,6 +11,13 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from aggregates.errors import NotAllowedError, RuleViolationError
+from aggregates.field_rules import (
+    IDENTITY_PROFILE_KEYS,
+    normalise_phone,
+    require_configured,
+    require_email,
+    require_phone,
+)
 from aggregates.organisation import Organisation, Role
 from events.customer import (
     ActivityLogged,
@@ -33,23 +40,37 @@ def normalise_name(name: str) -> str:
     return re.sub(r"[\W_]+", "", text)
 
 
-def normalise_phone(phone: str) -> str:
-    digits = re.sub(r"\D", "", phone)
-    return digits.lstrip("0")
-
-
 def uniqueness_keys(
-    name: str, tax_id: str | None, phone: str | None, email: str | None
+    name: str | None,
+    tax_id: str | None,
+    phone: str | None,
+    email: str | None,
+    country_code: str = "86",
 ) -> dict[str, str]:
-    """The normalised values by which two registrations are the same customer."""
-    keys = {"name": normalise_name(name)}
+    """The normalised values by which two registrations are the same customer (phones in
+    international form with the organisation's country code)."""
+    keys = {"name": normalise_name(name)} if name is not None else {}
     if tax_id and tax_id.strip():
         keys["tax_id"] = re.sub(r"[\s\-]", "", tax_id).upper()
-    if phone and normalise_phone(phone):
-        keys["phone"] = normalise_phone(phone)
+    if phone and re.sub(r"\D", "", phone):
+        keys["phone"] = normalise_phone(phone, country_code)
     if email and email.strip():
         keys["email"] = email.strip().casefold()
     return keys
+
+
+def identity_in(profile: dict[str, Any]) -> dict[str, str | None]:
+    """The uniqueness fields a profile names (``phone``, ``email``, ``tax_id``), checked."""
+    found: dict[str, str | None] = {}
+    for key in IDENTITY_PROFILE_KEYS:
+        if key in profile:
+            value = profile[key]
+            if value is not None and not isinstance(value, str):
+                raise RuleViolationError(f"profile.{key}: text")
+            found[key] = value
+    require_phone("profile.phone", found.get("phone"))
+    require_email("profile.email", found.get("email"))
+    return found
 
 
 class Customer(Aggregate):
@@ -84,7 +105,11 @@ class Customer(Aggregate):
     ) -> Customer:
         """A new customer; ``customer_id`` only for imports (a stable id), else a new one."""
         if not normalise_name(name):
-            raise RuleViolationError("customer name must contain letters or digits")
+            raise RuleViolationError("name: must contain letters or digits")
+        require_configured("source", source, org.configuration.sources)
+        require_phone("phone", phone)
+        require_email("email", email)
+        identity_in(profile)
         if org.has_role(actor, Role.AUDITOR):
             raise NotAllowedError("an auditor changes nothing")
         if owner_id is not None:
@@ -106,7 +131,8 @@ class Customer(Aggregate):
 
     def supplement_profile(self, changes: dict[str, Any], actor: str) -> None:
         if not changes:
-            raise RuleViolationError("nothing to supplement")
+            raise RuleViolationError("changes: nothing to supplement")
+        identity_in(changes)
         self.trigger_event(ProfileSupplemented, changes=changes, actor=actor)
 
     def classify(self, classification: str, reason: str, actor: str) -> None:

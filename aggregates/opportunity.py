@@ -11,10 +11,18 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from aggregates.configuration import Configuration
 from aggregates.errors import NotAllowedError, RuleViolationError
 from aggregates.evaluation import QUALIFICATION_CRITERIA, score_evaluation
+from aggregates.field_rules import (
+    require_bid_details,
+    require_closing_date,
+    require_configured,
+    require_in_window,
+)
 from aggregates.funnel import FIRST_STAGE, LAST_OPEN_STAGE, WON_STAGE
 from aggregates.organisation import Organisation, Role
+from events.base import recording_now
 from events.opportunity import (
     AmountRevised,
     BidDetailsRecorded,
@@ -91,7 +99,12 @@ class Opportunity(Aggregate):
     ) -> Opportunity:
         """A new deal; ``opportunity_id`` only for imports (a stable id), else a new one."""
         if amount <= 0:
-            raise RuleViolationError("amount must be positive")
+            raise RuleViolationError("amount: must be positive")
+        config = org.configuration
+        require_configured("source", source, config.sources)
+        require_configured("product", product, config.products)
+        require_configured("region", region, config.regions)
+        require_in_window("expected_close", expected_close, _today(), config)
         if not org.has_role(owner_id, Role.SALES_REP, Role.MANAGER):
             raise RuleViolationError(f"{owner_id!r} is not an active sales rep or manager")
         if actor != owner_id and not _is_manager_of(org, actor, owner_id):
@@ -208,7 +221,8 @@ class Opportunity(Aggregate):
     def record_bid_details(self, details: dict[str, Any], actor: str) -> None:
         self._require_open()
         if not details:
-            raise RuleViolationError("no bid details given")
+            raise RuleViolationError("details: no bid details given")
+        require_bid_details(details)
         self.trigger_event(BidDetailsRecorded, details=details, actor=actor)
 
     def revise_amount(self, amount: Decimal, reason: str, actor: str) -> None:
@@ -221,8 +235,12 @@ class Opportunity(Aggregate):
             AmountRevised, amount=amount, previous_amount=self.amount, reason=reason, actor=actor
         )
 
-    def revise_close_date(self, expected_close: date, reason: str, actor: str) -> None:
+    def revise_close_date(
+        self, expected_close: date, reason: str, actor: str, org: Organisation | None = None
+    ) -> None:
         self._require_open()
+        config = org.configuration if org is not None else Configuration()
+        require_in_window("expected_close", expected_close, _today(), config)
         if expected_close == self.expected_close:
             raise RuleViolationError("expected close date is unchanged")
         self.trigger_event(
@@ -246,12 +264,14 @@ class Opportunity(Aggregate):
                 f"a deal is won from stage {FIRST_WINNABLE_STAGE} (negotiation); "
                 f"it is at {self.stage}"
             )
+        require_closing_date("closed_on", closed_on, self.created_on.date(), _today())
         self.trigger_event(OpportunityWon, amount=amount, closed_on=closed_on, actor=actor)
 
     def lose(self, reason: str, competitor: str | None, closed_on: date, actor: str) -> None:
         self._require_open()
         if not reason.strip():
-            raise RuleViolationError("a lost deal needs a reason")
+            raise RuleViolationError("reason: a lost deal needs a reason")
+        require_closing_date("closed_on", closed_on, self.created_on.date(), _today())
         self.trigger_event(
             OpportunityLost, reason=reason, competitor=competitor, closed_on=closed_on, actor=actor
         )
@@ -365,6 +385,10 @@ class Opportunity(Aggregate):
         self.closed_on = None
         self.lost_reason = None
         self.competitor = None
+
+
+def _today() -> date:
+    return recording_now().date()
 
 
 def _is_manager_of(org: Organisation, actor: str, person_id: str) -> bool:

@@ -11,8 +11,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from aggregates.configuration import Configuration, checked_changes
 from aggregates.errors import NotAllowedError, NotFoundError, RuleViolationError
 from events.organisation import (
+    ConfigurationChanged,
     ManagerChanged,
     OrganisationFounded,
     PersonJoined,
@@ -59,6 +61,7 @@ class Organisation(Aggregate):
         self.name = ""
         self.people: dict[str, Person] = {}
         self.tokens: dict[str, tuple[str, str, bool]] = {}
+        self.configuration = Configuration()
         self.token_expiry: dict[str, datetime | None] = {}
 
     @classmethod
@@ -198,6 +201,15 @@ class Organisation(Aggregate):
             raise RuleViolationError(f"token {token_id} is already revoked")
         self.trigger_event(TokenRevoked, token_id=token_id, reason=reason, actor=actor)
 
+    def configure(self, changes: dict[str, Any], reason: str, actor: str) -> None:
+        """Change settings, with a reason (admins only)."""
+        self.require_admin(actor)
+        if not reason.strip():
+            raise RuleViolationError("reason: a configuration change needs a reason")
+        self.trigger_event(
+            ConfigurationChanged, changes=checked_changes(changes), reason=reason, actor=actor
+        )
+
     def _require_can_manage(self, manager_id: str) -> None:
         if not self.has_role(manager_id, Role.MANAGER, Role.ADMIN):
             raise RuleViolationError(f"{manager_id!r} is not an active manager")
@@ -239,3 +251,7 @@ class Organisation(Aggregate):
     def _(self, event: TokenRevoked) -> None:
         person_id, digest, _ = self.tokens[event.token_id]
         self.tokens[event.token_id] = (person_id, digest, True)
+
+    @when.register
+    def _(self, event: ConfigurationChanged) -> None:
+        self.configuration = self.configuration.changed(event.changes)

@@ -82,9 +82,12 @@ def _month_end(year: int, month: int) -> date:
 
 
 def is_sub_period(child: str, parent: str) -> bool:
-    """True if ``child`` is one level finer than ``parent`` and starts inside it."""
+    """True if ``child`` is one level finer than ``parent`` (or a day of a month) and
+    starts inside it."""
     child_level, parent_level = period_level(child), period_level(parent)
-    if _PERIOD_LEVELS.index(child_level) != _PERIOD_LEVELS.index(parent_level) + 1:
+    one_finer = _PERIOD_LEVELS.index(child_level) == _PERIOD_LEVELS.index(parent_level) + 1
+    day_of_month = (child_level, parent_level) == ("day", "month")
+    if not (one_finer or day_of_month):
         return False
     start, end = period_bounds(parent)
     return start <= period_bounds(child)[0] <= end
@@ -104,6 +107,7 @@ class SalesPlan(Aggregate):
         self.children: dict[str, dict[str, list[str]]] = {}
         self.status = "draft"
         self.revision_count = 0
+        self.drafted_by = ""
 
     @classmethod
     def draft(
@@ -228,8 +232,8 @@ class SalesPlan(Aggregate):
         )
 
     def approve(self, note: str, actor: str, org: Organisation) -> None:
-        if not org.has_role(actor, Role.MANAGER, Role.ADMIN):
-            raise NotAllowedError("only a manager or admin approves a plan")
+        if not (org.has_role(actor, Role.ADMIN) or org.is_superior(actor, self.drafted_by)):
+            raise NotAllowedError("only a superior of the plan's drafter (or an admin) approves it")
         if self.status == "approved":
             raise RuleViolationError("plan is already approved")
         self.trigger_event(PlanApproved, note=note, actor=actor)
@@ -245,6 +249,7 @@ class SalesPlan(Aggregate):
         self.name = event.name
         self.period = event.period
         self.targets = {ROOT: dict(event.targets)}
+        self.drafted_by = event.actor
 
     @when.register
     def _(self, event: TargetsDecomposed) -> None:

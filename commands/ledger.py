@@ -23,7 +23,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 
 from aggregates.audit_log import AuditLog, audit_log_id
-from aggregates.customer import Customer, uniqueness_keys
+from aggregates.customer import Customer, identity_in, uniqueness_keys
 from aggregates.errors import (
     AlreadyIssuedError,
     ConcurrencyConflictError,
@@ -443,9 +443,7 @@ class SalesLedger(Application[UUID]):
 
     @staticmethod
     def _require_may_change(aggregate: Aggregate, actor: str, org: Organisation) -> None:
-        if org.has_role(actor, Role.AUDITOR) or not (
-            actor == SYSTEM_ACTOR or org.is_active(actor)
-        ):
+        if org.has_role(actor, Role.AUDITOR) or not (actor == SYSTEM_ACTOR or org.is_active(actor)):
             raise NotAllowedError(f"{actor!r} may not change anything")
         if isinstance(aggregate, Opportunity) and not aggregate.may_change(actor, org):
             raise NotAllowedError("only the owner, the deal team or their superiors may change it")
@@ -525,6 +523,18 @@ class SalesLedger(Application[UUID]):
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(for_change=True)
             org.change_manager(person_id, manager_id, reason, actor)
+            return org, ()
+
+        return self._run(actor, command_id, decide)
+
+    def configure(
+        self, changes: dict[str, Any], reason: str, *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        """Change the organisation's settings, with a reason (admins only)."""
+
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation(for_change=True)
+            org.configure(changes, reason, actor)
             return org, ()
 
         return self._run(actor, command_id, decide)
@@ -689,7 +699,14 @@ class SalesLedger(Application[UUID]):
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(fresh=False)
-            keys = uniqueness_keys(name, tax_id, phone, email)
+            named = identity_in(profile or {})
+            keys = uniqueness_keys(
+                name,
+                tax_id or named.get("tax_id"),
+                phone or named.get("phone"),
+                email or named.get("email"),
+                org.configuration.country_code,
+            )
             customer = Customer.register(
                 name=name,
                 source=source,
@@ -717,13 +734,25 @@ class SalesLedger(Application[UUID]):
         actor: str,
         command_id: str | None = None,
     ) -> CommandResult:
-        return self._change(
-            Customer,
-            customer_id,
-            actor,
-            command_id,
-            lambda c, _: c.supplement_profile(changes, actor),
-        )
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            customer, org = self._load_with_organisation(Customer, customer_id)
+            self._require_may_change(customer, actor, org)
+            customer.supplement_profile(changes, actor)
+            named = identity_in(changes)
+            keys = uniqueness_keys(
+                None,
+                named.get("tax_id"),
+                named.get("phone"),
+                named.get("email"),
+                org.configuration.country_code,
+            )
+            claims = [
+                (f"customer:{kind}:{value}", str(customer.id)) for kind, value in keys.items()
+            ]
+            self._raise_if_claimed(claims)
+            return customer, claims
+
+        return self._run(actor, command_id, decide)
 
     def classify_customer(
         self,
@@ -973,7 +1002,7 @@ class SalesLedger(Application[UUID]):
             opportunity_id,
             actor,
             command_id,
-            lambda o, _: o.revise_close_date(expected_close, reason, actor),
+            lambda o, org: o.revise_close_date(expected_close, reason, actor, org),
         )
 
     def log_opportunity_activity(

@@ -55,6 +55,16 @@ class ChangeManager(CommandRequest):
     reason: Reason
 
 
+class Configure(CommandRequest):
+    changes: dict[str, Any] = Field(
+        min_length=1,
+        examples=[{"stale_days": 21, "sources": ["web", "referral", "campaign"]}],
+        description="settings to change: stage_probabilities, stale_days, sources, products, "
+        "regions, time_zone, country_code, date_window_days",
+    )
+    reason: Reason
+
+
 class RemovePerson(CommandRequest):
     reason: Reason
     successor_id: str | None = Field(

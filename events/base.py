@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import singledispatchmethod
 from typing import Any, dataclass_transform
 
@@ -27,6 +27,12 @@ def recorded_at(moment: datetime) -> Iterator[None]:
         yield
     finally:
         _recording_time.reset(token)
+
+
+def recording_now() -> datetime:
+    """The moment events triggered now are stamped with (see ``recorded_at``)."""
+    moment = _recording_time.get()
+    return moment if moment is not None else datetime.now(UTC)
 
 
 @dataclass_transform(frozen_default=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from events.base import LedgerCreated, LedgerEvent
 
@@ -47,4 +48,12 @@ class TokenIssued(LedgerEvent):
 
 class TokenRevoked(LedgerEvent):
     token_id: str
+    reason: str
+
+
+class ConfigurationChanged(LedgerEvent):
+    """Settings of the organisation changed (stage probabilities, stale days, sources,
+    products, regions, time zone, country code, date window), with the reason."""
+
+    changes: dict[str, Any]
     reason: str

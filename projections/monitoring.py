@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -18,6 +19,7 @@ from projections.base import (
     Projection,
     RecordedEvent,
     add_counts,
+    as_decimal,
     create_table,
     in_clause,
     insert_rows,
@@ -37,6 +39,7 @@ DEAL_COLUMNS = (
     "expected_close",
     "last_stage_change_at",
     "last_activity_at",
+    "amount",
 )
 CUSTOMER_COLUMNS = ("customer_id", "name", "owner_id", "registered_at", "registered_by")
 TRANSFER_COLUMNS = (
@@ -59,6 +62,7 @@ _DEAL_EVENT_TYPES = (
     opportunity_events.CloseDateRevised,
     opportunity_events.PrimaryOwnerChanged,
     opportunity_events.OpportunityActivityLogged,
+    opportunity_events.AmountRevised,
 )
 _CUSTOMER_EVENT_TYPES = (
     customer_events.CustomerRegistered,
@@ -73,6 +77,7 @@ class MonitoringProjection(Projection):
     """What managers watch day to day: is the process being worked?"""
 
     name = "monitoring"
+    rows_version = 2
     topics = topics_of((*_DEAL_EVENT_TYPES, *_CUSTOMER_EVENT_TYPES))
     tables = (
         "monitoring_deals",
@@ -91,7 +96,7 @@ class MonitoringProjection(Projection):
             "opportunity_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, owner_id TEXT NOT NULL, "
             "title TEXT NOT NULL, stage INTEGER NOT NULL, status TEXT NOT NULL, "
             "expected_close TEXT NOT NULL, last_stage_change_at TEXT NOT NULL, "
-            "last_activity_at TEXT)",
+            "last_activity_at TEXT, amount NUMERIC NOT NULL)",
         )
         create_table(
             tx,
@@ -167,6 +172,7 @@ class MonitoringProjection(Projection):
                     "expected_close": event.expected_close.isoformat(),
                     "last_stage_change_at": at,
                     "last_activity_at": None,
+                    "amount": event.amount,
                 }
             )
             return
@@ -188,6 +194,8 @@ class MonitoringProjection(Projection):
             row.update(status="lost", last_stage_change_at=at)
         elif kind == "CloseDateRevised":
             row["expected_close"] = event.expected_close.isoformat()
+        elif kind == "AmountRevised":
+            row["amount"] = event.amount
         elif kind == "PrimaryOwnerChanged":
             transfers.append(
                 _transfer(recorded, "opportunity", event.previous_owner_id, event.owner_id)
@@ -280,7 +288,11 @@ class WatchedDeal(BaseModel):
     expected_close: date = Field(examples=["2026-03-31"])
     last_stage_change_at: str
     last_activity_at: str | None
+    amount: Decimal = Field(examples=["275000"])
+    customer_name: str | None = Field(examples=["Bright Machinery"])
+    owner_name: str | None = Field(default=None, examples=["Alice Chen"])
     days_idle: int = Field(description="days since the last activity or stage change")
+    days_overdue: int = Field(description="days since the expected close date (0 if not yet)")
 
 
 class WatchedDealPage(BaseModel):
@@ -291,11 +303,13 @@ class WatchedDealPage(BaseModel):
     next_offset: int | None
 
 
-def _owner_condition(owner_ids: Collection[str] | None) -> tuple[str, list[Any]]:
+def _owner_condition(
+    owner_ids: Collection[str] | None, column: str = "d.owner_id"
+) -> tuple[str, list[Any]]:
     if owner_ids is None:
         return "", []
     owners = sorted(owner_ids)
-    return f" AND owner_id {in_clause(owners)}", owners
+    return f" AND {column} {in_clause(owners)}", owners
 
 
 def _deal_page(
@@ -307,26 +321,33 @@ def _deal_page(
     offset: int,
 ) -> WatchedDealPage:
     idle_since = (
-        "CASE WHEN last_activity_at IS NOT NULL AND last_activity_at > "
-        "last_stage_change_at THEN last_activity_at ELSE last_stage_change_at END"
+        "CASE WHEN d.last_activity_at IS NOT NULL AND d.last_activity_at > "
+        "d.last_stage_change_at THEN d.last_activity_at ELSE d.last_stage_change_at END"
     )
+    columns = ", ".join(f"d.{c}" for c in DEAL_COLUMNS)
     with database.transaction() as tx:
         total = tx.execute(
-            f"SELECT COUNT(*) AS n FROM monitoring_deals WHERE status = 'open'{condition}", params
+            f"SELECT COUNT(*) AS n FROM monitoring_deals d WHERE d.status = 'open'{condition}",
+            params,
         )[0]["n"]
         rows = tx.execute(
-            f"SELECT {', '.join(DEAL_COLUMNS)} FROM monitoring_deals "
-            f"WHERE status = 'open'{condition} ORDER BY {idle_since}, opportunity_id "
+            f"SELECT {columns}, c.name AS customer_name FROM monitoring_deals d "
+            "LEFT JOIN monitoring_customers c ON c.customer_id = d.customer_id "
+            f"WHERE d.status = 'open'{condition} ORDER BY {idle_since}, d.opportunity_id "
             "LIMIT %s OFFSET %s",
             [*params, limit, offset],
         )
     items = []
     for row in rows:
         idle_since_at = max(row["last_stage_change_at"], row["last_activity_at"] or "")
+        overdue = (now.date() - date.fromisoformat(row["expected_close"])).days
         items.append(
             WatchedDeal(
-                **{k: row[k] for k in DEAL_COLUMNS if k != "status"},
+                **{k: row[k] for k in DEAL_COLUMNS if k not in ("status", "amount")},
+                amount=as_decimal(row["amount"]),
+                customer_name=row["customer_name"],
                 days_idle=(now - datetime.fromisoformat(idle_since_at)).days,
+                days_overdue=max(0, overdue),
             )
         )
     return WatchedDealPage(
@@ -350,8 +371,8 @@ def query_stale_deals(
     cutoff = iso_timestamp(now - timedelta(days=days))
     owners, owner_params = _owner_condition(owner_ids)
     condition = (
-        " AND last_stage_change_at < %s AND (last_activity_at IS NULL OR last_activity_at < %s)"
-        + owners
+        " AND d.last_stage_change_at < %s "
+        "AND (d.last_activity_at IS NULL OR d.last_activity_at < %s)" + owners
     )
     return _deal_page(database, condition, [cutoff, cutoff, *owner_params], now, limit, offset)
 
@@ -359,18 +380,18 @@ def query_stale_deals(
 def query_slipped_deals(
     database: ReadStore,
     *,
-    today: date | None = None,
+    now: datetime | None = None,
     owner_ids: Collection[str] | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> WatchedDealPage:
-    """Open deals whose expected close date has passed."""
-    today = today or datetime.now(UTC).date()
+    """Open deals whose expected close date has passed (by ``now``'s date)."""
+    now = now or datetime.now(UTC)
+    today = now.date()
     owners, owner_params = _owner_condition(owner_ids)
-    now = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
     return _deal_page(
         database,
-        f" AND expected_close < %s{owners}",
+        f" AND d.expected_close < %s{owners}",
         [today.isoformat(), *owner_params],
         now,
         limit,
@@ -395,8 +416,7 @@ def query_activity_counts(
     to_week: str | None = None,
 ) -> list[ActivityCount]:
     """Activities per person and ISO week (``2026-W14``), optionally within a week range."""
-    condition, params = _owner_condition(person_ids)
-    condition = condition.replace("owner_id", "person_id")
+    condition, params = _owner_condition(person_ids, "person_id")
     if from_week is not None:
         condition += " AND week >= %s"
         params.append(from_week)

@@ -103,6 +103,8 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("POST", "/people/{person_id}/departure"): RouteRule(Access.ADMIN),
     ("POST", "/people/{person_id}/reassignment"): RouteRule(Access.MEMBER_WRITE),
     ("POST", "/tokens"): RouteRule(Access.ADMIN),
+    ("GET", "/organisation/configuration"): RouteRule(Access.MEMBER_READ),
+    ("POST", "/organisation/configuration"): RouteRule(Access.ADMIN),
     ("DELETE", "/tokens/{token_id}"): RouteRule(Access.ADMIN),
     ("POST", "/tokens/{token_id}/rotation"): RouteRule(Access.ADMIN),
     ("POST", "/customers"): RouteRule(Access.MEMBER_WRITE),

@@ -284,7 +284,7 @@ class DemoBuilder:
         self._do(
             day,
             lambda: ledger.approve_plan(
-                plan.aggregate_id, "approved at the kick-off", actor="vp-sales"
+                plan.aggregate_id, "approved at the kick-off", actor="admin"
             ),
         )
         self.summary.plans = 1

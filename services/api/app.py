@@ -31,6 +31,7 @@ from services.api.routers import (
     listings,
     monitoring,
     opportunities,
+    organisation,
     people,
     plans,
 )
@@ -132,6 +133,7 @@ def create_app(
         audit.router,
         tokens.router,
         integrity.router,
+        organisation.router,
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)
     app.include_router(integrity.public_router)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aggregates.evaluation import QUALIFICATION_CRITERIA
+from events.base import recorded_at
 from services.api.app import create_app
 from services.bootstrap import build_ledger
 from services.settings import Settings
@@ -47,29 +50,24 @@ def call(
 
 
 def won_deal(client: TestClient, headers: dict[str, str], owner: str, amount: str) -> str:
-    customer = call(
-        client,
-        headers,
-        "POST",
-        "/customers",
-        {"name": f"Customer of {owner} {amount}", "source": "web", "owner_id": owner},
-    )
-    deal = call(
-        client,
-        headers,
-        "POST",
-        "/opportunities",
-        {
-            "customer_id": customer["aggregate_id"],
-            "owner_id": owner,
-            "title": "Deal",
-            "source": "referral",
-            "amount": amount,
-            "expected_close": "2026-05-15",
-            "product": "arm",
-            "region": "east",
-        },
-    )["aggregate_id"]
+    """A deal opened (on 1 April 2026, through the ledger, so it can close in May) and won
+    through the API."""
+    ledger = client.app.state.context.ledger  # type: ignore[attr-defined]
+    with recorded_at(datetime(2026, 4, 1, 9, tzinfo=UTC)):
+        customer = ledger.register_customer(
+            name=f"Customer of {owner} {amount}", source="web", owner_id=owner, actor=owner
+        )
+        deal = ledger.open_opportunity(
+            customer_id=customer.aggregate_id,
+            owner_id=owner,
+            title="Deal",
+            source="referral",
+            amount=Decimal(amount),
+            expected_close=date(2026, 5, 15),
+            product="arm",
+            region="east",
+            actor=owner,
+        ).aggregate_id
     call(client, headers, "POST", f"/opportunities/{deal}/qualification", {"criteria": ALL_MET})
     call(client, headers, "POST", f"/opportunities/{deal}/stage", {"to_stage": 7})
     call(

@@ -64,6 +64,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/people/{person_id}/departure"): ADMIN,
     ("POST", "/people/{person_id}/reassignment"): WRITERS,
     ("POST", "/tokens"): ADMIN,
+    ("GET", "/organisation/configuration"): EVERYONE,
+    ("POST", "/organisation/configuration"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
     ("POST", "/tokens/{token_id}/rotation"): ADMIN,
     ("POST", "/customers"): WRITERS,

@@ -181,5 +181,9 @@ def test_monitoring_lists_cover_the_callers_people_only(api: Api) -> None:
     assert slipped("other-mgr") == slipped("rep3") == set()
     assert active_people("mgr") == {"rep1"}
     assert active_people("other-mgr") == set()
+    _, page = api.call("mgr", "GET", "/monitoring/slipped-deals", min_position=position)
+    row = page["items"][0]
+    assert (row["customer_name"], row["owner_name"], row["amount"]) == ("Acme", "Ray", "1000")
+    assert row["days_overdue"] == (date.today() - date(2026, 1, 15)).days
     status, body = api.call("rep1", "GET", "/monitoring/stale-deals", min_position=position)
     assert status == 200 and body["items"] == []

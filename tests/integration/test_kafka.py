@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -197,13 +197,13 @@ class SalesFloor:
                 self.ledger.win_opportunity(
                     deal_id,
                     Decimal(self.rng.randrange(1_000, 90_000)) / 100,
-                    date(2025, 6, 1),
+                    datetime.now(UTC).date(),
                     actor=actor,
                 )
                 deal.update(status="won", stage=8)
             elif self.rng.random() < 0.08:
                 self.ledger.lose_opportunity(
-                    deal_id, "price", "Rival", date(2025, 6, 1), actor=actor
+                    deal_id, "price", "Rival", datetime.now(UTC).date(), actor=actor
                 )
                 deal.update(status="lost")
             elif self.rng.random() < 0.15:

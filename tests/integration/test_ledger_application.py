@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import psycopg
@@ -22,6 +22,7 @@ from aggregates.evaluation import QUALIFICATION_CRITERIA
 from aggregates.opportunity import Opportunity, Status
 from aggregates.visibility import UnseenRecordError
 from commands.ledger import SalesLedger
+from events.base import recorded_at
 from services.settings import Settings
 from tests.conftest import build_team
 
@@ -41,6 +42,12 @@ def last_committed_position(settings: Settings) -> int:
 
 
 def open_deal(ledger: SalesLedger, owner: str = "rep1") -> str:
+    """A deal opened at the start of 2026 (so it can close in May), held by ``owner``."""
+    with recorded_at(datetime(2026, 1, 2, 9, tzinfo=UTC)):
+        return _open_deal(ledger, owner)
+
+
+def _open_deal(ledger: SalesLedger, owner: str) -> str:
     customer = ledger.register_customer(
         name=f"Customer of {owner}", source="web", owner_id=owner, actor=owner
     )

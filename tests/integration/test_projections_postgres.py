@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import pytest
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from aggregates.funnel import LAST_OPEN_STAGE
 from commands.ledger import SalesLedger
+from events.base import recorded_at
 from projections.audit import query_audit_trail
 from projections.funnel import FUNNEL_TOPICS, FunnelProjection
 from projections.registry import all_projections, projection_names
@@ -388,10 +389,11 @@ def test_projections_reading_ahead_in_threads_give_the_rows_of_batch_by_batch(
     settings = Settings()
     ledger = build_ledger(settings)
     database = Database(settings)
-    set_up(ledger)
+    with recorded_at(datetime(2026, 1, 2, 9, tzinfo=UTC)):  # deals that close in March
+        set_up(ledger)
+        for n in range(6):
+            open_deal(ledger, f"rep{n % 2}", n)
     criteria = {criterion: True for criterion in QUALIFICATION_CRITERIA}
-    for n in range(6):
-        open_deal(ledger, f"rep{n % 2}", n)
     deals = opportunity_ids(ledger)
     assert len(deals) == 6
     for n, deal in enumerate(deals):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -11,6 +11,7 @@ from eventsourcing.domain import Aggregate
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from aggregates.opportunity import Opportunity
 from aggregates.organisation import Organisation, Role
+from events.base import recorded_at
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -41,7 +42,16 @@ def organisation() -> Organisation:
     return settled(org)
 
 
+OPENED_AT = datetime(2026, 1, 2, 9, tzinfo=UTC)
+"""When the fixtures' deals were opened, so their closing dates (2026) lie after it."""
+
+
 def opportunity(org: Organisation, *, stage: int = 1, qualified: bool = False) -> Opportunity:
+    with recorded_at(OPENED_AT):
+        return _opportunity(org, stage=stage, qualified=qualified)
+
+
+def _opportunity(org: Organisation, *, stage: int, qualified: bool) -> Opportunity:
     deal = Opportunity.open(
         customer_id="c-1",
         owner_id="rep1",

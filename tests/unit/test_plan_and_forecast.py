@@ -41,6 +41,8 @@ def plan() -> SalesPlan:
         ("2026-03-04", "2026-W10", True),
         ("2026-03", "2026", False),
         ("2027-Q1", "2026", False),
+        ("2026-12-01", "2026-12", True),
+        ("2026-11-30", "2026-12", False),
     ],
 )
 def test_sub_periods_go_one_level_finer(child: str, parent: str, expected: bool) -> None:
@@ -122,11 +124,12 @@ def test_a_revision_that_breaks_the_sums_is_refused_and_a_consistent_one_is_reco
     )
 
 
-def test_only_managers_plan_and_approve() -> None:
-    p, org = plan(), organisation()
-    with pytest.raises(NotAllowedError):
-        p.approve("ok", "rep1", org)
-    p.approve("ok", "vp", org)
+def test_only_managers_plan_and_a_superior_of_the_drafter_approves() -> None:
+    p, org = plan(), organisation()  # drafted by the vp, who has no superior
+    for not_above in ("rep1", "mgr", "vp"):
+        with pytest.raises(NotAllowedError, match="superior of the plan's drafter"):
+            p.approve("ok", not_above, org)
+    p.approve("ok", "admin", org)
     assert isinstance(new_events(p)[-1], PlanApproved) and p.status == "approved"
     p.revise(
         {"total/period=2026-Q1": {"revenue": D(200)}, "total/period=2026-Q2": {"revenue": D(400)}},

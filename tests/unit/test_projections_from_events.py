@@ -330,13 +330,18 @@ def test_monitoring_finds_stale_and_slipped_deals_and_counts_activity(database: 
     now = T0 + timedelta(days=45)
 
     stale = query_stale_deals(database, days=30, now=now - timedelta(days=5))
-    slipped = query_slipped_deals(database, today=date(2026, 4, 1))
+    slipped = query_slipped_deals(database, now=datetime(2026, 4, 1, tzinfo=UTC))
     activity = query_activity_counts(database, person_ids={"rep"})
 
     assert [d.opportunity_id for d in stale.items] == []
     assert [d.opportunity_id for d in slipped.items] == [str(idle.id)]
     assert sum(a.total for a in activity) == 2
     assert query_unowned_customers(database).total == 1
+    one_clock = datetime(2026, 6, 1, 15, tzinfo=UTC)
+    stale_then = query_stale_deals(database, days=1, now=one_clock).items
+    slipped_then = query_slipped_deals(database, now=one_clock).items
+    idle_in_stale = {d.opportunity_id: d.days_idle for d in stale_then}
+    assert [d.days_idle for d in slipped_then] == [idle_in_stale[str(idle.id)]]
 
 
 def test_monitoring_records_every_ownership_transfer(database: Database) -> None:
