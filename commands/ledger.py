@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import hmac
 import secrets
 import threading
 from collections import OrderedDict
@@ -42,6 +41,7 @@ from aggregates.visibility import (
     sees_everything,
 )
 from commands.concurrency import GuardMovedError, LedgerRecorder
+from commands.snapshots import LedgerSnapshot, Snapshotter
 from events.base import DateAsISO
 
 A = TypeVar("A", bound=Aggregate)
@@ -84,6 +84,8 @@ class SalesLedger(Application[UUID]):
     """Every command of the sales process; each one is a load → decide → save."""
 
     name = "SalesLedger"
+    is_snapshotting_enabled = True
+    snapshot_class = LedgerSnapshot
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -100,6 +102,7 @@ class SalesLedger(Application[UUID]):
         self._organisation: Organisation | None = None
         self._organisation_lock = threading.Lock()
         self._local = threading.local()
+        self._snapshotter = Snapshotter(self)
 
     def load(
         self,
@@ -146,10 +149,19 @@ class SalesLedger(Application[UUID]):
             cached = self._cache.get(uid)
             private = copy.deepcopy(cached) if isinstance(cached, aggregate_class) else None
         if private is None:
-            return self.load(aggregate_class, uid)
+            loaded = self.load(aggregate_class, uid)
+            self._keep_if_absent(copy.deepcopy(loaded))  # the next read starts from it
+            return loaded
         for event in self.stored_events(uid, gt=private.version):
             event.mutate(private)
         return private
+
+    def _keep_if_absent(self, aggregate: Aggregate) -> None:
+        with self._cache_lock:
+            if aggregate.id not in self._cache:
+                self._cache[aggregate.id] = aggregate
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
 
     def _keep(self, aggregate: Aggregate) -> None:
         with self._cache_lock:
@@ -267,13 +279,16 @@ class SalesLedger(Application[UUID]):
 
         What ``Application.save`` does, without what the ledger does not use: runtime
         ``Protocol`` checks (~50 µs), ``ProcessingEvent``, ``Recording`` and
-        ``Notification`` objects, the library's cache and in-process followers. With
-        snapshotting configured it is ``save`` itself.
+        ``Notification`` objects, the library's cache and in-process followers. Every
+        ``SNAPSHOT_INTERVAL`` events of an aggregate it stores a snapshot
+        (``commands.snapshots``).
         """
-        if self.snapshots is not None:
-            return [recording.notification.id for recording in self.save(aggregate, **kwargs)]
-        stored = [self.mapper.to_stored_event(event) for event in aggregate.collect_events()]
-        return self.recorder.insert_events(stored, **kwargs) or []
+        events = aggregate.collect_events()
+        stored = [self.mapper.to_stored_event(event) for event in events]
+        positions = self.recorder.insert_events(stored, **kwargs) or []
+        if events:
+            self._snapshotter.after_append(aggregate, events[0].originator_version - 1)
+        return positions
 
     def _raise_if_claimed(self, claims: Sequence[tuple[str, str]]) -> None:
         taken = self.store.select_claims([key for key, _ in claims])
@@ -474,13 +489,13 @@ class SalesLedger(Application[UUID]):
         """The person a bearer token belongs to; None if it is unknown or revoked, or its
         person has left the organisation."""
         digest = hashlib.sha256(token.encode()).hexdigest()
-        org = self.organisation()
-        # The organisation, just brought up to date, records every token issued and
-        # revoked: no read of the claims table per request.
-        person_id, issued_digest, revoked = org.tokens.get(digest[:16], ("", "", True))
-        if revoked or not hmac.compare_digest(issued_digest, digest):
+        found = self.store.select_claims([f"token:{digest}", f"token-revoked:{digest}"])
+        if f"token-revoked:{digest}" in found:
             return None
-        return person_id if org.is_active(person_id) else None
+        person_id = found.get(f"token:{digest}")
+        if person_id is None or not self.organisation().is_active(person_id):
+            return None
+        return str(person_id)
 
     # Customers.
 
