@@ -25,6 +25,7 @@ from aggregates.audit_log import AuditLog, audit_log_id
 from aggregates.customer import Customer, uniqueness_keys
 from aggregates.errors import (
     ConcurrencyConflictError,
+    DomainError,
     DuplicateCustomerError,
     NotAllowedError,
     NotFoundError,
@@ -323,6 +324,13 @@ class SalesLedger(Application[UUID]):
                     aggregate, actor=actor, command_id=command_id, claims=claims, guard=guard
                 )
             except (GuardMovedError, _StaleCacheError):
+                continue
+            except DomainError:
+                # A refusal decided on a cached aggregate another process may have changed
+                # (another API worker advanced the deal) is decided again on the stored
+                # one: it left the cache when it was taken, so the next attempt loads it.
+                if attempt == MAX_DECISION_ATTEMPTS - 1 or not self._unverified():
+                    raise
                 continue
             finally:
                 self._unverified().clear()
