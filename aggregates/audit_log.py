@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from events.audit import AuditLogOpened, ExportRecorded
+from events.audit import AuditLogOpened, ExportRecorded, ImportRecorded
 
 
 def audit_log_id(person_id: str, day: date) -> UUID:
@@ -24,6 +24,7 @@ class AuditLog(Aggregate):
         self.person_id = ""
         self.day = ""
         self.exports: list[tuple[str, dict[str, Any]]] = []
+        self.imports: list[tuple[str, str, str]] = []
 
     def restore_types(self) -> None:
         """After loading from a snapshot (kept as JSON): each export a tuple again."""
@@ -42,6 +43,21 @@ class AuditLog(Aggregate):
     def record_export(self, what: str, parameters: dict[str, Any]) -> None:
         self.trigger_event(ExportRecorded, what=what, parameters=parameters, actor=self.person_id)
 
+    def record_import(
+        self, file: str, kind: str, sha256: str, rows: int, lines: dict[str, list[int]]
+    ) -> None:
+        imported = sum(len(found) for found in lines.values())
+        self.trigger_event(
+            ImportRecorded,
+            file=file,
+            kind=kind,
+            sha256=sha256,
+            rows=rows,
+            imported=imported,
+            lines=lines,
+            actor=self.person_id,
+        )
+
     @singledispatchmethod
     def when(self, event: Any) -> None:
         raise NotImplementedError(type(event).__name__)
@@ -54,3 +70,7 @@ class AuditLog(Aggregate):
     @when.register
     def _(self, event: ExportRecorded) -> None:
         self.exports.append((event.what, event.parameters))
+
+    @when.register
+    def _(self, event: ImportRecorded) -> None:
+        self.imports.append((event.kind, event.file, event.sha256))

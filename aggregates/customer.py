@@ -6,6 +6,7 @@ import re
 import unicodedata
 from functools import singledispatchmethod
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
@@ -79,7 +80,9 @@ class Customer(Aggregate):
         profile: dict[str, Any],
         actor: str,
         org: Organisation,
+        customer_id: UUID | None = None,
     ) -> Customer:
+        """A new customer; ``customer_id`` only for imports (a stable id), else a new one."""
         if not normalise_name(name):
             raise RuleViolationError("customer name must contain letters or digits")
         if org.has_role(actor, Role.AUDITOR):
@@ -90,6 +93,7 @@ class Customer(Aggregate):
                 raise NotAllowedError("only a manager of the new owner may assign a customer")
         return cls._create(
             CustomerRegistered,
+            id=customer_id,
             name=name.strip(),
             source=source,
             tax_id=tax_id,

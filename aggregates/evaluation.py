@@ -60,3 +60,11 @@ def score_evaluation(answers: dict[str, bool]) -> tuple[int, bool]:
         )
     score = sum(1 for q in EVALUATION_QUESTIONS if answers[q])
     return score, score > HIGH_VALUE_THRESHOLD
+
+
+def group_scores(answers: dict[str, bool]) -> dict[str, int]:
+    """Points per group of five questions."""
+    return {
+        group: sum(1 for q in questions if answers.get(q))
+        for group, questions in EVALUATION_GROUPS.items()
+    }

@@ -7,6 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import singledispatchmethod
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
@@ -91,7 +92,9 @@ class Opportunity(Aggregate):
         region: str,
         actor: str,
         org: Organisation,
+        opportunity_id: UUID | None = None,
     ) -> Opportunity:
+        """A new deal; ``opportunity_id`` only for imports (a stable id), else a new one."""
         if amount <= 0:
             raise RuleViolationError("amount must be positive")
         if not org.has_role(owner_id, Role.SALES_REP, Role.MANAGER):
@@ -100,6 +103,7 @@ class Opportunity(Aggregate):
             raise NotAllowedError("only the owner or a superior may open a deal for the owner")
         return cls._create(
             OpportunityOpened,
+            id=opportunity_id,
             customer_id=customer_id,
             owner_id=owner_id,
             title=title,

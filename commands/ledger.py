@@ -7,7 +7,7 @@ import hashlib
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,7 +19,7 @@ from eventsourcing.application import (
     Application,
 )
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 
 from aggregates.audit_log import AuditLog, audit_log_id
 from aggregates.customer import Customer, uniqueness_keys
@@ -27,14 +27,16 @@ from aggregates.errors import (
     ConcurrencyConflictError,
     DomainError,
     DuplicateCustomerError,
+    InvalidFieldError,
     NotAllowedError,
     NotFoundError,
     RuleViolationError,
 )
-from aggregates.forecast import Forecast, forecast_id
-from aggregates.opportunity import Opportunity, Status
+from aggregates.forecast import Forecast, forecast_id, forecast_line
+from aggregates.opportunity import Opportunity
 from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
-from aggregates.plan import SalesPlan, period_bounds
+from aggregates.ownership import require_held
+from aggregates.plan import SalesPlan
 from aggregates.visibility import (
     UnseenRecordError,
     may_see,
@@ -44,6 +46,7 @@ from aggregates.visibility import (
 from commands.concurrency import GuardMovedError, LedgerRecorder
 from commands.snapshots import LedgerSnapshot, Snapshotter
 from events.base import DateAsISO
+from events.limits import EventFieldError, check_encoded_size, check_event
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -81,6 +84,21 @@ def _claim_for_command(actor: str, command_id: str) -> str:
     return f"command:{actor}:{command_id}"
 
 
+class CheckedMapper(Mapper[UUID]):
+    """The event boundary: every event passes ``events.limits`` before it is stored,
+    whichever command made it; a value no consumer could process is refused
+    (``InvalidFieldError``, naming the field) and nothing is written."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        try:
+            check_event(domain_event)
+            stored = super().to_stored_event(domain_event)
+            check_encoded_size(domain_event, stored.state)
+        except EventFieldError as error:
+            raise InvalidFieldError(error.field, error.problem) from None
+        return stored
+
+
 class SalesLedger(Application[UUID]):
     """Every command of the sales process; each one is a load → decide → save."""
 
@@ -91,6 +109,11 @@ class SalesLedger(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=CheckedMapper
+        )
 
     # Loading and saving.
 
@@ -273,6 +296,42 @@ class SalesLedger(Application[UUID]):
         return CommandResult(
             str(aggregate.id), aggregate.version, positions[-1] if positions else None
         )
+
+    def _save_all(
+        self,
+        aggregates: Sequence[Aggregate],
+        *,
+        actor: str,
+        command_id: str | None,
+        guard: tuple[UUID, int] | None = None,
+    ) -> CommandResult:
+        """Save several aggregates' new events in one append: all or none; the result
+        names the last aggregate."""
+        last = aggregates[-1]
+        claims = []
+        if command_id:
+            claims.append((_claim_for_command(actor, command_id), f"{last.id}:{last.version}"))
+        stored = [
+            self.mapper.to_stored_event(event)
+            for aggregate in aggregates
+            for event in aggregate.collect_events()
+        ]
+        try:
+            positions = self.recorder.insert_events(stored, claims=claims, guard=guard) or []
+        except IntegrityError:
+            previous = self._previous_result(actor, command_id)
+            if previous is not None:
+                return previous
+            if any(a.id in self._unverified() for a in aggregates):
+                raise _StaleCacheError from None
+            raise ConcurrencyConflictError(
+                "some of the records were changed by someone else at the same time; retry"
+            ) from None
+        for aggregate in aggregates:
+            self._keep(aggregate)
+            if isinstance(aggregate, Organisation):
+                self._share_organisation(aggregate)
+        return CommandResult(str(last.id), last.version, positions[-1] if positions else None)
 
     def _append(self, aggregate: Aggregate, **kwargs: Any) -> Sequence[int]:
         """Store the aggregate's new events, with ``kwargs`` (claims, guard), in one
@@ -463,6 +522,53 @@ class SalesLedger(Application[UUID]):
             return org, ()
 
         return self._run(actor, command_id, decide)
+
+    def transfer_holdings(
+        self,
+        person_id: str,
+        successor_id: str,
+        deal_ids: Sequence[str],
+        customer_ids: Sequence[str],
+        reason: str,
+        *,
+        departure: bool = False,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        """Move ``person_id``'s open deals and customers to ``successor_id`` in one
+        command, one event per aggregate with the reason; with ``departure``, the person
+        leaves in the same append."""
+        if not reason.strip():
+            raise RuleViolationError("reason: a transfer needs a reason")
+        why = f"{reason} (holdings of {person_id} passed to {successor_id})"
+
+        previous = self._previous_result(actor, command_id)
+        if previous is not None:
+            return previous
+        for _ in range(MAX_DECISION_ATTEMPTS):
+            org = self.organisation(for_change=departure)
+            guard = (ORGANISATION_ID, org.version)
+            changed: list[Aggregate] = []
+            for deal_id in deal_ids:
+                deal = self.load(Opportunity, deal_id)
+                require_held(deal.owner_id, person_id, deal.title)
+                deal.change_primary_owner(successor_id, why, actor, org)
+                changed.append(deal)
+            for customer_id in customer_ids:
+                customer = self.load(Customer, customer_id)
+                require_held(customer.owner_id, person_id, customer.name)
+                customer.assign(successor_id, why, actor, org)
+                changed.append(customer)
+            if departure:
+                org.leave(person_id, reason, actor)
+                changed.append(org)
+            if not changed:
+                raise RuleViolationError(f"{person_id} holds no open deals or customers")
+            try:
+                return self._save_all(changed, actor=actor, command_id=command_id, guard=guard)
+            except (GuardMovedError, _StaleCacheError):
+                continue
+        raise ConcurrencyConflictError("the records kept changing while deciding; retry")
 
     # API tokens: only digests are stored; the claims table maps a digest to its person.
 
@@ -962,52 +1068,65 @@ class SalesLedger(Application[UUID]):
         period: str,
         opportunity_ids: Sequence[str],
         *,
+        categories: Mapping[str, str] | None = None,
         actor: str,
         command_id: str | None = None,
     ) -> CommandResult:
-        """Submit the actor's forecast: the confirmed deals they are primary owner of,
-        closing in the period, plus the latest forecasts of their direct reports."""
+        """Submit the actor's forecast: the deals they are primary owner of, closing in
+        the period, each in a category (default: closed if won, else commit), plus the
+        figures in force of their direct reports' forecasts."""
+        chosen = dict(categories or {})
+        unknown = set(chosen) - set(opportunity_ids)
+        if unknown:
+            raise RuleViolationError("categories: name only deals of opportunity_ids")
 
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(fresh=False)
-            start, end = period_bounds(period)
-            lines = []
-            for opportunity_id in opportunity_ids:
-                opportunity = self._read_visible(
-                    Opportunity, opportunity_id, "a forecast deal", actor, org
+            lines = [
+                forecast_line(
+                    self._read_visible(Opportunity, deal, "a forecast deal", actor, org),
+                    actor,
+                    period,
+                    chosen.get(deal),
                 )
-                if opportunity.owner_id != actor:
-                    raise RuleViolationError(
-                        f"{opportunity.title!r} is not yours: forecasts count only deals you "
-                        "are primary owner of, so revenue is never counted twice"
-                    )
-                if opportunity.status == Status.LOST:
-                    raise RuleViolationError(f"{opportunity.title!r} is lost")
-                closing = opportunity.closed_on or opportunity.expected_close
-                if not start <= closing <= end:
-                    raise RuleViolationError(
-                        f"{opportunity.title!r} does not close in {period}"
-                    )
-                amount = opportunity.won_amount or opportunity.amount
-                lines.append(
-                    {
-                        "opportunity_id": str(opportunity.id),
-                        "amount": str(amount),
-                        "stage": opportunity.stage,
-                        "status": opportunity.status.value,
-                    }
-                )
+                for deal in opportunity_ids
+            ]
             team: dict[str, Decimal] = {}
             for report in org.direct_reports(actor):
                 try:
-                    team[report] = self.forecast(report, period).total
+                    team[report] = self.forecast(report, period).figure(org)
                 except NotFoundError:
                     continue
-            try:
-                forecast = self.forecast(actor, period)
-            except NotFoundError:
-                forecast = Forecast.open(actor, period, actor)
+            forecast = self._forecast_or_new(actor, period, actor)
             forecast.submit(lines, team, actor, org)
+            return forecast, ()
+
+        return self._run(actor, command_id, decide)
+
+    def _forecast_or_new(self, person_id: str, period: str, actor: str) -> Forecast:
+        try:
+            return self.forecast(person_id, period)
+        except NotFoundError:
+            return Forecast.open(person_id, period, actor)
+
+    def set_quota(
+        self,
+        person_id: str,
+        period: str,
+        amount: Decimal,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        """Set a person's quota for a period (a superior of theirs or an admin)."""
+
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation(fresh=False)
+            require_visible_people(actor, {person_id}, org)
+            org.person(person_id)
+            forecast = self._forecast_or_new(person_id, period, actor)
+            forecast.set_quota(amount, reason, actor, org)
             return forecast, ()
 
         return self._run(actor, command_id, decide)

@@ -19,3 +19,18 @@ class ExportRecorded(LedgerEvent):
 
     what: str
     parameters: dict[str, Any]
+
+
+class ImportRecorded(LedgerEvent):
+    """A file from another CRM was imported: which, how many rows, which lines made what.
+
+    The imported events carry their original times; this event is stamped when the
+    import was recorded, by the person who ran it."""
+
+    file: str
+    kind: str
+    sha256: str
+    rows: int
+    imported: int
+    lines: dict[str, list[int]]
+    """Aggregate id → the file's line numbers that changed it."""

@@ -26,7 +26,7 @@ from aggregates.customer import Customer
 from aggregates.errors import NotFoundError
 from aggregates.opportunity import Opportunity
 from aggregates.organisation import Organisation, Role
-from aggregates.visibility import UNSEEN_RECORD_RULE, may_see, sees_everything
+from aggregates.visibility import UNSEEN_RECORD_RULE, may_see, sees_everything, visible_people
 from commands.ledger import SalesLedger
 
 __all__ = ["ROUTE_POLICY", "AccessDeniedError", "check_route", "may_see", "sees_everything"]
@@ -97,6 +97,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("POST", "/people/{person_id}/role"): RouteRule(Access.ADMIN),
     ("POST", "/people/{person_id}/manager"): RouteRule(Access.ADMIN),
     ("POST", "/people/{person_id}/departure"): RouteRule(Access.ADMIN),
+    ("POST", "/people/{person_id}/reassignment"): RouteRule(Access.MEMBER_WRITE),
     ("POST", "/tokens"): RouteRule(Access.ADMIN),
     ("DELETE", "/tokens/{token_id}"): RouteRule(Access.ADMIN),
     ("POST", "/customers"): RouteRule(Access.MEMBER_WRITE),
@@ -133,21 +134,30 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/plans/{plan_id}/customer-resources"): RouteRule(Access.MEMBER_READ),
     ("POST", "/forecasts/{period}/submission"): RouteRule(Access.MEMBER_WRITE),
     ("POST", "/forecasts/{period}/people/{person_id}/revisions"): RouteRule(Access.MEMBER_WRITE),
+    ("POST", "/forecasts/{period}/people/{person_id}/quota"): RouteRule(Access.MEMBER_WRITE),
     ("GET", "/forecasts/{period}"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/health"): RouteRule(Access.MEMBER_READ),
     ("GET", "/funnel/conversion"): RouteRule(Access.MEMBER_READ),
     ("GET", "/pipeline/changes"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/pipeline/flags"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/aggregates/{aggregate_id}/field-history"): _record(
+        Access.RECORD_READ, "aggregate_id", None
+    ),
     **{
         ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
         for view in (
-            "stale-deals", "slipped-deals", "activity", "unowned-customers", "ownership-transfers"
+            "stale-deals", "slipped-deals", "activity", "unowned-customers",
+            "ownership-transfers", "departed-holdings",
         )
     },
     ("GET", "/audit"): RouteRule(Access.AUDIT, recorded=True),
     ("GET", "/aggregates/{aggregate_id}"): _record(Access.RECORD_READ, "aggregate_id", None),
-    ("GET", "/integrity/digest"): RouteRule(Access.AUDIT, recorded=True),
-    ("POST", "/integrity/verify"): RouteRule(Access.AUDIT, recorded=True),
+    ("GET", "/integrity/heads/latest"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/heads/{tree_size}"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/inclusion"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/consistency"): RouteRule(Access.AUDIT),
+    ("GET", "/integrity/bundles/{aggregate_id}"): RouteRule(Access.AUDIT, recorded=True),
 }
 
 
@@ -156,10 +166,10 @@ def visible_owners(
 ) -> set[str] | None:
     """``owners`` narrowed to the deals ``actor`` may see one by one: no limit (None) for
     auditors and admins, else the actor's own deals and their subtree's."""
-    if sees_everything(actor, org):
+    scope = visible_people(actor, org)
+    if scope is None:
         return None if owners is None else set(owners)
-    mine = org.subtree(actor)
-    return mine if owners is None else set(owners) & mine
+    return scope if owners is None else set(owners) & scope
 
 
 def check_route(

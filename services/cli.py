@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from services import cli_audit, cli_core, cli_kafka, cli_read
+from services import cli_analytics, cli_audit, cli_core, cli_kafka, cli_read
 
-COMMAND_MODULES = (cli_core, cli_read, cli_audit, cli_kafka)
+COMMAND_MODULES = (cli_core, cli_read, cli_audit, cli_kafka, cli_analytics)
 """Each module's ``register(subparsers)`` adds its subcommands, in this order."""
 
 

@@ -1,17 +1,20 @@
-"""Analytics subcommands: changes (the pipeline waterfall between two moments)."""
+"""Analytics subcommands: changes (the pipeline waterfall), field-history, flags."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from aggregates.errors import DomainError
 from aggregates.plan import period_bounds
+from projections.field_history import FlagThresholds
 from projections.funnel import FunnelFilter
 from projections.pipeline_changes import PipelineChanges, pipeline_changes
 from services.analytics.events import recorded_events
+from services.analytics.queries import field_history, pipeline_flags
 from services.bootstrap import build_ledger
 
 
@@ -51,6 +54,73 @@ def register(subparsers: Any) -> None:
     changes.add_argument("--deals", action="store_true", help="list the deals of every step")
     changes.add_argument("--json", action="store_true", help="the whole report as JSON")
     changes.set_defaults(handler=_changes)
+
+    history = subparsers.add_parser(
+        "field-history", help="every field change of an aggregate: old → new, who, when, why"
+    )
+    history.add_argument("aggregate_id")
+    history.add_argument("--field", help="one field (or its keys, e.g. team)")
+    add_threshold_arguments(history)
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(handler=_field_history)
+
+    flags = subparsers.add_parser("flags", help="deals flagged as Pipeline Inspection would")
+    add_scope_arguments(flags)
+    add_threshold_arguments(flags)
+    flags.add_argument("--include-closed", action="store_true")
+    flags.add_argument("--json", action="store_true")
+    flags.set_defaults(handler=_flags)
+
+
+def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = FlagThresholds()
+    parser.add_argument("--pushed-times", type=int, default=defaults.pushed_times)
+    parser.add_argument("--amount-drop-percent", type=Decimal, default=defaults.amount_drop_percent)
+    parser.add_argument("--idle-days", type=int, default=defaults.idle_days)
+
+
+def thresholds_of(args: argparse.Namespace) -> FlagThresholds:
+    return FlagThresholds(args.pushed_times, args.amount_drop_percent, args.idle_days)
+
+
+def _field_history(args: argparse.Namespace) -> int:
+    try:
+        report = field_history(build_ledger(), args.aggregate_id, args.field, thresholds_of(args))
+    except DomainError as error:
+        print(f"error: {error}")
+        return 1
+    if args.json:
+        print(report.model_dump_json(indent=2))
+        return 0
+    for change in report.changes:
+        why = f"  ({change.reason})" if change.reason else ""
+        print(
+            f"v{change.version:>3} {change.at.isoformat()} {change.actor:<12} "
+            f"{change.field}: {change.old} → {change.new}{why}"
+        )
+    if report.flags is not None:
+        print(f"flags: {', '.join(report.flags.flags) or 'none'}")
+    return 0
+
+
+def _flags(args: argparse.Namespace) -> int:
+    ledger = build_ledger()
+    try:
+        found = pipeline_flags(
+            ledger, scope_of(args, ledger), thresholds_of(args), open_only=not args.include_closed
+        )
+    except DomainError as error:
+        print(f"error: {error}")
+        return 1
+    for deal in found:
+        print(
+            deal.model_dump_json()
+            if args.json
+            else f"{deal.opportunity_id}  {deal.owner_id:<12} "
+            f"{', '.join(deal.flags)}  (pushed {deal.pushed_times}×, "
+            f"down {deal.amount_drop_percent} %, close {deal.expected_close})"
+        )
+    return 0
 
 
 def _changes(args: argparse.Namespace) -> int:

@@ -17,9 +17,10 @@ from tqdm import tqdm
 
 from projections.registry import all_projections, projection_names, spread_over_processes
 from projections.runner import DEFAULT_BATCH_SIZE, ProjectionRunner, ProjectionWorker
-from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
 from services.read_store import open_read_store
 from services.settings import Settings
+from services.worker_health import report_health
 
 PROGRESS_INTERVAL_SECONDS = 0.5
 PARENT_CHECK_SECONDS = 0.5
@@ -105,6 +106,9 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        from services.metrics import prepare_multiprocess_directory
+
+        prepare_multiprocess_directory()
         uvicorn.run(
             "services.api.app:create_api_worker",
             factory=True,
@@ -130,8 +134,15 @@ def _project(args: argparse.Namespace) -> int:
         return 2
     database = open_read_store(settings)
     projections = [p for p in all_projections() if p.name in names]
-    runner = ProjectionRunner(
-        build_ledger(settings), database, projections, batch_size=args.batch_size
+    ledger = until_reachable(lambda: build_ledger(settings), "the event store")
+    runner = until_reachable(
+        lambda: ProjectionRunner(ledger, database, projections, batch_size=args.batch_size),
+        "the read store",
+    )
+    health = report_health(
+        "" if args.once else settings.health_file,
+        "project",
+        lambda: min(runner.positions().values(), default=0),
     )
     if len(groups) > 1:
         try:
@@ -143,6 +154,7 @@ def _project(args: argparse.Namespace) -> int:
                 poll_interval=args.poll_interval,
             )
         finally:
+            health.stop()
             database.close()
     if args.worker_of:  # a worker process of `project --processes N`
         _end_with_parent(args.worker_of)
@@ -164,6 +176,7 @@ def _project(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     print(f"projecting {', '.join(runner.names)} from positions {runner.positions()}", flush=True)
     worker.run()
+    health.stop()
     database.close()
     return 0
 
@@ -255,7 +268,9 @@ def _project_in_processes(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"projecting in {len(groups)} processes: {groups}", flush=True)
-    workers = [subprocess.Popen([*command, *group]) for group in groups]
+    # The parent reports the health of them all (it ends when one of them does).
+    environment = {**os.environ, "LEDGER_HEALTH_FILE": ""}
+    workers = [subprocess.Popen([*command, *group], env=environment) for group in groups]
     failed = 0
     with tqdm(
         total=runner.ledger.store.max_committed_notification_id(),

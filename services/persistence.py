@@ -79,6 +79,7 @@ from services.chain import (
     split_hashes,
     unpack_positions,
 )
+from services.transparency.store import create_statements as tree_tables
 
 Claim = tuple[str, str]
 """A unique key and the value recorded with it (e.g. the id of the customer holding it)."""
@@ -371,6 +372,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "positions bytea NOT NULL, event_hashes bytea NOT NULL, "
                 "ledger_hash bytea NOT NULL, sealed_at timestamptz NOT NULL DEFAULT now())"
             ).format(schema=schema)
+        )
+        self.sql_create_statements.extend(
+            SQL(statement).format()
+            for statement in tree_tables("postgres", self.datastore.schema)
         )
         self.ledger_insert_function = f"ledger_append_{self.events_table_name}"
         self.sql_create_statements.append(
@@ -1041,6 +1046,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "upto_position INTEGER PRIMARY KEY, after_position INTEGER NOT NULL UNIQUE, "
             "positions BLOB NOT NULL, event_hashes BLOB NOT NULL, ledger_hash BLOB NOT NULL, "
             "sealed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+            *tree_tables("sqlite"),
         ]
 
     def create_table(self) -> None:

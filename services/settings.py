@@ -63,6 +63,16 @@ class Settings(BaseSettings):
         description="Seconds a request waits for a free connection; then the API answers "
         "503 with Retry-After.",
     )
+    ready_lag_max: int = Field(
+        default=1000,
+        ge=0,
+        description="Events a projection may lag behind the head with /readyz still ready.",
+    )
+    health_file: str = Field(
+        default="",
+        description="Where a worker (project, relay, seal --follow) writes its heartbeat "
+        "and position, for `salesledger health --file`.",
+    )
     aggregate_cache_size: int = Field(
         default=10_000, ge=1, description="Aggregates kept in memory (brought up to date on read)."
     )
@@ -72,10 +82,10 @@ class Settings(BaseSettings):
     )
     kafka_topic_prefix: str = Field(default="sales", description="Topics are PREFIX.<aggregate>.")
     kafka_partitions: int = Field(default=3, ge=1)
-    integrity_key: str = Field(
-        default="",
-        description="Secret for signing ledger digests (HMAC-SHA256); required to issue or "
-        "check digests that outlive the process.",
+    signing_key_file: str = Field(
+        default="ledger-signing-key.pem",
+        description="PEM file of the Ed25519 key that signs tree heads (made by "
+        "`salesledger init`, mode 0600); every sealing process uses the same one.",
     )
 
     @property

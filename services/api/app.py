@@ -10,11 +10,13 @@ from fastapi import FastAPI
 from commands.ledger import SalesLedger
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
-from services.api import integrity, tokens
+from services.api import health, integrity, schemas, tokens
 from services.api.dependencies import ApiContext
 from services.api.errors import install_error_handlers
+from services.api.observability import MetricsMiddleware, pool_readers
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
+    analytics,
     audit,
     customers,
     forecasts,
@@ -22,12 +24,12 @@ from services.api.routers import (
     monitoring,
     opportunities,
     people,
-    pipeline,
     plans,
 )
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
 from services.read_store import open_read_store
 from services.settings import Settings
+from services.web import install_dashboard
 
 DESCRIPTION = """
 Commands of the sales-process ledger and queries of its live projections.
@@ -61,7 +63,13 @@ def create_app(
     worker = None
     if project_in_process:
         worker = ProjectionWorker(runner, EVENTS_CHANNEL, poll_interval=0.2)
-    context = ApiContext(settings=settings, ledger=ledger, database=database, worker=worker)
+    context = ApiContext(
+        settings=settings,
+        ledger=ledger,
+        database=database,
+        worker=worker,
+        projection_names=runner.names,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +89,9 @@ def create_app(
     )
     app.state.context = context
     install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, pools=pool_readers(database, ledger))
+    app.include_router(health.router)
+    app.include_router(schemas.router)
     for router in (
         people.router,
         customers.router,
@@ -88,13 +99,15 @@ def create_app(
         plans.router,
         forecasts.router,
         funnel.router,
-        pipeline.router,
+        analytics.router,
         monitoring.router,
         audit.router,
         tokens.router,
         integrity.router,
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)
+    app.include_router(integrity.public_router)
+    install_dashboard(app)
     return app
 
 

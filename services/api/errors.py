@@ -3,6 +3,9 @@ an unreachable event store, or no free connection in the process's budget, as 50
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
@@ -21,6 +24,20 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
 }
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8 (a lone surrogate echoed
+    from the request becomes ``\\ud800``), every number valid JSON (``inf`` a string)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    return value
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -44,7 +61,9 @@ def install_error_handlers(app: FastAPI) -> None:
             {
                 "error": "validation_error",
                 "message": "the request is not valid; see details",
-                "details": jsonable_encoder(error.errors(), custom_encoder={Exception: str}),
+                "details": _encodable(
+                    jsonable_encoder(error.errors(), custom_encoder={Exception: str})
+                ),
             },
             status_code=422,
         )

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 
+from aggregates.errors import InvalidFieldError
 from aggregates.plan import period_bounds
 from aggregates.visibility import require_visible_people, visible_people
 from commands.ledger import SalesLedger
+from events.limits import MAX_LONG_TEXT_LENGTH, EventFieldError, check_text
 from projections.funnel import FunnelFilter
 from services.api.dependencies import LedgerDep
 from services.api.security import CurrentActor
+
+
+def check_parameters(request: Request) -> None:
+    """Refuse path and query parameters that no store can look up (a NUL, another
+    control character, a lone surrogate; ``events.limits``): 422 naming the parameter."""
+    named = [*request.path_params.items(), *request.query_params.multi_items()]
+    for name, value in named:
+        if isinstance(value, str):
+            try:
+                check_text(name, value, MAX_LONG_TEXT_LENGTH)
+            except EventFieldError as error:
+                raise InvalidFieldError(error.field, error.problem) from None
 
 
 def owners_in_scope(

@@ -7,12 +7,15 @@ from fastapi.params import Depends as DependsParam
 
 from services.access import AccessDeniedError, check_route
 from services.api.dependencies import LedgerDep
+from services.api.filters import check_parameters
 from services.api.security import CurrentActor
 from services.exports import record_export
 
 
 def enforce_access(request: Request, ledger: LedgerDep, actor: CurrentActor) -> None:
-    """401 without a valid token; 403 unless the policy allows this route (and record)."""
+    """401 without a valid token; 422 for a parameter no store can look up; 403 unless
+    the policy allows this route (and record)."""
+    check_parameters(request)
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     try:

@@ -58,6 +58,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/people/{person_id}/role"): ADMIN,
     ("POST", "/people/{person_id}/manager"): ADMIN,
     ("POST", "/people/{person_id}/departure"): ADMIN,
+    ("POST", "/people/{person_id}/reassignment"): WRITERS,
     ("POST", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
     ("POST", "/customers"): WRITERS,
@@ -79,11 +80,13 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/plans/{plan_id}/customer-resources"): EVERYONE,
     ("POST", "/forecasts/{period}/submission"): WRITERS,
     ("POST", "/forecasts/{period}/people/{person_id}/revisions"): WRITERS,
+    ("POST", "/forecasts/{period}/people/{person_id}/quota"): WRITERS,
     ("GET", "/forecasts/{period}"): EVERYONE,
     ("GET", "/funnel"): EVERYONE,
     ("GET", "/funnel/health"): EVERYONE,
     ("GET", "/funnel/conversion"): EVERYONE,
     ("GET", "/pipeline/changes"): EVERYONE,
+    ("GET", "/pipeline/flags"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): EVERYONE
         for v in (
@@ -92,12 +95,17 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
             "activity",
             "unowned-customers",
             "ownership-transfers",
+            "departed-holdings",
         )
     },
     ("GET", "/audit"): AUDIT,
     ("GET", "/aggregates/{aggregate_id}"): READ_REP1,
-    ("GET", "/integrity/digest"): AUDIT,
-    ("POST", "/integrity/verify"): AUDIT,
+    ("GET", "/aggregates/{aggregate_id}/field-history"): READ_REP1,
+    ("GET", "/integrity/heads/latest"): AUDIT,
+    ("GET", "/integrity/heads/{tree_size}"): AUDIT,
+    ("GET", "/integrity/inclusion"): AUDIT,
+    ("GET", "/integrity/consistency"): AUDIT,
+    ("GET", "/integrity/bundles/{aggregate_id}"): AUDIT,
 }
 
 
@@ -147,6 +155,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "plan_id": str(uuid.uuid4()),
         "period": "2026-Q3",
         "token_id": "no-such-token",
+        "tree_size": "1",
     }
     with TestClient(create_app(settings, ledger)) as client:
         yield World(client, ledger, tokens, values)

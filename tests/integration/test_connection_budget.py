@@ -41,7 +41,7 @@ def api(postgres_settings: Settings) -> Iterator[tuple[ApiProcess, str]]:
     ledger.add_person("rep", "Ray", Role.SALES_REP, None, actor="admin")
     _, token = ledger.issue_token("rep", actor="admin")
     ledger.close()
-    with ApiProcess(postgres_settings, TINY_POOLS) as process:
+    with ApiProcess(postgres_settings, TINY_POOLS, "--workers", "1") as process:
         yield process, token
 
 

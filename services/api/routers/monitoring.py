@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
 from aggregates.visibility import require_visible_people, visible_people
 from projections.monitoring import (
@@ -21,6 +22,7 @@ from projections.monitoring import (
 from services.api.dependencies import DatabaseDep, LedgerDep, fresh
 from services.api.filters import owners_in_scope
 from services.api.security import CurrentActor
+from services.holdings import held_by
 
 router = APIRouter(
     prefix="/monitoring", tags=["monitoring"], dependencies=[Depends(fresh("monitoring"))]
@@ -121,3 +123,24 @@ def get_ownership_transfers(
         after=after,
         limit=limit,
     )
+
+
+class DepartedHolding(BaseModel):
+    """An open deal or a customer still held by someone who has left."""
+
+    kind: str = Field(examples=["opportunity"])
+    id: str
+    label: str = Field(examples=["Line 3 automation"])
+    owner_id: str = Field(examples=["rep-west-6"])
+
+
+@router.get("/departed-holdings", response_model=list[DepartedHolding])
+def get_departed_holdings(
+    database: DatabaseDep, ledger: LedgerDep, actor: CurrentActor
+) -> list[DepartedHolding]:
+    """Open deals and customers whose owner has left, among the people you see: to reassign."""
+    organisation = ledger.organisation()
+    departed = {p.person_id for p in organisation.people.values() if not p.active}
+    scope = visible_people(actor, organisation)
+    owners = departed if scope is None else departed & scope
+    return [DepartedHolding(**row) for row in held_by(database, owners)]

@@ -1,0 +1,71 @@
+"""The analytics' queries: the ledger's events read here, handed to the pure computations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from aggregates.errors import NotFoundError
+from events import opportunity as opportunity_events
+from projections.base import topics_of
+from projections.field_history import (
+    DealFlags,
+    FieldHistory,
+    FlagThresholds,
+    deal_flags,
+    field_changes,
+    flagged_deals,
+)
+from projections.funnel import FunnelFilter
+from services.analytics.events import recorded_events
+
+OPPORTUNITY_TOPICS = topics_of(
+    cls
+    for cls in vars(opportunity_events).values()
+    if isinstance(cls, type) and cls.__module__ == opportunity_events.__name__
+)
+
+
+def field_history(
+    ledger: Any,
+    aggregate_id: str,
+    field_name: str | None = None,
+    limits: FlagThresholds | None = None,
+    now: datetime | None = None,
+) -> FieldHistory:
+    """Every field change of the aggregate; for an opportunity, its flags too."""
+    try:
+        uid = UUID(aggregate_id)
+    except ValueError:
+        raise NotFoundError(f"no aggregate {aggregate_id}") from None
+    events = list(ledger.stored_events(uid))
+    if not events:
+        raise NotFoundError(f"no aggregate {aggregate_id}")
+    aggregate_type = events[0].originator_topic.rsplit(":", 1)[-1]
+    flags = None
+    if aggregate_type == "Opportunity":
+        flags = deal_flags(events, now or datetime.now(UTC), limits or FlagThresholds())
+    return FieldHistory(
+        aggregate_id=str(uid),
+        aggregate_type=aggregate_type,
+        changes=field_changes(events, field_name),
+        flags=flags,
+    )
+
+
+def pipeline_flags(
+    ledger: Any,
+    scope: FunnelFilter,
+    limits: FlagThresholds | None = None,
+    now: datetime | None = None,
+    open_only: bool = True,
+) -> list[DealFlags]:
+    """The flagged deals in ``scope``."""
+    return flagged_deals(
+        recorded_events(ledger, OPPORTUNITY_TOPICS),
+        now or datetime.now(UTC),
+        limits or FlagThresholds(),
+        scope,
+        open_only,
+    )

@@ -1,0 +1,1 @@
+"""Importing from other CRMs (and exporting the ledger in the same shape)."""
