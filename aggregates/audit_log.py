@@ -26,6 +26,10 @@ class AuditLog(Aggregate):
         self.exports: list[tuple[str, dict[str, Any]]] = []
         self.imports: list[tuple[str, str, str]] = []
 
+    def restore_types(self) -> None:
+        """After loading from a snapshot (kept as JSON): each export a tuple again."""
+        self.exports = [(what, parameters) for what, parameters in self.exports]
+
     @classmethod
     def open(cls, person_id: str, day: date) -> AuditLog:
         return cls._create(

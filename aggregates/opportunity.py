@@ -81,6 +81,11 @@ class Opportunity(Aggregate):
         self.lost_reason: str | None = None
         self.competitor: str | None = None
 
+    def restore_types(self) -> None:
+        """After loading from a snapshot (kept as JSON): the enum fields as enums again."""
+        self.status = Status(self.status)
+        self.qualification = Qualification(self.qualification)
+
     @classmethod
     def open(
         cls,

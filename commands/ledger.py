@@ -27,6 +27,7 @@ from aggregates.customer import Customer, identity_in, uniqueness_keys
 from aggregates.errors import (
     AlreadyIssuedError,
     ConcurrencyConflictError,
+    DomainError,
     DuplicateCustomerError,
     InvalidFieldError,
     NotAllowedError,
@@ -46,6 +47,7 @@ from aggregates.visibility import (
 )
 from commands.concurrency import GuardMovedError, LedgerRecorder
 from commands.preconditions import IdempotencyKeyReusedError, PreconditionFailedError, expected
+from commands.snapshots import LedgerSnapshot, Snapshotter
 from events.base import DateAsISO
 from events.limits import EventFieldError, check_encoded_size, check_event
 
@@ -104,6 +106,8 @@ class SalesLedger(Application[UUID]):
     """Every command of the sales process; each one is a load → decide → save."""
 
     name = "SalesLedger"
+    is_snapshotting_enabled = True
+    snapshot_class = LedgerSnapshot
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -125,6 +129,7 @@ class SalesLedger(Application[UUID]):
         self._organisation: Organisation | None = None
         self._organisation_lock = threading.Lock()
         self._local = threading.local()
+        self._snapshotter = Snapshotter(self)
 
     def load(
         self,
@@ -171,10 +176,19 @@ class SalesLedger(Application[UUID]):
             cached = self._cache.get(uid)
             private = copy.deepcopy(cached) if isinstance(cached, aggregate_class) else None
         if private is None:
-            return self.load(aggregate_class, uid)
+            loaded = self.load(aggregate_class, uid)
+            self._keep_if_absent(copy.deepcopy(loaded))  # the next read starts from it
+            return loaded
         for event in self.stored_events(uid, gt=private.version):
             event.mutate(private)
         return private
+
+    def _keep_if_absent(self, aggregate: Aggregate) -> None:
+        with self._cache_lock:
+            if aggregate.id not in self._cache:
+                self._cache[aggregate.id] = aggregate
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
 
     def _keep(self, aggregate: Aggregate) -> None:
         with self._cache_lock:
@@ -365,13 +379,16 @@ class SalesLedger(Application[UUID]):
 
         What ``Application.save`` does, without what the ledger does not use: runtime
         ``Protocol`` checks (~50 µs), ``ProcessingEvent``, ``Recording`` and
-        ``Notification`` objects, the library's cache and in-process followers. With
-        snapshotting configured it is ``save`` itself.
+        ``Notification`` objects, the library's cache and in-process followers. Every
+        ``SNAPSHOT_INTERVAL`` events of an aggregate it stores a snapshot
+        (``commands.snapshots``).
         """
-        if self.snapshots is not None:
-            return [recording.notification.id for recording in self.save(aggregate, **kwargs)]
-        stored = [self.mapper.to_stored_event(event) for event in aggregate.collect_events()]
-        return self.recorder.insert_events(stored, **kwargs) or []
+        events = aggregate.collect_events()
+        stored = [self.mapper.to_stored_event(event) for event in events]
+        positions = self.recorder.insert_events(stored, **kwargs) or []
+        if events:
+            self._snapshotter.after_append(aggregate, events[0].originator_version - 1)
+        return positions
 
     def _raise_if_claimed(self, claims: Sequence[tuple[str, str]]) -> None:
         taken = self.store.select_claims([key for key, _ in claims])
@@ -406,6 +423,13 @@ class SalesLedger(Application[UUID]):
                     aggregate, actor=actor, command_id=command_id, claims=claims, guard=guard
                 )
             except (GuardMovedError, _StaleCacheError):
+                continue
+            except DomainError:
+                # A refusal decided on a cached aggregate another process may have changed
+                # (another API worker advanced the deal) is decided again on the stored
+                # one: it left the cache when it was taken, so the next attempt loads it.
+                if attempt == MAX_DECISION_ATTEMPTS - 1 or not self._unverified():
+                    raise
                 continue
             finally:
                 self._unverified().clear()

@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aggregates.customer import normalise_phone, uniqueness_keys
+from aggregates.customer import uniqueness_keys
+from aggregates.field_rules import normalise_phone
 from events import customer as customer_events
 from events import forecast as forecast_events
 from events import opportunity as opportunity_events
@@ -484,7 +485,7 @@ def customer_search_keys(text: str) -> dict[str, Any]:
     """What a search text is compared with: the uniqueness check's normal forms of it as
     a name, a tax id, an e-mail and a phone number (and that number's tails)."""
     keys = uniqueness_keys(text, text, text, text)
-    digits = normalise_phone(text)
+    digits = normalise_phone(text, "86")
     return {
         "name": keys.get("name", ""),
         "tax_id": keys.get("tax_id"),
