@@ -14,7 +14,7 @@ from projections.field_history import FlagThresholds
 from projections.funnel import FunnelFilter
 from projections.pipeline_changes import PipelineChanges, pipeline_changes
 from services.analytics.events import recorded_events
-from services.analytics.queries import field_history, pipeline_flags
+from services.analytics.queries import field_history, pipeline_flags, win_loss_analysis
 from services.bootstrap import build_ledger
 
 
@@ -70,6 +70,13 @@ def register(subparsers: Any) -> None:
     flags.add_argument("--include-closed", action="store_true")
     flags.add_argument("--json", action="store_true")
     flags.set_defaults(handler=_flags)
+
+    analysis = subparsers.add_parser(
+        "win-loss", help="lost reasons, competitors, stage lost at; won/lost by source, owner…"
+    )
+    add_scope_arguments(analysis)
+    analysis.add_argument("--json", action="store_true")
+    analysis.set_defaults(handler=_win_loss)
 
 
 def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,3 +169,33 @@ def _figures(totals: Any) -> tuple[str, str, str]:
         f"{totals.amount:,.2f}",
         f"{totals.weighted_amount:,.2f}",
     )
+
+
+def _win_loss(args: argparse.Namespace) -> int:
+    ledger = build_ledger()
+    try:
+        report = win_loss_analysis(ledger, scope_of(args, ledger))
+    except DomainError as error:
+        print(f"error: {error}")
+        return 1
+    if args.json:
+        print(report.model_dump_json(indent=2))
+        return 0
+    sections = {
+        "lost reasons": report.lost_reasons,
+        "competitors": report.competitors,
+        "lost at stage": report.lost_at_stage,
+        **{f"by {name}": found for name, found in report.by.items()},
+    }
+    print(
+        f"closed: {report.total.won} won, {report.total.lost} lost, "
+        f"win rate {report.total.win_rate}"
+    )
+    for title, found in sections.items():
+        print(title)
+        for outcome in found:
+            print(
+                f"  {outcome.key or '(none)':<28} won {outcome.won:>5}  lost {outcome.lost:>5}  "
+                f"win rate {outcome.win_rate}"
+            )
+    return 0

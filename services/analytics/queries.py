@@ -18,6 +18,7 @@ from projections.field_history import (
     flagged_deals,
 )
 from projections.funnel import FunnelFilter
+from projections.win_loss import WinLoss, win_loss
 from services.analytics.events import recorded_events
 
 OPPORTUNITY_TOPICS = topics_of(
@@ -69,3 +70,8 @@ def pipeline_flags(
         scope,
         open_only,
     )
+
+
+def win_loss_analysis(ledger: Any, scope: FunnelFilter) -> WinLoss:
+    """Win/loss of the deals closed in ``scope``."""
+    return win_loss(recorded_events(ledger, OPPORTUNITY_TOPICS), scope)

@@ -212,3 +212,31 @@ def test_the_cli_prints_field_history_and_flags(
 
     assert "amount: 3000 → 2000  (fewer seats)" in history
     assert world.deals["shrinker"] in flags and "amount_down" in flags
+
+
+def test_win_loss_by_reason_competitor_stage_and_dimension(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with recorded_at(T0 + timedelta(days=4)):
+        world.ledger.advance_stage(world.deals["shrinker"], 7, actor="rep")
+        world.ledger.win_opportunity(
+            world.deals["shrinker"], Decimal(1800), date(2026, 2, 6), actor="rep"
+        )
+
+    report = world.get("boss", "/win-loss", close_period="2026-Q1")
+    mine = world.get("rep", "/win-loss")
+
+    assert (report["total"]["won"], report["total"]["lost"]) == (1, 1)
+    assert report["total"]["win_rate"] == "0.5000"
+    assert [(o["key"], o["lost"]) for o in report["lost_reasons"]] == [("price", 1)]
+    assert [(o["key"], o["lost"]) for o in report["competitors"]] == [("Globex", 1)]
+    assert [(o["key"], o["lost"]) for o in report["lost_at_stage"]] == [("3", 1)]
+    by_owner = {o["key"]: (o["won"], o["lost"]) for o in report["by"]["owner_id"]}
+    assert by_owner == {"rep": (1, 0), "rep2": (0, 1)}
+    assert report["by"]["source"][0]["won_amount"] == "1800"
+    assert (mine["total"]["won"], mine["total"]["lost"]) == (1, 0)
+    assert world.get("boss", "/win-loss", close_period="2026-Q2")["total"]["won"] == 0
+    monkeypatch.setenv("LEDGER_STORE", "sqlite")
+    monkeypatch.setenv("LEDGER_SQLITE_PATH", str(world.path))
+    assert main(["win-loss", "--team", "boss"]) == 0
+    assert "Globex" in capsys.readouterr().out

@@ -86,6 +86,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/funnel/conversion"): EVERYONE,
     ("GET", "/pipeline/changes"): EVERYONE,
     ("GET", "/pipeline/flags"): EVERYONE,
+    ("GET", "/win-loss"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): OVERSIGHT
         for v in (

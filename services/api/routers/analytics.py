@@ -13,9 +13,10 @@ from aggregates.errors import RuleViolationError
 from projections.field_history import DealFlags, FieldHistory, FlagThresholds
 from projections.funnel import FunnelFilter
 from projections.pipeline_changes import PipelineChanges, pipeline_changes
+from projections.win_loss import WinLoss
 from services.access import visible_owners
 from services.analytics.events import recorded_events
-from services.analytics.queries import field_history, pipeline_flags
+from services.analytics.queries import field_history, pipeline_flags, win_loss_analysis
 from services.api.dependencies import LedgerDep
 from services.api.filters import FunnelFilterDep
 from services.api.security import CurrentActor
@@ -85,3 +86,10 @@ def get_field_history(
 ) -> FieldHistory:
     """Every change of every field of any aggregate, old → new, who, when and why."""
     return field_history(ledger, aggregate_id, field, limits)
+
+
+@router.get("/win-loss", response_model=WinLoss)
+def get_win_loss(ledger: LedgerDep, scope: VisibleScope) -> WinLoss:
+    """Closed deals (closing date in ``close_period``): lost reasons, competitors, the stage
+    lost at, and won/lost by source, owner, product and region."""
+    return win_loss_analysis(ledger, scope)
