@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aggregates.evaluation import QUALIFICATION_CRITERIA
+from aggregates.opportunity import Opportunity
 from commands.ledger import SalesLedger
 from events.base import recorded_at
 from services.api.app import create_app
@@ -240,3 +241,52 @@ def test_win_loss_by_reason_competitor_stage_and_dimension(
     monkeypatch.setenv("LEDGER_SQLITE_PATH", str(world.path))
     assert main(["win-loss", "--team", "boss"]) == 0
     assert "Globex" in capsys.readouterr().out
+
+
+def test_forecast_errors_split_per_deal_and_reconcile(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger = world.ledger
+    customer = ledger.read(Opportunity, world.deals["shrinker"]).customer_id
+    with recorded_at(T0 + timedelta(days=5)):
+        deals = {
+            "slipper": _open(ledger, customer, "rep", "slips", 1000),
+            "shrinker": _open(ledger, customer, "rep", "shrinks", 3000),
+            "loser": _open(ledger, customer, "rep2", "is lost", 2000),
+        }
+        ledger.submit_forecast("2026-Q2", [deals["slipper"], deals["shrinker"]], actor="rep")
+        ledger.submit_forecast("2026-Q2", [deals["loser"]], actor="rep2")
+        ledger.submit_forecast("2026-Q2", [], actor="boss")
+        ledger.revise_forecast("boss", "2026-Q2", Decimal(5000), "cautious", actor="boss")
+    with recorded_at(T0 + timedelta(days=7)):
+        ledger.revise_close_date(deals["slipper"], date(2026, 7, 20), "later", actor="rep")
+        ledger.lose_opportunity(deals["loser"], "price", None, date(2026, 4, 4), actor="rep2")
+        ledger.advance_stage(deals["shrinker"], 7, actor="rep")
+        ledger.win_opportunity(deals["shrinker"], Decimal(1800), date(2026, 5, 10), actor="rep")
+        surprise = _open(ledger, customer, "rep", "surprise", 700)
+        ledger.advance_stage(surprise, 7, actor="rep")
+        ledger.win_opportunity(surprise, Decimal(700), date(2026, 6, 1), actor="rep")
+
+    at = (T0 + timedelta(days=6)).isoformat()
+    report = world.get("boss", "/forecasts/2026-Q2/errors", as_of=at)
+    mine = world.get("rep", "/forecasts/2026-Q2/errors", as_of=at)
+
+    people = {p["person_id"]: p for p in report["people"]}
+    boss = people["boss"]
+    assert (boss["forecast"], boss["actual"], boss["error"]) == ("5000", "2500", "-2500")
+    assert boss["by_cause"] == {
+        "amount_change": "-1200", "slip": "-1000", "stage_regression": "0", "loss": "-2000",
+        "unforecast": "700", "adjustment": "1000",
+    }  # fmt: skip
+    assert sum(Decimal(v) for v in boss["by_cause"].values()) == Decimal(boss["error"])
+    causes = {d["opportunity_id"]: d["cause"] for d in boss["deals"]}
+    assert causes == {
+        deals["slipper"]: "slip", deals["shrinker"]: "amount_change", deals["loser"]: "loss",
+        surprise: "unforecast",
+    }  # fmt: skip
+    assert people["rep"]["accuracy"] == "0.4000"  # 1 − |2500 − 4000| ÷ 2500
+    assert [p["person_id"] for p in mine["people"]] == ["rep"]
+    monkeypatch.setenv("LEDGER_STORE", "sqlite")
+    monkeypatch.setenv("LEDGER_SQLITE_PATH", str(world.path))
+    assert main(["forecast-errors", "2026-Q2", "--as-of", at]) == 0
+    assert "mean |error|" in capsys.readouterr().out

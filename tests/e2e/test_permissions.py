@@ -87,6 +87,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/pipeline/changes"): EVERYONE,
     ("GET", "/pipeline/flags"): EVERYONE,
     ("GET", "/win-loss"): EVERYONE,
+    ("GET", "/forecasts/{period}/errors"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): OVERSIGHT
         for v in (

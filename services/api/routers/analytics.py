@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -11,12 +11,18 @@ from fastapi import APIRouter, Depends, Query
 
 from aggregates.errors import RuleViolationError
 from projections.field_history import DealFlags, FieldHistory, FlagThresholds
+from projections.forecast_errors import ForecastErrors
 from projections.funnel import FunnelFilter
 from projections.pipeline_changes import PipelineChanges, pipeline_changes
 from projections.win_loss import WinLoss
-from services.access import visible_owners
+from services.access import sees_everything, visible_owners
 from services.analytics.events import recorded_events
-from services.analytics.queries import field_history, pipeline_flags, win_loss_analysis
+from services.analytics.queries import (
+    field_history,
+    forecast_error_forensics,
+    pipeline_flags,
+    win_loss_analysis,
+)
 from services.api.dependencies import LedgerDep
 from services.api.filters import FunnelFilterDep
 from services.api.security import CurrentActor
@@ -93,3 +99,20 @@ def get_win_loss(ledger: LedgerDep, scope: VisibleScope) -> WinLoss:
     """Closed deals (closing date in ``close_period``): lost reasons, competitors, the stage
     lost at, and won/lost by source, owner, product and region."""
     return win_loss_analysis(ledger, scope)
+
+
+@router.get("/forecasts/{period}/errors", response_model=ForecastErrors)
+def get_forecast_errors(
+    period: str,
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    as_of: Annotated[
+        datetime | None, Query(description="the forecasts as they stood then (default: now)")
+    ] = None,
+) -> ForecastErrors:
+    """Each level's forecast at a date against what happened, the error split per deal
+    into slips, amount changes, stage regressions, losses, unforecast deals, adjustments."""
+    org = ledger.organisation(fresh=False)
+    people = None if sees_everything(actor, org) else org.subtree(actor)
+    moment = as_of or datetime.now(UTC)
+    return forecast_error_forensics(ledger, period, moment, people)
