@@ -95,8 +95,10 @@ class CrmImport:
         self.actor = actor
         self.progress = progress
         self.org: Organisation = ledger.organisation()
-        self.unwritten: dict[UUID, Aggregate] = {}
-        """Records made by dry runs: later files of the same dry run may refer to them."""
+        self.known: dict[UUID, Aggregate] = {}
+        """Records this importer made (written, or in a dry run not): later files refer to
+        them without reading them again (a record changed meanwhile by someone else makes
+        the later file's append collide, and it is refused whole)."""
         if not self.org.has_role(actor, Role.ADMIN):
             raise NotAllowedError("only an admin imports from another CRM")
 
@@ -112,6 +114,8 @@ class CrmImport:
         rows = list(_rows(text.decode("utf-8-sig"), kind, report))
         run = _Run(self, kind, path.name)
         claimed = self._claimed([run.claim_key(row) for _, row in rows])
+        if kind == "customers":
+            run.taken = self._taken([k for _, row in rows for k, _ in _customer_claims(row)])
         bar = tqdm(rows, desc=f"importing {path.name}", unit="row", disable=not self.progress)
         for line, row in bar:
             report.rows += 1
@@ -131,14 +135,20 @@ class CrmImport:
             run.claims.append((run.claim_key(row), f"{path.name}:{line}:{touched}"))
         if report.problems or dry_run or not report.imported:
             report.events = sum(len(a.pending_events) for a in run.aggregates.values())
-            self.unwritten.update(run.aggregates)
+            if dry_run:  # a refused real run's records exist nowhere: later files may not use them
+                self.known.update(run.aggregates)
             return report
         report.events = self._write(run, report, hashlib.sha256(text).hexdigest())
         report.written = True
+        self.known.update(run.aggregates)
         return report
 
     def _claimed(self, keys: Sequence[str]) -> set[str]:
-        found: set[str] = set()
+        return set(self._taken(keys))
+
+    def _taken(self, keys: Sequence[str]) -> dict[str, str]:
+        """The claims among ``keys`` already in the store, and their values."""
+        found: dict[str, str] = {}
         for start in range(0, len(keys), CLAIM_CHUNK):
             found.update(self.ledger.store.select_claims(list(keys[start : start + CLAIM_CHUNK])))
         return found
@@ -166,11 +176,9 @@ class CrmImport:
     def _customer(self, run: _Run, line: int, row: dict[str, str]) -> UUID:
         run.rule_column = "Name"
         name, tax_id, phone, email = (row[c] or None for c in ("Name", "TaxId", "Phone", "Email"))
-        keys = uniqueness_keys(name or "", tax_id, phone, email)
-        claims = [(f"customer:{kind}:{value}", kind) for kind, value in keys.items()]
-        taken = self.ledger.store.select_claims([key for key, _ in claims])
+        claims = _customer_claims(row)
         for key, kind in claims:
-            other = taken.get(key) or run.unique.get(key)
+            other = run.taken.get(key) or run.unique.get(key)
             if other is not None:
                 raise RowError(_CUSTOMER_COLUMNS[kind], f"the same customer as {other} ({kind})")
         customer_id = imported_id("customer", _required(row, "Id"))
@@ -196,7 +204,7 @@ class CrmImport:
     def _opportunity(self, run: _Run, line: int, row: dict[str, str]) -> UUID:
         run.rule_column = "OwnerId"
         customer_id = imported_id("customer", _required(row, "AccountId"))
-        if customer_id not in run.known_customers and customer_id not in self.unwritten:
+        if customer_id not in run.known_customers and customer_id not in self.known:
             try:
                 self.ledger.read(Customer, customer_id)
             except NotFoundError:
@@ -238,6 +246,13 @@ class CrmImport:
         return person
 
 
+def _customer_claims(row: dict[str, str]) -> list[tuple[str, str]]:
+    """The uniqueness claims a customer row makes, with the kind of each."""
+    name, tax_id, phone, email = (row[c] or None for c in ("Name", "TaxId", "Phone", "Email"))
+    keys = uniqueness_keys(name or "", tax_id, phone, email)
+    return [(f"customer:{kind}:{value}", kind) for kind, value in keys.items()]
+
+
 _CUSTOMER_COLUMNS = {"name": "Name", "tax_id": "TaxId", "phone": "Phone", "email": "Email"}
 
 
@@ -251,6 +266,7 @@ class _Run:
         self.aggregates: dict[UUID, Aggregate] = {}
         self.claims: list[tuple[str, str]] = []
         self.unique: dict[str, str] = {}
+        self.taken: dict[str, str] = {}
         self.known_customers: set[UUID] = set()
         self.last_change: dict[UUID, datetime] = {}
         self.rule_column = "StageName"
@@ -262,7 +278,7 @@ class _Run:
         return f"import:history:{hashlib.sha256(content.encode()).hexdigest()}"
 
     def deal(self, opportunity_id: UUID) -> Opportunity:
-        found = self.aggregates.get(opportunity_id) or self.importer.unwritten.get(opportunity_id)
+        found = self.aggregates.get(opportunity_id) or self.importer.known.get(opportunity_id)
         if found is None:
             try:
                 found = self.importer.ledger.load(Opportunity, opportunity_id)
