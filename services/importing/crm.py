@@ -113,13 +113,14 @@ class CrmImport:
         text = path.read_bytes()
         rows = list(_rows(text.decode("utf-8-sig"), kind, report))
         run = _Run(self, kind, path.name)
-        claimed = self._claimed([run.claim_key(row) for _, row in rows])
+        keys = [run.claim_key(row) for _, row in rows]
+        claimed = self._claimed(keys)
         if kind == "customers":
             run.taken = self._taken([k for _, row in rows for k, _ in _customer_claims(row)])
         bar = tqdm(rows, desc=f"importing {path.name}", unit="row", disable=not self.progress)
-        for line, row in bar:
+        for (line, row), key in zip(bar, keys, strict=True):
             report.rows += 1
-            if run.claim_key(row) in claimed:
+            if key in claimed:
                 report.already_imported += 1
                 continue
             try:
@@ -132,7 +133,7 @@ class CrmImport:
                 continue
             report.imported += 1
             report.lines.setdefault(str(touched), []).append(line)
-            run.claims.append((run.claim_key(row), f"{path.name}:{line}:{touched}"))
+            run.claims.append((key, f"{path.name}:{line}:{touched}"))
         if report.problems or dry_run or not report.imported:
             report.events = sum(len(a.pending_events) for a in run.aggregates.values())
             if dry_run:  # a refused real run's records exist nowhere: later files may not use them
