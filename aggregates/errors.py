@@ -32,3 +32,12 @@ class DuplicateCustomerError(DomainError):
         )
         self.existing_customer_id = existing_customer_id
         self.matched_on = matched_on
+
+
+class InvalidFieldError(RuleViolationError):
+    """A value the ledger cannot store (a control character, a lone surrogate, too
+    long, too large, a year out of range…), naming the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field

@@ -29,3 +29,22 @@ STAGE_PROBABILITY: dict[int, Decimal] = {
 FIRST_STAGE = 1
 LAST_OPEN_STAGE = 7
 WON_STAGE = 8
+
+
+HEALTH_EXCELLENT = Decimal("1.00")
+"""Funnel health: more deals at a stage than its past average is excellent (DOMAIN.md)."""
+HEALTH_GOOD = Decimal("0.70")
+"""At least 70 % of the past average is good; below it, a warning."""
+HEALTH_HISTORY_MONTHS = 6
+"""How many past month-ends the average of a stage's count is taken over."""
+
+
+def health_label(ratio: Decimal | None) -> str:
+    """The funnel-health label of a stage whose live count is ``ratio`` × its past average."""
+    if ratio is None:
+        return "no history"
+    if ratio > HEALTH_EXCELLENT:
+        return "excellent"
+    if ratio >= HEALTH_GOOD:
+        return "good"
+    return "warning"

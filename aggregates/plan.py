@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate
 
 from aggregates.errors import NotAllowedError, RuleViolationError
 from aggregates.organisation import Organisation, Role
+from events.limits import MAX_YEAR, MIN_YEAR
 from events.plan import PlanApproved, PlanDrafted, PlanRevised, TargetsDecomposed
 
 ROOT = "total"
@@ -19,23 +20,32 @@ METRICS = ("revenue", "volume", "margin", "new_outlets", "collections")
 DIMENSIONS = ("product", "customer", "region", "department", "employee", "period")
 
 _PERIOD_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("year", re.compile(r"^(\d{4})$")),
-    ("quarter", re.compile(r"^(\d{4})-Q([1-4])$")),
-    ("month", re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")),
-    ("week", re.compile(r"^(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])$")),
-    ("day", re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")),
+    ("year", re.compile(r"^(\d{4})$", re.ASCII)),
+    ("quarter", re.compile(r"^(\d{4})-Q([1-4])$", re.ASCII)),
+    ("month", re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$", re.ASCII)),
+    ("week", re.compile(r"^(\d{4})-W(0[1-9]|[1-4]\d|5[0-3])$", re.ASCII)),
+    ("day", re.compile(r"^(\d{4})-(\d{2})-(\d{2})$", re.ASCII)),
 )
 _PERIOD_LEVELS = tuple(name for name, _ in _PERIOD_PATTERNS)
 
 
 def period_level(period: str) -> str:
+    """The level of ``period`` (year, quarter, month, week or day); a period that is
+    malformed, or outside ``MIN_YEAR``..``MAX_YEAR``, breaks a rule."""
     for name, pattern in _PERIOD_PATTERNS:
-        if pattern.match(period):
-            if name == "day":
-                date.fromisoformat(period)
-            if name == "week":
-                year, week = period.split("-W")
-                date.fromisocalendar(int(year), int(week), 1)
+        if pattern.fullmatch(period):
+            if not MIN_YEAR <= int(period[:4]) <= MAX_YEAR:
+                raise RuleViolationError(
+                    f"period {period!r} is outside the supported years {MIN_YEAR}-{MAX_YEAR}"
+                )
+            try:
+                if name == "day":
+                    date.fromisoformat(period)
+                if name == "week":
+                    year, week = period.split("-W")
+                    date.fromisocalendar(int(year), int(week), 1)
+            except ValueError:
+                break
             return name
     raise RuleViolationError(
         f"period {period!r} is not a year (2026), quarter (2026-Q1), month (2026-01), "

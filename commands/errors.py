@@ -9,6 +9,7 @@ from aggregates.errors import (
     ConcurrencyConflictError,
     DomainError,
     DuplicateCustomerError,
+    InvalidFieldError,
     NotAllowedError,
     NotFoundError,
     RuleViolationError,
@@ -27,6 +28,7 @@ CODE_BY_ERROR: dict[type[DomainError], str] = {
     NotAllowedError: "not_allowed",
     ConcurrencyConflictError: "concurrency_conflict",
     DuplicateCustomerError: "duplicate_customer",
+    InvalidFieldError: "invalid_field",
     RuleViolationError: "rule_violation",
 }
 
@@ -49,4 +51,6 @@ def body_for(error: DomainError) -> dict[str, Any]:
     if isinstance(error, DuplicateCustomerError):
         body["existing_customer_id"] = error.existing_customer_id
         body["matched_on"] = error.matched_on
+    if isinstance(error, InvalidFieldError):
+        body["field"] = error.field
     return body

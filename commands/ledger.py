@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,22 +20,32 @@ from eventsourcing.application import (
     Application,
 )
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 
+from aggregates.audit_log import AuditLog, audit_log_id
 from aggregates.customer import Customer, uniqueness_keys
 from aggregates.errors import (
     ConcurrencyConflictError,
     DuplicateCustomerError,
+    InvalidFieldError,
     NotAllowedError,
     NotFoundError,
     RuleViolationError,
 )
-from aggregates.forecast import Forecast, forecast_id
-from aggregates.opportunity import Opportunity, Status
+from aggregates.forecast import Forecast, forecast_id, forecast_line
+from aggregates.opportunity import Opportunity
 from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
-from aggregates.plan import SalesPlan, period_bounds
+from aggregates.ownership import require_held
+from aggregates.plan import SalesPlan
+from aggregates.visibility import (
+    UnseenRecordError,
+    may_see,
+    require_visible_people,
+    sees_everything,
+)
 from commands.concurrency import GuardMovedError, LedgerRecorder
 from events.base import DateAsISO
+from events.limits import EventFieldError, check_encoded_size, check_event
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -51,6 +62,7 @@ class CommandResult:
 
 
 MAX_DECISION_ATTEMPTS = 3
+EXPORT_RECORD_ATTEMPTS = 5
 
 
 class _StaleCacheError(Exception):
@@ -71,6 +83,21 @@ def _claim_for_command(actor: str, command_id: str) -> str:
     return f"command:{actor}:{command_id}"
 
 
+class CheckedMapper(Mapper[UUID]):
+    """The event boundary: every event passes ``events.limits`` before it is stored,
+    whichever command made it; a value no consumer could process is refused
+    (``InvalidFieldError``, naming the field) and nothing is written."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        try:
+            check_event(domain_event)
+            stored = super().to_stored_event(domain_event)
+            check_encoded_size(domain_event, stored.state)
+        except EventFieldError as error:
+            raise InvalidFieldError(error.field, error.problem) from None
+        return stored
+
+
 class SalesLedger(Application[UUID]):
     """Every command of the sales process; each one is a load → decide → save."""
 
@@ -79,6 +106,11 @@ class SalesLedger(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=CheckedMapper
+        )
 
     # Loading and saving.
 
@@ -173,19 +205,29 @@ class SalesLedger(Application[UUID]):
                 raise NotFoundError(
                     "the organisation is not set up; run `salesledger init`"
                 ) from None
+        shared = self._organisation
+        if shared is not None and not fresh:
+            return shared
+        if shared is None:
+            with self._organisation_lock:
+                if self._organisation is None:
+                    try:
+                        self._organisation = self.repository.get(ORGANISATION_ID)
+                    except AggregateNotFoundError:
+                        raise NotFoundError(
+                            "the organisation is not set up; run `salesledger init`"
+                        ) from None
+                return self._organisation
+        # The store is asked outside the lock: a request waits for its own round trip,
+        # never for every other request's (one lock held over a query serialised them).
+        newer = list(self.stored_events(ORGANISATION_ID, gt=shared.version))
         with self._organisation_lock:
-            if self._organisation is None:
-                try:
-                    self._organisation = self.repository.get(ORGANISATION_ID)
-                except AggregateNotFoundError:
-                    raise NotFoundError(
-                        "the organisation is not set up; run `salesledger init`"
-                    ) from None
-            elif fresh:
-                for event in self.stored_events(ORGANISATION_ID, gt=self._organisation.version):
-                    event.mutate(self._organisation)
-            assert self._organisation is not None
-            return self._organisation
+            current = self._organisation
+            assert current is not None
+            for event in newer:
+                if event.originator_version == current.version + 1:
+                    event.mutate(current)
+            return current
 
     def _share_organisation(self, saved: Organisation) -> None:
         with self._organisation_lock:
@@ -241,6 +283,42 @@ class SalesLedger(Application[UUID]):
         return CommandResult(
             str(aggregate.id), aggregate.version, positions[-1] if positions else None
         )
+
+    def _save_all(
+        self,
+        aggregates: Sequence[Aggregate],
+        *,
+        actor: str,
+        command_id: str | None,
+        guard: tuple[UUID, int] | None = None,
+    ) -> CommandResult:
+        """Save several aggregates' new events in one append: all or none; the result
+        names the last aggregate."""
+        last = aggregates[-1]
+        claims = []
+        if command_id:
+            claims.append((_claim_for_command(actor, command_id), f"{last.id}:{last.version}"))
+        stored = [
+            self.mapper.to_stored_event(event)
+            for aggregate in aggregates
+            for event in aggregate.collect_events()
+        ]
+        try:
+            positions = self.recorder.insert_events(stored, claims=claims, guard=guard) or []
+        except IntegrityError:
+            previous = self._previous_result(actor, command_id)
+            if previous is not None:
+                return previous
+            if any(a.id in self._unverified() for a in aggregates):
+                raise _StaleCacheError from None
+            raise ConcurrencyConflictError(
+                "some of the records were changed by someone else at the same time; retry"
+            ) from None
+        for aggregate in aggregates:
+            self._keep(aggregate)
+            if isinstance(aggregate, Organisation):
+                self._share_organisation(aggregate)
+        return CommandResult(str(last.id), last.version, positions[-1] if positions else None)
 
     def _append(self, aggregate: Aggregate, **kwargs: Any) -> Sequence[int]:
         """Store the aggregate's new events, with ``kwargs`` (claims, guard), in one
@@ -335,6 +413,22 @@ class SalesLedger(Application[UUID]):
         if isinstance(aggregate, Customer) and not _may_change_customer(aggregate, actor, org):
             raise NotAllowedError("only the account manager or their superiors may change it")
 
+    def _read_visible(
+        self, kind: type[A], record_id: str, what: str, actor: str, org: Organisation
+    ) -> A:
+        """The record a command names, if ``actor`` may see it; one they may not see and
+        one that does not exist get the same UnseenRecordError (auditors and admins, who
+        see everything, learn that it does not exist)."""
+        try:
+            record = self.read(kind, record_id)
+        except NotFoundError:
+            if sees_everything(actor, org):
+                raise NotFoundError(f"no {what} {record_id}") from None
+            raise UnseenRecordError(what) from None
+        if not may_see(actor, record, org):
+            raise UnseenRecordError(what)
+        return record
+
     # The organisation.
 
     def set_up_organisation(self, name: str, admin_id: str, admin_name: str) -> CommandResult:
@@ -406,6 +500,53 @@ class SalesLedger(Application[UUID]):
 
         return self._run(actor, command_id, decide)
 
+    def transfer_holdings(
+        self,
+        person_id: str,
+        successor_id: str,
+        deal_ids: Sequence[str],
+        customer_ids: Sequence[str],
+        reason: str,
+        *,
+        departure: bool = False,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        """Move ``person_id``'s open deals and customers to ``successor_id`` in one
+        command, one event per aggregate with the reason; with ``departure``, the person
+        leaves in the same append."""
+        if not reason.strip():
+            raise RuleViolationError("reason: a transfer needs a reason")
+        why = f"{reason} (holdings of {person_id} passed to {successor_id})"
+
+        previous = self._previous_result(actor, command_id)
+        if previous is not None:
+            return previous
+        for _ in range(MAX_DECISION_ATTEMPTS):
+            org = self.organisation(for_change=departure)
+            guard = (ORGANISATION_ID, org.version)
+            changed: list[Aggregate] = []
+            for deal_id in deal_ids:
+                deal = self.load(Opportunity, deal_id)
+                require_held(deal.owner_id, person_id, deal.title)
+                deal.change_primary_owner(successor_id, why, actor, org)
+                changed.append(deal)
+            for customer_id in customer_ids:
+                customer = self.load(Customer, customer_id)
+                require_held(customer.owner_id, person_id, customer.name)
+                customer.assign(successor_id, why, actor, org)
+                changed.append(customer)
+            if departure:
+                org.leave(person_id, reason, actor)
+                changed.append(org)
+            if not changed:
+                raise RuleViolationError(f"{person_id} holds no open deals or customers")
+            try:
+                return self._save_all(changed, actor=actor, command_id=command_id, guard=guard)
+            except (GuardMovedError, _StaleCacheError):
+                continue
+        raise ConcurrencyConflictError("the records kept changing while deciding; retry")
+
     # API tokens: only digests are stored; the claims table maps a digest to its person.
 
     def issue_token(
@@ -439,13 +580,13 @@ class SalesLedger(Application[UUID]):
         """The person a bearer token belongs to; None if it is unknown or revoked, or its
         person has left the organisation."""
         digest = hashlib.sha256(token.encode()).hexdigest()
-        found = self.store.select_claims([f"token:{digest}", f"token-revoked:{digest}"])
-        if f"token-revoked:{digest}" in found:
+        org = self.organisation()
+        # The organisation, just brought up to date, records every token issued and
+        # revoked: no read of the claims table per request.
+        person_id, issued_digest, revoked = org.tokens.get(digest[:16], ("", "", True))
+        if revoked or not hmac.compare_digest(issued_digest, digest):
             return None
-        person_id = found.get(f"token:{digest}")
-        if person_id is None or not self.organisation().is_active(person_id):
-            return None
-        return str(person_id)
+        return person_id if org.is_active(person_id) else None
 
     # Customers.
 
@@ -544,13 +685,18 @@ class SalesLedger(Application[UUID]):
         actor: str,
         command_id: str | None = None,
     ) -> CommandResult:
-        return self._change(
-            Customer,
-            customer_id,
-            actor,
-            command_id,
-            lambda c, _: c.log_activity(kind, summary, opportunity_id, actor),
-        )
+        def act(customer: Customer, org: Organisation) -> None:
+            if opportunity_id is not None:
+                deal = self._read_visible(
+                    Opportunity, opportunity_id, "the activity's deal", actor, org
+                )
+                if deal.customer_id != str(customer.id):
+                    raise RuleViolationError(
+                        "opportunity_id: an activity names only a deal of the same customer"
+                    )
+            customer.log_activity(kind, summary, opportunity_id, actor)
+
+        return self._change(Customer, customer_id, actor, command_id, act)
 
     # Opportunities.
 
@@ -570,7 +716,7 @@ class SalesLedger(Application[UUID]):
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(fresh=False)
-            self.load(Customer, customer_id)
+            self._read_visible(Customer, customer_id, "the deal's customer", actor, org)
             opportunity = Opportunity.open(
                 customer_id=customer_id,
                 owner_id=owner_id,
@@ -899,48 +1045,65 @@ class SalesLedger(Application[UUID]):
         period: str,
         opportunity_ids: Sequence[str],
         *,
+        categories: Mapping[str, str] | None = None,
         actor: str,
         command_id: str | None = None,
     ) -> CommandResult:
-        """Submit the actor's forecast: the confirmed deals they are primary owner of,
-        closing in the period, plus the latest forecasts of their direct reports."""
+        """Submit the actor's forecast: the deals they are primary owner of, closing in
+        the period, each in a category (default: closed if won, else commit), plus the
+        figures in force of their direct reports' forecasts."""
+        chosen = dict(categories or {})
+        unknown = set(chosen) - set(opportunity_ids)
+        if unknown:
+            raise RuleViolationError("categories: name only deals of opportunity_ids")
 
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(fresh=False)
-            start, end = period_bounds(period)
-            lines = []
-            for opportunity_id in opportunity_ids:
-                opportunity = self.load(Opportunity, opportunity_id)
-                if opportunity.owner_id != actor:
-                    raise RuleViolationError(
-                        f"{opportunity_id} is not yours: forecasts count only deals you are "
-                        "primary owner of, so revenue is never counted twice"
-                    )
-                if opportunity.status == Status.LOST:
-                    raise RuleViolationError(f"{opportunity_id} is lost")
-                closing = opportunity.closed_on or opportunity.expected_close
-                if not start <= closing <= end:
-                    raise RuleViolationError(f"{opportunity_id} does not close in {period}")
-                amount = opportunity.won_amount or opportunity.amount
-                lines.append(
-                    {
-                        "opportunity_id": str(opportunity.id),
-                        "amount": str(amount),
-                        "stage": opportunity.stage,
-                        "status": opportunity.status.value,
-                    }
+            lines = [
+                forecast_line(
+                    self._read_visible(Opportunity, deal, "a forecast deal", actor, org),
+                    actor,
+                    period,
+                    chosen.get(deal),
                 )
+                for deal in opportunity_ids
+            ]
             team: dict[str, Decimal] = {}
             for report in org.direct_reports(actor):
                 try:
-                    team[report] = self.forecast(report, period).total
+                    team[report] = self.forecast(report, period).figure(org)
                 except NotFoundError:
                     continue
-            try:
-                forecast = self.forecast(actor, period)
-            except NotFoundError:
-                forecast = Forecast.open(actor, period, actor)
+            forecast = self._forecast_or_new(actor, period, actor)
             forecast.submit(lines, team, actor, org)
+            return forecast, ()
+
+        return self._run(actor, command_id, decide)
+
+    def _forecast_or_new(self, person_id: str, period: str, actor: str) -> Forecast:
+        try:
+            return self.forecast(person_id, period)
+        except NotFoundError:
+            return Forecast.open(person_id, period, actor)
+
+    def set_quota(
+        self,
+        person_id: str,
+        period: str,
+        amount: Decimal,
+        reason: str,
+        *,
+        actor: str,
+        command_id: str | None = None,
+    ) -> CommandResult:
+        """Set a person's quota for a period (a superior of theirs or an admin)."""
+
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation(fresh=False)
+            require_visible_people(actor, {person_id}, org)
+            org.person(person_id)
+            forecast = self._forecast_or_new(person_id, period, actor)
+            forecast.set_quota(amount, reason, actor, org)
             return forecast, ()
 
         return self._run(actor, command_id, decide)
@@ -957,11 +1120,58 @@ class SalesLedger(Application[UUID]):
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(fresh=False)
-            forecast = self.forecast(person_id, period)
+            require_visible_people(actor, {person_id}, org)
+            try:
+                forecast = self.forecast(person_id, period)
+            except NotFoundError:
+                raise RuleViolationError(
+                    f"{person_id} has not submitted a forecast for {period}; a forecast is "
+                    "revised after it is submitted"
+                ) from None
             forecast.revise(adjusted_total, reason, actor, org)
             return forecast, ()
 
         return self._run(actor, command_id, decide)
+
+    # The audit log of bulk reads and exports.
+
+    def record_export(
+        self, actor: str, what: str, parameters: dict[str, Any], day: date
+    ) -> CommandResult:
+        """Append an ``ExportRecorded`` to ``actor``'s audit log of ``day``.
+
+        The log is kept in the aggregate cache like any other, so a warm append reads
+        nothing first: it is one append at the cached version (a stale cache collides and
+        is reloaded). It needs no organisation guard: recording a read decides nothing.
+        """
+        log_id = audit_log_id(actor, day)
+        for attempt in range(EXPORT_RECORD_ATTEMPTS):
+            self._unverified().clear()
+            try:
+                log = self._cached_or_loaded(AuditLog, log_id)
+                if log is None:
+                    log = AuditLog.open(actor, day)
+                log.record_export(what, parameters)
+                return self._save(log, actor=actor, command_id=None)
+            except (_StaleCacheError, ConcurrencyConflictError):
+                if attempt == EXPORT_RECORD_ATTEMPTS - 1:
+                    raise
+            finally:
+                self._unverified().clear()
+        raise AssertionError("unreachable")
+
+    def _cached_or_loaded(self, aggregate_class: type[A], uid: UUID) -> A | None:
+        """The aggregate to change, from the cache unverified (see ``_run``) or loaded;
+        None if it does not exist."""
+        with self._cache_lock:
+            cached = self._cache.pop(uid, None)
+        if isinstance(cached, aggregate_class):
+            self._unverified().add(uid)
+            return cached
+        try:
+            return self.load(aggregate_class, uid)
+        except NotFoundError:
+            return None
 
 
 def _may_change_customer(customer: Customer, actor: str, org: Organisation) -> bool:

@@ -57,6 +57,17 @@ class ChangeManager(CommandRequest):
 
 class RemovePerson(CommandRequest):
     reason: Reason
+    successor_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who takes over the person's open deals and customers in the same "
+        "command; without one they stay flagged in /monitoring/departed-holdings",
+    )
+
+
+class ReassignHoldings(CommandRequest):
+    successor_id: str = Field(max_length=200, examples=["rep-north-2"])
+    reason: Reason
 
 
 # Customers.
@@ -222,8 +233,20 @@ class ApprovePlan(CommandRequest):
 class SubmitForecast(CommandRequest):
     opportunity_ids: list[str] = Field(
         examples=[["5b0c6c1e-54f8-4f57-9e4f-7a0d2f1b8c11"]],
-        description="confirmed deals you are primary owner of, closing in the period",
+        description="deals you are primary owner of, closing in the period",
     )
+    categories: dict[str, Literal["pipeline", "best_case", "commit", "closed", "omitted"]] = (
+        Field(
+            default_factory=dict,
+            description="forecast category per deal id (default: closed if won, else commit); "
+            "closed and commit deals make the figure you submit",
+        )
+    )
+
+
+class SetQuota(CommandRequest):
+    amount: Decimal = Field(ge=0, max_digits=18, decimal_places=2, examples=["500000"])
+    reason: Reason
 
 
 class ReviseForecast(CommandRequest):

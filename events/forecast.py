@@ -30,3 +30,10 @@ class ForecastRevised(LedgerEvent):
     adjusted_total: Decimal
     previous_total: Decimal
     reason: str
+
+
+class QuotaSet(LedgerEvent):
+    """The quota of a person for the forecast's period, set by a superior or an admin."""
+
+    amount: Decimal
+    reason: str

@@ -11,8 +11,10 @@ the consumers that read. ``docs/kafka.md`` describes the format for outside cons
 - headers: ``ce_specversion``, ``ce_id`` (``{aggregate id}:{version}``, unique and
   stable, so a republished event is recognisable), ``ce_type``
   (``salesledger.{aggregate}.{Event}.v{schema version}``), ``ce_source``,
-  ``ce_time``, ``ce_subject`` (aggregate id), ``content-type``, and the extensions
-  ``ce_aggregateversion`` and ``ce_position`` (global position in the event store).
+  ``ce_time``, ``ce_subject`` (aggregate id), ``ce_dataschema`` (the ``$id`` of the
+  value's JSON Schema, ``urn:{ce_type}``; the API serves it at ``/schemas/{ce_type}``),
+  ``content-type``, and the extensions ``ce_aggregateversion`` and ``ce_position``
+  (global position in the event store).
 """
 
 from __future__ import annotations
@@ -91,6 +93,11 @@ def event_type_name(aggregate_type: str, event_name: str, schema_version: int) -
     return f"{TYPE_NAMESPACE}.{aggregate_type}.{event_name}.v{schema_version}"
 
 
+def schema_id(ce_type: str) -> str:
+    """The ``$id`` of the JSON Schema of ``ce_type``'s values (its ``dataschema``)."""
+    return f"urn:{ce_type}"
+
+
 def event_id(aggregate_id: str, aggregate_version: int) -> str:
     """The CloudEvents ``id``: unique per event, the same every time it is published."""
     return f"{aggregate_id}:{aggregate_version}"
@@ -146,18 +153,15 @@ def encode_event(
     aggregate_id = str(event.originator_id)
     version = int(event.originator_version)
     value = json.dumps(event_fields(event), separators=(",", ":"), ensure_ascii=False)
+    ce_type = event_type_name(aggregate_type, event_class.__name__, schema_version_of(event_class))
     headers: Headers = [
         ("ce_specversion", SPEC_VERSION.encode()),
         ("ce_id", event_id(aggregate_id, version).encode()),
-        (
-            "ce_type",
-            event_type_name(
-                aggregate_type, event_class.__name__, schema_version_of(event_class)
-            ).encode(),
-        ),
+        ("ce_type", ce_type.encode()),
         ("ce_source", source.encode()),
         ("ce_time", utc_iso(event.timestamp).encode()),
         ("ce_subject", aggregate_id.encode()),
+        ("ce_dataschema", schema_id(ce_type).encode()),
         ("content-type", CONTENT_TYPE.encode()),
         ("ce_aggregateversion", str(version).encode()),
         ("ce_position", str(position).encode()),

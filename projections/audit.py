@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from events.base import DateAsISO
 from projections.base import Projection, RecordedEvent, create_table, iso_timestamp, write_rows
 from projections.decoding import NotificationDecoder, NotificationRow
-from services.database import Database, Transaction, copy_escaped
+from projections.store import ReadStore, Transaction, copy_escaped
 
 AUDIT_COLUMNS = ("position", "actor", "recorded_at", "recorded_day")
 """What the audit trail's own rows hold: the index to the ledger's events by actor and by
@@ -118,7 +118,7 @@ class AuditPage(BaseModel):
 
 
 def query_audit_trail(
-    database: Database,
+    database: ReadStore,
     ledger: Any,
     *,
     aggregate_id: str | None = None,

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from eventsourcing.utils import get_topic
 
-from services.database import Row, Transaction
+from projections.store import Row, Transaction
 
 IN_CLAUSE_CHUNK = 500
 

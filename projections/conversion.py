@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from aggregates.funnel import WON_STAGE
 from projections.base import as_decimal
 from projections.funnel import FunnelFilter
-from services.database import Database, Transaction
+from projections.store import ReadStore, Transaction
 
 SECONDS_PER_DAY = Decimal(86400)
 _IN_FUNNEL = "CASE WHEN status = 'open' AND qualification <> 'nurturing' THEN 1 ELSE 0 END"
@@ -85,7 +85,9 @@ class ConversionReport(BaseModel):
     sources: list[SourceEffectiveness]
 
 
-def query_conversion(database: Database, selection: FunnelFilter | None = None) -> ConversionReport:
+def query_conversion(
+    database: ReadStore, selection: FunnelFilter | None = None
+) -> ConversionReport:
     """The conversion and velocity report for the deals matching ``selection``."""
     conditions, params = (selection or FunnelFilter()).sql()
     with database.transaction() as tx:

@@ -1,21 +1,34 @@
-"""Forecasts: every submission and revision, rolled up the hierarchy, against actuals.
+"""Forecasts: every submission, adjustment and quota, rolled up the hierarchy, against
+actuals as known at any moment.
 
-Tables: ``forecast_owners`` (whose forecast for which period), ``forecast_submissions``
-and ``forecast_revisions`` (one row per event, so "what did we believe on date X" is a
-query over them).
+Tables: ``forecast_owners`` (whose forecast for which period), ``forecast_submissions``,
+``forecast_lines`` (each submitted deal with its category), ``forecast_revisions``
+(adjustments) and ``forecast_quotas``, one row per event; ``forecast_deals`` (each deal's
+owner and outcome) and ``forecast_actuals`` (every change of a won amount, with when it
+was recorded), so "what did we believe, and what had we sold, on date X" is a query.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from aggregates.plan import period_bounds
+from aggregates.forecast import CATEGORIES, Adjustment, line_category
+from aggregates.forecast_rollup import (
+    PersonFigures,
+    RolledUp,
+    chain_of,
+    forecast_accuracy,
+    roll_up,
+)
+from aggregates.plan import period_bounds, period_level
 from events import forecast as forecast_events
+from events import opportunity as opportunity_events
 from projections.base import (
     KeyedRows,
     Projection,
@@ -27,52 +40,75 @@ from projections.base import (
     keys_from_earlier_batches,
     topics_of,
 )
-from services.database import Database, Row, Transaction
+from projections.store import ReadStore, Row, Transaction
 
 OWNER_COLUMNS = ("forecast_id", "person_id", "period")
+_COMMON = ("forecast_id", "version", "person_id", "period", "recorded_at", "actor")
 SUBMISSION_COLUMNS = (
-    "forecast_id",
-    "version",
-    "person_id",
-    "period",
-    "recorded_at",
-    "actor",
+    *_COMMON,
     "own_total",
     "team_total",
     "total",
     "opportunity_ids",
 )
-REVISION_COLUMNS = (
-    "forecast_id",
-    "version",
-    "person_id",
-    "period",
+LINE_COLUMNS = (*_COMMON, "position", "opportunity_id", "category", "amount")
+REVISION_COLUMNS = (*_COMMON, "previous_total", "adjusted_total", "reason")
+QUOTA_COLUMNS = (*_COMMON, "amount", "reason")
+DEAL_COLUMNS = ("opportunity_id", "owner_id", "status", "won_amount", "closed_on")
+ACTUAL_COLUMNS = (
+    "position",
+    "seq",
     "recorded_at",
-    "actor",
-    "previous_total",
-    "adjusted_total",
-    "reason",
+    "opportunity_id",
+    "owner_id",
+    "closed_on",
+    "amount",
 )
 _FORECAST_EVENT_TYPES = (
     forecast_events.ForecastOpened,
     forecast_events.ForecastSubmitted,
     forecast_events.ForecastRevised,
+    forecast_events.QuotaSet,
+)
+_DEAL_EVENT_TYPES = (
+    opportunity_events.OpportunityOpened,
+    opportunity_events.OpportunityWon,
+    opportunity_events.OpportunityReopened,
+    opportunity_events.PrimaryOwnerChanged,
 )
 _FORECAST_EVENTS = frozenset(cls.__name__ for cls in _FORECAST_EVENT_TYPES)
+_DEAL_EVENTS = frozenset(cls.__name__ for cls in _DEAL_EVENT_TYPES)
 
 
 class ForecastProjection(Projection):
-    """Every forecast submission and revision, per person and period."""
+    """Every forecast submission, adjustment and quota per person and period, and the
+    won amounts they are measured against."""
 
     name = "forecasts"
-    topics = topics_of(_FORECAST_EVENT_TYPES)
-    tables = ("forecast_owners", "forecast_submissions", "forecast_revisions")
+    rows_version = 2
+    topics = topics_of((*_FORECAST_EVENT_TYPES, *_DEAL_EVENT_TYPES))
+    tables = (
+        "forecast_owners",
+        "forecast_submissions",
+        "forecast_lines",
+        "forecast_revisions",
+        "forecast_quotas",
+        "forecast_deals",
+        "forecast_actuals",
+    )
     indexes = {
         "forecast_submissions_period": "forecast_submissions (period, person_id)",
+        "forecast_lines_period": "forecast_lines (period, person_id)",
         "forecast_revisions_period": "forecast_revisions (period, person_id)",
+        "forecast_quotas_period": "forecast_quotas (period, person_id)",
+        "forecast_actuals_closed": "forecast_actuals (closed_on)",
     }
 
     def create_tables(self, tx: Transaction) -> None:
+        common = (
+            "forecast_id TEXT NOT NULL, version INTEGER NOT NULL, person_id TEXT NOT NULL, "
+            "period TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, "
+        )
         create_table(
             tx,
             "forecast_owners ("
@@ -80,29 +116,52 @@ class ForecastProjection(Projection):
         )
         create_table(
             tx,
-            "forecast_submissions ("
-            "forecast_id TEXT NOT NULL, version INTEGER NOT NULL, person_id TEXT NOT NULL, "
-            "period TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, "
+            f"forecast_submissions ({common}"
             "own_total NUMERIC NOT NULL, team_total NUMERIC NOT NULL, total NUMERIC NOT NULL, "
             "opportunity_ids TEXT NOT NULL, PRIMARY KEY (forecast_id, version))",
         )
         create_table(
             tx,
-            "forecast_revisions ("
-            "forecast_id TEXT NOT NULL, version INTEGER NOT NULL, person_id TEXT NOT NULL, "
-            "period TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, "
+            f"forecast_lines ({common}position BIGINT NOT NULL, opportunity_id TEXT NOT NULL, "
+            "category TEXT NOT NULL, amount NUMERIC NOT NULL, "
+            "PRIMARY KEY (forecast_id, version, opportunity_id))",
+        )
+        create_table(
+            tx,
+            f"forecast_revisions ({common}"
             "previous_total NUMERIC NOT NULL, adjusted_total NUMERIC NOT NULL, "
             "reason TEXT NOT NULL, PRIMARY KEY (forecast_id, version))",
         )
+        create_table(
+            tx,
+            f"forecast_quotas ({common}amount NUMERIC NOT NULL, reason TEXT NOT NULL, "
+            "PRIMARY KEY (forecast_id, version))",
+        )
+        create_table(
+            tx,
+            "forecast_deals (opportunity_id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, "
+            "status TEXT NOT NULL, won_amount NUMERIC, closed_on TEXT)",
+        )
+        create_table(
+            tx,
+            "forecast_actuals (position BIGINT NOT NULL, seq INTEGER NOT NULL, "
+            "recorded_at TEXT NOT NULL, opportunity_id TEXT NOT NULL, owner_id TEXT NOT NULL, "
+            "closed_on TEXT NOT NULL, amount NUMERIC NOT NULL, PRIMARY KEY (position, seq))",
+        )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
-        relevant = [e for e in events if e.type_name in _FORECAST_EVENTS]
-        if not relevant:
-            return
+        forecast_events = [e for e in events if e.type_name in _FORECAST_EVENTS]
+        deal_events = [e for e in events if e.type_name in _DEAL_EVENTS]
+        if forecast_events:
+            self._apply_forecast_events(tx, forecast_events)
+        if deal_events:
+            self._apply_deal_events(tx, deal_events)
+
+    @staticmethod
+    def _apply_forecast_events(tx: Transaction, relevant: Sequence[RecordedEvent]) -> None:
         owners = KeyedRows("forecast_owners", "forecast_id", OWNER_COLUMNS)
         owners.load(tx, keys_from_earlier_batches(relevant, "ForecastOpened"))
-        submissions: list[Row] = []
-        revisions: list[Row] = []
+        rows: dict[str, list[Row]] = {"submissions": [], "lines": [], "revisions": [], "quotas": []}
         for recorded in relevant:
             event = recorded.event
             if recorded.type_name == "ForecastOpened":
@@ -115,75 +174,163 @@ class ForecastProjection(Projection):
                 )
                 continue
             owner = owners.get(recorded.aggregate_id)
-            if owner is None:
-                continue
-            common = {
-                "forecast_id": recorded.aggregate_id,
-                "version": event.originator_version,
-                "person_id": owner["person_id"],
-                "period": owner["period"],
-                "recorded_at": recorded.recorded_at,
-                "actor": recorded.actor,
-            }
-            if recorded.type_name == "ForecastSubmitted":
-                submissions.append(
-                    {
-                        **common,
-                        "own_total": event.own_total,
-                        "team_total": event.team_total,
-                        "total": event.total,
-                        "opportunity_ids": json.dumps(
-                            [line["opportunity_id"] for line in event.lines]
-                        ),
-                    }
-                )
-            else:
-                revisions.append(
-                    {
-                        **common,
-                        "previous_total": event.previous_total,
-                        "adjusted_total": event.adjusted_total,
-                        "reason": event.reason,
-                    }
-                )
+            if owner is not None:
+                _forecast_rows(recorded, owner, rows)
         owners.flush(tx)
-        insert_rows(tx, "forecast_submissions", SUBMISSION_COLUMNS, submissions)
-        insert_rows(tx, "forecast_revisions", REVISION_COLUMNS, revisions)
+        insert_rows(tx, "forecast_submissions", SUBMISSION_COLUMNS, rows["submissions"])
+        insert_rows(tx, "forecast_lines", LINE_COLUMNS, rows["lines"])
+        insert_rows(tx, "forecast_revisions", REVISION_COLUMNS, rows["revisions"])
+        insert_rows(tx, "forecast_quotas", QUOTA_COLUMNS, rows["quotas"])
+
+    @staticmethod
+    def _apply_deal_events(tx: Transaction, relevant: Sequence[RecordedEvent]) -> None:
+        deals = KeyedRows("forecast_deals", "opportunity_id", DEAL_COLUMNS)
+        deals.load(tx, keys_from_earlier_batches(relevant, "OpportunityOpened"))
+        actuals: list[Row] = []
+        for recorded in relevant:
+            _apply_to_deal(recorded, deals, actuals)
+        deals.flush(tx)
+        insert_rows(tx, "forecast_actuals", ACTUAL_COLUMNS, actuals)
+
+
+def _forecast_rows(recorded: RecordedEvent, owner: Row, rows: dict[str, list[Row]]) -> None:
+    event = recorded.event
+    common = {
+        "forecast_id": recorded.aggregate_id,
+        "version": event.originator_version,
+        "person_id": owner["person_id"],
+        "period": owner["period"],
+        "recorded_at": recorded.recorded_at,
+        "actor": recorded.actor,
+    }
+    if recorded.type_name == "ForecastSubmitted":
+        rows["submissions"].append(
+            {
+                **common,
+                "own_total": event.own_total,
+                "team_total": event.team_total,
+                "total": event.total,
+                "opportunity_ids": json.dumps([line["opportunity_id"] for line in event.lines]),
+            }
+        )
+        rows["lines"].extend(
+            {
+                **common,
+                "position": recorded.position,
+                "opportunity_id": line["opportunity_id"],
+                "category": line_category(line),
+                "amount": Decimal(line["amount"]),
+            }
+            for line in event.lines
+        )
+    elif recorded.type_name == "ForecastRevised":
+        rows["revisions"].append(
+            {
+                **common,
+                "previous_total": event.previous_total,
+                "adjusted_total": event.adjusted_total,
+                "reason": event.reason,
+            }
+        )
+    else:
+        rows["quotas"].append({**common, "amount": event.amount, "reason": event.reason})
+
+
+def _apply_to_deal(recorded: RecordedEvent, deals: KeyedRows, actuals: list[Row]) -> None:
+    event, kind = recorded.event, recorded.type_name
+    if kind == "OpportunityOpened":
+        deals.put(
+            {
+                "opportunity_id": recorded.aggregate_id,
+                "owner_id": event.owner_id,
+                "status": "open",
+                "won_amount": None,
+                "closed_on": None,
+            }
+        )
+        return
+    row = deals.get(recorded.aggregate_id)
+    if row is None:
+        return
+    row = dict(row)
+    first = len(actuals)
+
+    def change(owner: str, amount: Decimal) -> None:
+        actuals.append(
+            {
+                "position": recorded.position,
+                "seq": len(actuals) - first,
+                "recorded_at": recorded.recorded_at,
+                "opportunity_id": recorded.aggregate_id,
+                "owner_id": owner,
+                "closed_on": row["closed_on"],
+                "amount": amount,
+            }
+        )
+
+    won = row["status"] == "won"
+    if kind == "OpportunityWon":
+        row.update(status="won", won_amount=event.amount, closed_on=event.closed_on.isoformat())
+        change(row["owner_id"], event.amount)
+    elif kind == "OpportunityReopened" and won:
+        change(row["owner_id"], -as_decimal(row["won_amount"]))
+        row.update(status="open")
+    elif kind == "PrimaryOwnerChanged":
+        if won:
+            change(row["owner_id"], -as_decimal(row["won_amount"]))
+            change(event.owner_id, as_decimal(row["won_amount"]))
+        row["owner_id"] = event.owner_id
+    deals.put(row)
 
 
 # Queries.
 
 
 class ForecastRevisionView(BaseModel):
-    """An adjustment of a forecast's total, by its owner or a superior."""
+    """An adjustment of a forecast's figure, by its owner or a superior."""
 
     actor: str = Field(examples=["carol"])
     recorded_at: str
     previous_total: Decimal = Field(examples=["1200000"])
     adjusted_total: Decimal = Field(examples=["1000000"])
     reason: str = Field(examples=["two deals look late"])
+    after_submission: int = Field(description="made after the owner's n-th submission")
 
 
 class PersonForecast(BaseModel):
-    """One person's forecast for the period, their roll-up and the actual result."""
+    """One person's forecast for the period, their roll-up, quota and actual result."""
 
     person_id: str = Field(examples=["alice"])
     manager_id: str | None = Field(examples=["carol"])
     submitted: bool
     submitted_at: str | None
-    own_total: Decimal = Field(description="own confirmed deals as submitted")
-    submitted_total: Decimal = Field(description="own plus team, as submitted")
-    adjusted_total: Decimal | None = Field(description="the latest revision, if any")
+    submissions: int = Field(description="how many times the owner submitted")
+    own_total: Decimal = Field(description="own closed and commit deals, counted once")
+    submitted_total: Decimal = Field(description="own plus team, as last submitted")
+    adjusted_total: Decimal | None = Field(
+        description="the adjustment in force (the most senior adjuster's latest), if any"
+    )
+    adjusted_by: str | None = Field(description="who made the adjustment in force")
+    adjustment_predates_submission: bool = Field(
+        description="the owner submitted again after the adjustment in force: the new "
+        "unadjusted figure is submitted_total, the adjustment still stands"
+    )
     revisions: list[ForecastRevisionView]
     rollup_unadjusted: Decimal = Field(
-        description="own totals of this person and everyone below, without any revision"
+        description="closed and commit deals of this person and everyone below, each once"
     )
     rollup_adjusted: Decimal = Field(
-        description="the same, taking each level's latest revision where one was made"
+        description="the adjustment in force at this level, else own plus each report's "
+        "adjusted roll-up"
     )
+    by_category: dict[str, Decimal] = Field(
+        description="deal amounts of this person and below by forecast category"
+    )
+    quota: Decimal | None = Field(description="quota of this person and below, if any set")
     actual: Decimal = Field(description="won amount closed in the period, this person and below")
-    accuracy: Decimal | None = Field(
-        description="1 − |adjusted roll-up − actual| ÷ actual (none while nothing is won)"
+    accuracy: Decimal = Field(
+        description="1 − |adjusted roll-up − actual| ÷ max(adjusted roll-up, actual); "
+        "1 when both are 0"
     )
 
 
@@ -196,114 +343,298 @@ class ForecastReport(BaseModel):
     top_level_unadjusted: Decimal
     top_level_adjusted: Decimal
     top_level_actual: Decimal
+    made_of: list[str] = Field(
+        default_factory=list,
+        description="the sub-periods whose forecasts make this one (a year's quarters, a "
+        "quarter's months) when nothing was submitted for the period itself",
+    )
+
+
+def _select(tx: Transaction, table: str, columns: Sequence[str], period: str, cutoff: str) -> Any:
+    return tx.execute(
+        f"SELECT {', '.join(columns)} FROM {table} "
+        "WHERE period = %s AND recorded_at <= %s ORDER BY forecast_id, version",
+        [period, cutoff],
+    )
+
+
+def _figures(
+    submissions: Sequence[Row],
+    lines: Sequence[Row],
+    revisions: Sequence[Row],
+    quotas: Sequence[Row],
+) -> tuple[dict[str, PersonFigures], dict[str, list[ForecastRevisionView]], dict[str, Row]]:
+    """The people's figures from the report's rows (rows in version order)."""
+    figures: dict[str, PersonFigures] = {}
+    latest: dict[str, Row] = {}
+    events = sorted(
+        [(r["person_id"], r["version"], "s", r) for r in submissions]
+        + [(r["person_id"], r["version"], "r", r) for r in revisions]
+        + [(r["person_id"], r["version"], "q", r) for r in quotas],
+        key=lambda item: (item[0], item[1]),
+    )
+    history: dict[str, list[ForecastRevisionView]] = {}
+    for person, _, kind, row in events:
+        mine = figures.setdefault(person, PersonFigures(person))
+        if kind == "s":
+            mine.submissions += 1
+            mine.submitted_at = (row["recorded_at"], 0)
+            mine.lines = {}
+            latest[person] = row
+        elif kind == "r":
+            amount = as_decimal(row["adjusted_total"])
+            mine.adjustments[row["actor"]] = Adjustment(
+                row["actor"], amount, row["reason"], mine.submissions
+            )
+            history.setdefault(person, []).append(
+                ForecastRevisionView(
+                    actor=row["actor"],
+                    recorded_at=row["recorded_at"],
+                    previous_total=as_decimal(row["previous_total"]),
+                    adjusted_total=amount,
+                    reason=row["reason"],
+                    after_submission=mine.submissions,
+                )
+            )
+        else:
+            mine.quota = as_decimal(row["amount"])
+    for line in lines:
+        submitted = latest.get(line["person_id"])
+        if submitted is None or line["version"] != submitted["version"]:
+            continue
+        mine = figures[line["person_id"]]
+        mine.submitted_at = (line["recorded_at"], int(line["position"]))
+        mine.lines[line["opportunity_id"]] = (line["category"], as_decimal(line["amount"]))
+    return figures, history, latest
+
+
+def _actuals(tx: Transaction, period: str, cutoff: str) -> dict[str, Decimal]:
+    start, end = period_bounds(period)
+    rows = tx.execute(
+        "SELECT owner_id, SUM(amount) AS amount FROM forecast_actuals "
+        "WHERE closed_on >= %s AND closed_on <= %s AND recorded_at <= %s GROUP BY owner_id",
+        [start.isoformat(), end.isoformat(), cutoff],
+    )
+    return {row["owner_id"]: as_decimal(row["amount"]) for row in rows}
 
 
 def query_forecast_report(
-    database: Database,
+    database: ReadStore,
     period: str,
     managers: Mapping[str, str | None],
     as_of: datetime | None = None,
+    people_in_view: set[str] | None = None,
 ) -> ForecastReport:
     """Forecasts for ``period`` rolled up along ``managers`` (person → manager).
 
-    With ``as_of``, only submissions and revisions recorded by then count: what the
-    organisation believed at that moment. Actuals are always today's won deals.
+    With ``as_of``, only what was recorded by then counts — submissions, adjustments,
+    quotas and won deals alike: what the organisation believed and had sold then. A year
+    or quarter nobody forecast as such is the sum of its quarters or months. With
+    ``people_in_view``, only those people's lines are listed (roll-ups stay whole).
     """
-    start, end = period_bounds(period)
     cutoff = iso_timestamp(as_of) if as_of is not None else "9999"
     with database.transaction() as tx:
-        submissions = tx.execute(
-            f"SELECT {', '.join(SUBMISSION_COLUMNS)} FROM forecast_submissions "
-            "WHERE period = %s AND recorded_at <= %s ORDER BY forecast_id, version",
-            [period, cutoff],
+        submissions = _select(tx, "forecast_submissions", SUBMISSION_COLUMNS, period, cutoff)
+        lines = _select(tx, "forecast_lines", LINE_COLUMNS, period, cutoff)
+        revisions = _select(tx, "forecast_revisions", REVISION_COLUMNS, period, cutoff)
+        quotas = _select(tx, "forecast_quotas", QUOTA_COLUMNS, period, cutoff)
+        actual_own = _actuals(tx, period, cutoff)
+    children = sub_periods(period)
+    if not submissions and children:
+        parts = [query_forecast_report(database, c, managers, as_of) for c in children]
+        return _sum_of(period, as_of, parts, actual_own, managers, people_in_view)
+    figures, history, latest = _figures(submissions, lines, revisions, quotas)
+    rolled = roll_up(figures, managers)
+    actual = _actual_below(actual_own, managers, rolled)
+    quota = _quota_below({p: f.quota for p, f in figures.items()}, managers, rolled)
+    people = []
+    for person in sorted(rolled):
+        if people_in_view is not None and person not in people_in_view:
+            continue
+        people.append(
+            _person_line(
+                person,
+                managers,
+                rolled[person],
+                figures.get(person),
+                history,
+                latest.get(person),
+                actual[person],
+                quota[person],
+            )
         )
-        revisions = tx.execute(
-            f"SELECT {', '.join(REVISION_COLUMNS)} FROM forecast_revisions "
-            "WHERE period = %s AND recorded_at <= %s ORDER BY forecast_id, version",
-            [period, cutoff],
-        )
-        actual_rows = tx.execute(
-            "SELECT owner_id, SUM(won_amount) AS amount FROM funnel_opportunities "
-            "WHERE status = 'won' AND closed_on >= %s AND closed_on <= %s GROUP BY owner_id",
-            [start.isoformat(), end.isoformat()],
-        )
-    latest: dict[str, Row] = {}
-    for row in submissions:
-        latest[row["person_id"]] = row
-    adjustments: dict[str, list[Row]] = {}
-    for row in revisions:
-        submitted = latest.get(row["person_id"])
-        if submitted is not None and row["version"] > submitted["version"]:
-            adjustments.setdefault(row["person_id"], []).append(row)
-    actual_own = {row["owner_id"]: as_decimal(row["amount"]) for row in actual_rows}
-    people = sorted(set(managers) | set(latest) | set(actual_own))
+    return _report(period, as_of, people, rolled, actual, managers, [])
+
+
+def _person_line(
+    person: str,
+    managers: Mapping[str, str | None],
+    up: RolledUp,
+    mine: PersonFigures | None,
+    history: Mapping[str, list[ForecastRevisionView]],
+    submitted: Row | None,
+    actual: Decimal,
+    quota: Decimal | None,
+) -> PersonForecast:
+    adjustment = up.adjustment
+    submissions = mine.submissions if mine is not None else 0
+    return PersonForecast(
+        person_id=person,
+        manager_id=managers.get(person),
+        submitted=submitted is not None,
+        submitted_at=submitted["recorded_at"] if submitted else None,
+        submissions=submissions,
+        own_total=up.own,
+        submitted_total=as_decimal(submitted["total"]) if submitted else Decimal(0),
+        adjusted_total=adjustment.amount if adjustment else None,
+        adjusted_by=adjustment.adjuster if adjustment else None,
+        adjustment_predates_submission=bool(
+            adjustment and adjustment.after_submission < submissions
+        ),
+        revisions=history.get(person, []),
+        rollup_unadjusted=up.unadjusted,
+        rollup_adjusted=up.adjusted,
+        by_category=up.by_category,
+        quota=quota,
+        actual=actual,
+        accuracy=forecast_accuracy(up.adjusted, actual),
+    )
+
+
+def _below(
+    own: Mapping[str, Decimal | None], managers: Mapping[str, str | None], people: Sequence[str]
+) -> dict[str, Decimal | None]:
+    """Each person's value plus everyone's below them (None where nobody has one)."""
+    totals: dict[str, Decimal | None] = {p: own.get(p) for p in people}
+    for person in set(own) | set(people):
+        value = own.get(person)
+        if value is None:
+            continue
+        for superior in chain_of(person, managers):
+            current = totals.get(superior)
+            totals[superior] = value if current is None else current + value
+    return totals
+
+
+def _actual_below(
+    actual_own: Mapping[str, Decimal], managers: Mapping[str, str | None], people: Iterable[str]
+) -> dict[str, Decimal]:
+    everyone = sorted(set(people) | set(actual_own))
+    totals = _below(actual_own, managers, everyone)
+    return {p: totals.get(p) or Decimal(0) for p in everyone}
+
+
+def _quota_below(
+    quotas: Mapping[str, Decimal | None],
+    managers: Mapping[str, str | None],
+    rolled: Mapping[str, RolledUp],
+) -> dict[str, Decimal | None]:
+    """A person's own quota if set, else the sum of their reports' (None if none)."""
+    result: dict[str, Decimal | None] = {}
     reports: dict[str, list[str]] = {}
-    for person in people:
+    for person in rolled:
         manager = managers.get(person)
         if manager is not None:
             reports.setdefault(manager, []).append(person)
 
-    rollups: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
+    def quota_of(person: str, seen: frozenset[str]) -> Decimal | None:
+        if person in result:
+            return result[person]
+        own = quotas.get(person)
+        below = [quota_of(r, seen | {person}) for r in reports.get(person, []) if r not in seen]
+        known = [q for q in below if q is not None]
+        result[person] = own if own is not None else (sum(known, Decimal(0)) if known else None)
+        return result[person]
 
-    def roll_up(person: str, seen: frozenset[str]) -> tuple[Decimal, Decimal, Decimal]:
-        if person in rollups:
-            return rollups[person]
-        below = [roll_up(r, seen | {person}) for r in reports.get(person, []) if r not in seen]
-        own = as_decimal(latest[person]["own_total"]) if person in latest else Decimal(0)
-        unadjusted = own + sum((b[0] for b in below), Decimal(0))
-        revised = adjustments.get(person)
-        adjusted = (
-            as_decimal(revised[-1]["adjusted_total"])
-            if revised
-            else own + sum((b[1] for b in below), Decimal(0))
-        )
-        actual = actual_own.get(person, Decimal(0)) + sum((b[2] for b in below), Decimal(0))
-        rollups[person] = (unadjusted, adjusted, actual)
-        return rollups[person]
+    for person in rolled:
+        quota_of(person, frozenset())
+    return result
 
-    lines = []
-    for person in people:
-        unadjusted, adjusted, actual = roll_up(person, frozenset())
-        submitted = latest.get(person)
-        revised = adjustments.get(person, [])
-        lines.append(
-            PersonForecast(
-                person_id=person,
-                manager_id=managers.get(person),
-                submitted=submitted is not None,
-                submitted_at=submitted["recorded_at"] if submitted else None,
-                own_total=as_decimal(submitted["own_total"]) if submitted else Decimal(0),
-                submitted_total=as_decimal(submitted["total"]) if submitted else Decimal(0),
-                adjusted_total=as_decimal(revised[-1]["adjusted_total"]) if revised else None,
-                revisions=[
-                    ForecastRevisionView(
-                        actor=r["actor"],
-                        recorded_at=r["recorded_at"],
-                        previous_total=as_decimal(r["previous_total"]),
-                        adjusted_total=as_decimal(r["adjusted_total"]),
-                        reason=r["reason"],
-                    )
-                    for r in revised
-                ],
-                rollup_unadjusted=unadjusted,
-                rollup_adjusted=adjusted,
-                actual=actual,
-                accuracy=forecast_accuracy(adjusted, actual),
-            )
-        )
-    tops = [line for line in lines if line.manager_id is None or line.manager_id not in managers]
+
+def _report(
+    period: str,
+    as_of: datetime | None,
+    people: list[PersonForecast],
+    rolled: Mapping[str, RolledUp],
+    actual: Mapping[str, Decimal],
+    managers: Mapping[str, str | None],
+    made_of: list[str],
+) -> ForecastReport:
+    tops = [p for p in rolled if managers.get(p) is None or managers.get(p) not in rolled]
     return ForecastReport(
         period=period,
         as_of=as_of,
-        people=lines,
-        top_level_unadjusted=sum((t.rollup_unadjusted for t in tops), Decimal(0)),
-        top_level_adjusted=sum((t.rollup_adjusted for t in tops), Decimal(0)),
-        top_level_actual=sum((t.actual for t in tops), Decimal(0)),
+        people=people,
+        top_level_unadjusted=sum((rolled[t].unadjusted for t in tops), Decimal(0)),
+        top_level_adjusted=sum((rolled[t].adjusted for t in tops), Decimal(0)),
+        top_level_actual=sum((actual.get(t, Decimal(0)) for t in tops), Decimal(0)),
+        made_of=made_of,
     )
 
 
-def forecast_accuracy(forecast: Decimal, actual: Decimal) -> Decimal | None:
-    """1 − |forecast − actual| ÷ actual, floored at 0; None while nothing is won."""
-    if actual == 0:
-        return None
-    return max(Decimal(0), 1 - abs(forecast - actual) / actual).quantize(Decimal("0.0001"))
+def sub_periods(period: str) -> list[str]:
+    """The periods a year (its quarters) or a quarter (its months) is made of."""
+    level = period_level(period)
+    if level == "year":
+        return [f"{period}-Q{q}" for q in range(1, 5)]
+    if level == "quarter":
+        first = 3 * int(period[-1]) - 2
+        return [f"{period[:4]}-{month:02d}" for month in range(first, first + 3)]
+    return []
+
+
+def _sum_of(
+    period: str,
+    as_of: datetime | None,
+    parts: Sequence[ForecastReport],
+    actual_own: Mapping[str, Decimal],
+    managers: Mapping[str, str | None],
+    people_in_view: set[str] | None,
+) -> ForecastReport:
+    """A period's report as the sum of its sub-periods' reports."""
+    rows: dict[str, list[PersonForecast]] = {}
+    for part in parts:
+        for line in part.people:
+            rows.setdefault(line.person_id, []).append(line)
+    everyone = sorted(set(rows) | set(managers) | set(actual_own))
+    actual = _actual_below(actual_own, managers, everyone)
+    people = []
+    for person in everyone:
+        if people_in_view is not None and person not in people_in_view:
+            continue
+        parts_of = rows.get(person, [])
+        adjusted = sum((p.rollup_adjusted for p in parts_of), Decimal(0))
+        quotas = [p.quota for p in parts_of if p.quota is not None]
+        people.append(
+            PersonForecast(
+                person_id=person,
+                manager_id=managers.get(person),
+                submitted=any(p.submitted for p in parts_of),
+                submitted_at=max((p.submitted_at or "" for p in parts_of), default="") or None,
+                submissions=sum(p.submissions for p in parts_of),
+                own_total=sum((p.own_total for p in parts_of), Decimal(0)),
+                submitted_total=sum((p.submitted_total for p in parts_of), Decimal(0)),
+                adjusted_total=None,
+                adjusted_by=None,
+                adjustment_predates_submission=False,
+                revisions=[r for p in parts_of for r in p.revisions],
+                rollup_unadjusted=sum((p.rollup_unadjusted for p in parts_of), Decimal(0)),
+                rollup_adjusted=adjusted,
+                by_category={
+                    c: sum((p.by_category.get(c, Decimal(0)) for p in parts_of), Decimal(0))
+                    for c in CATEGORIES
+                },
+                quota=sum(quotas, Decimal(0)) if quotas else None,
+                actual=actual.get(person, Decimal(0)),
+                accuracy=forecast_accuracy(adjusted, actual.get(person, Decimal(0))),
+            )
+        )
+    return ForecastReport(
+        period=period,
+        as_of=as_of,
+        people=people,
+        top_level_unadjusted=sum((p.top_level_unadjusted for p in parts), Decimal(0)),
+        top_level_adjusted=sum((p.top_level_adjusted for p in parts), Decimal(0)),
+        top_level_actual=sum(actual_own.values(), Decimal(0)),
+        made_of=[p.period for p in parts],
+    )

@@ -26,7 +26,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from aggregates.funnel import LAST_OPEN_STAGE, STAGE_NAMES, STAGE_PROBABILITY, WON_STAGE
+from aggregates.funnel import (
+    HEALTH_HISTORY_MONTHS,
+    LAST_OPEN_STAGE,
+    STAGE_NAMES,
+    STAGE_PROBABILITY,
+    WON_STAGE,
+    health_label,
+)
 from events import opportunity as opportunity_events
 from projections.base import (
     KeyedRows,
@@ -41,7 +48,7 @@ from projections.base import (
     topics_of,
     write_rows,
 )
-from services.database import Database, Row, Transaction
+from projections.store import ReadStore, Row, Transaction
 
 DEAL_COLUMNS = (
     "opportunity_id",
@@ -93,9 +100,7 @@ FUNNEL_EVENT_TYPES = (
     opportunity_events.OpportunityReopened,
 )
 FUNNEL_TOPICS = topics_of(FUNNEL_EVENT_TYPES)
-HEALTH_EXCELLENT = Decimal("1.00")
-HEALTH_GOOD = Decimal("0.70")
-DEFAULT_HISTORY_MONTHS = 6
+DEFAULT_HISTORY_MONTHS = HEALTH_HISTORY_MONTHS
 
 
 def _seconds_between(start: str, end: str) -> float:
@@ -575,7 +580,7 @@ def _add_total(totals: StageTotals, stage: int, status: str, n: int, amount: Dec
     totals[(stage, status)] = (count + n, total + amount)
 
 
-def query_funnel(database: Database, selection: FunnelFilter = FunnelFilter()) -> Funnel:
+def query_funnel(database: ReadStore, selection: FunnelFilter = FunnelFilter()) -> Funnel:
     """The live funnel, from the projection's rows.
 
     Filtered by owners only (or not at all), it sums the per owner/stage totals. Filtered
@@ -614,7 +619,7 @@ def query_funnel(database: Database, selection: FunnelFilter = FunnelFilter()) -
 
 
 def _funnel_from_totals_table(
-    database: Database, table: str, where: tuple[str, list[Any]]
+    database: ReadStore, table: str, where: tuple[str, list[Any]]
 ) -> Funnel:
     conditions, params = where
     with database.transaction() as tx:
@@ -705,16 +710,6 @@ class FunnelHealth(BaseModel):
     stages: list[FunnelHealthStage]
 
 
-def health_label(ratio: Decimal | None) -> str:
-    if ratio is None:
-        return "no history"
-    if ratio > HEALTH_EXCELLENT:
-        return "excellent"
-    if ratio >= HEALTH_GOOD:
-        return "good"
-    return "warning"
-
-
 def past_month_ends(now: datetime, months: int) -> list[datetime]:
     """The last ``months`` month-ends (midnight starting each month) before ``now``."""
     moments = []
@@ -726,7 +721,7 @@ def past_month_ends(now: datetime, months: int) -> list[datetime]:
 
 
 def query_funnel_health(
-    database: Database,
+    database: ReadStore,
     selection: FunnelFilter = FunnelFilter(),
     now: datetime | None = None,
     history_months: int = DEFAULT_HISTORY_MONTHS,

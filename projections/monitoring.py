@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from aggregates.funnel import FIRST_STAGE, WON_STAGE
 from events import customer as customer_events
 from events import opportunity as opportunity_events
 from projections.base import (
@@ -24,7 +25,7 @@ from projections.base import (
     topics_of,
     week_of,
 )
-from services.database import Database, Row, Transaction
+from projections.store import ReadStore, Row, Transaction
 
 DEAL_COLUMNS = (
     "opportunity_id",
@@ -161,7 +162,7 @@ class MonitoringProjection(Projection):
                     "customer_id": event.customer_id,
                     "owner_id": event.owner_id,
                     "title": event.title,
-                    "stage": 1,
+                    "stage": FIRST_STAGE,
                     "status": "open",
                     "expected_close": event.expected_close.isoformat(),
                     "last_stage_change_at": at,
@@ -178,11 +179,11 @@ class MonitoringProjection(Projection):
         elif kind == "StageAdvanced":
             row.update(stage=event.to_stage, last_stage_change_at=at)
         elif kind == "OpportunityDisqualified":
-            row.update(stage=1, last_stage_change_at=at)
+            row.update(stage=FIRST_STAGE, last_stage_change_at=at)
         elif kind == "OpportunityReopened":
             row.update(stage=event.stage, status="open", last_stage_change_at=at)
         elif kind == "OpportunityWon":
-            row.update(stage=8, status="won", last_stage_change_at=at)
+            row.update(stage=WON_STAGE, status="won", last_stage_change_at=at)
         elif kind == "OpportunityLost":
             row.update(status="lost", last_stage_change_at=at)
         elif kind == "CloseDateRevised":
@@ -298,7 +299,7 @@ def _owner_condition(owner_ids: Collection[str] | None) -> tuple[str, list[Any]]
 
 
 def _deal_page(
-    database: Database,
+    database: ReadStore,
     condition: str,
     params: list[Any],
     now: datetime,
@@ -336,7 +337,7 @@ def _deal_page(
 
 
 def query_stale_deals(
-    database: Database,
+    database: ReadStore,
     *,
     days: int,
     now: datetime | None = None,
@@ -356,7 +357,7 @@ def query_stale_deals(
 
 
 def query_slipped_deals(
-    database: Database,
+    database: ReadStore,
     *,
     today: date | None = None,
     owner_ids: Collection[str] | None = None,
@@ -387,7 +388,7 @@ class ActivityCount(BaseModel):
 
 
 def query_activity_counts(
-    database: Database,
+    database: ReadStore,
     *,
     person_ids: Collection[str] | None = None,
     from_week: str | None = None,
@@ -435,7 +436,7 @@ class UnownedCustomerPage(BaseModel):
 
 
 def query_unowned_customers(
-    database: Database, *, limit: int = 100, offset: int = 0
+    database: ReadStore, *, limit: int = 100, offset: int = 0
 ) -> UnownedCustomerPage:
     """Customers without an account manager, oldest first."""
     with database.transaction() as tx:
@@ -475,14 +476,16 @@ class OwnershipTransferPage(BaseModel):
 
 
 def query_ownership_transfers(
-    database: Database,
+    database: ReadStore,
     *,
     aggregate_id: str | None = None,
     person_id: str | None = None,
+    people: Collection[str] | None = None,
     after: int = 0,
     limit: int = 100,
 ) -> OwnershipTransferPage:
-    """Transfers in order; ``person_id`` matches the old owner, the new owner or the actor."""
+    """Transfers in order; ``person_id`` matches the old owner, the new owner or the actor;
+    ``people`` (if given) keeps those from or to one of them."""
     conditions: list[str] = ["position > %s"]
     params: list[Any] = [after]
     if aggregate_id is not None:
@@ -491,6 +494,10 @@ def query_ownership_transfers(
     if person_id is not None:
         conditions.append("(from_owner = %s OR to_owner = %s OR actor = %s)")
         params.extend([person_id] * 3)
+    if people is not None:
+        names = sorted(people)
+        conditions.append(f"(from_owner {in_clause(names)} OR to_owner {in_clause(names)})")
+        params.extend([*names, *names])
     with database.transaction() as tx:
         rows = tx.execute(
             f"SELECT {', '.join(TRANSFER_COLUMNS)} FROM monitoring_ownership_transfers "

@@ -33,7 +33,7 @@ from projections.base import (
     write_rows,
 )
 from projections.conversion import stage_conversion_rates
-from services.database import Database, Row, Transaction
+from projections.store import ReadStore, Row, Transaction
 
 PLAN_COLUMNS = ("plan_id", "name", "period", "status", "revision_count", "drafted_by", "drafted_at")
 REVISION_COLUMNS = ("plan_id", "version", "recorded_at", "actor", "direction", "reason", "changes")
@@ -218,7 +218,7 @@ def _won_condition(
 
 
 def query_plan_attainment(
-    database: Database, plan_id: str, subtree_of: SubtreeOf
+    database: ReadStore, plan_id: str, subtree_of: SubtreeOf
 ) -> PlanAttainment:
     """Target vs won amount (revenue) and won deals (volume) at every node of the plan."""
     with database.transaction() as tx:
@@ -301,7 +301,7 @@ class CustomerResourcePlan(BaseModel):
 
 
 def query_customer_resource_plan(
-    database: Database, plan_id: str, subtree_of: SubtreeOf, path: str = ROOT
+    database: ReadStore, plan_id: str, subtree_of: SubtreeOf, path: str = ROOT
 ) -> CustomerResourcePlan:
     """The customer-resource plan for one node of the plan (default: the whole plan)."""
     with database.transaction() as tx:

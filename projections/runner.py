@@ -18,7 +18,7 @@ from typing import Any
 
 from projections.base import Projection, RecordedEvent
 from projections.decoding import NotificationDecoder
-from services.database import Database, Transaction
+from projections.store import ReadStore, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class ProjectionRunner:
     def __init__(
         self,
         ledger: Any,
-        database: Database,
+        database: ReadStore,
         projections: Sequence[Projection],
         batch_size: int = DEFAULT_BATCH_SIZE,
         read_ahead_from: int = READ_AHEAD_FROM,
@@ -562,7 +562,7 @@ class ProjectionWorker:
 
 
 def wait_for_position(
-    database: Database,
+    database: ReadStore,
     projection: str,
     position: int,
     timeout: float,

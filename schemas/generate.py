@@ -30,6 +30,7 @@ from events.messages import (
     STORAGE_ONLY_FIELDS,
     aggregate_type_of,
     event_type_name,
+    schema_id,
     schema_version_of,
 )
 
@@ -102,7 +103,7 @@ def event_schema(event_class: type) -> dict[str, Any]:
     ce_type = event_type_name(aggregate_type, event_class.__name__, version)
     return {
         "$schema": SCHEMA_DIALECT,
-        "$id": f"urn:{ce_type}",
+        "$id": schema_id(ce_type),
         "title": f"{aggregate_type}.{event_class.__name__} v{version}",
         "description": _own_docstring(event_class),
         "x-cloudevents-type": ce_type,

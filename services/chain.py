@@ -16,6 +16,9 @@ The ledger-wide chain runs over the global order (the notification log)::
     link(p) = sha256(link(previous position) || position (int8, big-endian) || hash)
 
 so removing, inserting or reordering events anywhere changes every later link.
+
+The event hash itself is defined in ``services.transparency.offline`` (the auditor's
+module), so the auditor reads the very function the ledger uses.
 """
 
 from __future__ import annotations
@@ -25,29 +28,14 @@ import struct
 from dataclasses import dataclass
 from uuid import UUID
 
-GENESIS = bytes(32)
-"""The 'previous hash' of an aggregate's first event and of the ledger's first link."""
+from services.transparency.offline import GENESIS, HASH_SIZE, canonical_encoding, event_hash
 
-HASH_SIZE = 32
+__all__ = [
+    "GENESIS", "HASH_SIZE", "ChainedRecord", "Seal", "canonical_encoding", "event_hash",
+    "ledger_link", "pack_positions", "split_hashes", "unpack_positions",
+]
+
 _INT8 = struct.Struct(">q")
-_INT4 = struct.Struct(">i")
-
-
-def canonical_encoding(originator_id: UUID, version: int, topic: str, state: bytes) -> bytes:
-    """The bytes an event's hash covers (after the previous hash)."""
-    topic_bytes = topic.encode("utf-8")
-    return b"".join(
-        (originator_id.bytes, _INT8.pack(version), _INT4.pack(len(topic_bytes)), topic_bytes, state)
-    )
-
-
-def event_hash(
-    previous: bytes, originator_id: UUID, version: int, topic: str, state: bytes
-) -> bytes:
-    """The hash of an event chained to ``previous`` (its aggregate's previous event hash)."""
-    digest = hashlib.sha256(previous)
-    digest.update(canonical_encoding(originator_id, version, topic, state))
-    return digest.digest()
 
 
 def ledger_link(previous_link: bytes, position: int, hash_: bytes) -> bytes:

@@ -1,14 +1,15 @@
-"""The ``salesledger`` command. Each ``services/cli_*.py`` module adds its subcommands."""
+"""The ``salesledger`` command: every subcommand module, listed here."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 from collections.abc import Sequence
 
-import services
+from services import cli_analytics, cli_audit, cli_core, cli_kafka, cli_read
+
+COMMAND_MODULES = (cli_core, cli_read, cli_audit, cli_kafka, cli_analytics)
+"""Each module's ``register(subparsers)`` adds its subcommands, in this order."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,10 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="salesledger", description="The event-sourced sales-process ledger."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module_info in sorted(pkgutil.iter_modules(services.__path__), key=lambda m: m.name):
-        if module_info.name.startswith("cli_"):
-            module = importlib.import_module(f"services.{module_info.name}")
-            module.register(subparsers)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
     return parser
 
 

@@ -1,27 +1,34 @@
-"""Integrity subcommands: init-db, seal, verify, digest."""
+"""Integrity subcommands: init-db, seal, verify (``audit`` is in cli_transparency)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict
+import time
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from services.bootstrap import EVENTS_CHANNEL, build_ledger
-from services.database import Database
-from services.integrity import (
-    ChainVerifier,
-    Digest,
-    Sealer,
-    VerificationReport,
-    check_digest,
-    issue_digest,
-    signer_from_settings,
+from services.bootstrap import (
+    EVENTS_CHANNEL,
+    UNREACHABLE_ERRORS,
+    build_ledger,
+    until_reachable,
 )
+from services.database import Database
+from services.integrity import ChainVerifier, VerificationReport
 from services.schema_admin import init_db
 from services.settings import Settings
+from services.transparency.keys import (
+    SigningKeyError,
+    create_signing_key,
+    load_signing_key,
+    register_first_key,
+)
+from services.transparency.offline import SignedTreeHead
+from services.transparency.store import tree_store_for
+from services.transparency.tree import SigningKeyMismatchError, TreeSealer
+from services.worker_health import report_health
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +39,9 @@ def register(subparsers: Any) -> None:
     init.add_argument("--app-password", default=None, help="set (or reset) its password")
     init.set_defaults(handler=_init_db)
 
-    seal = subparsers.add_parser("seal", help="extend the ledger-wide hash chain over new events")
+    seal = subparsers.add_parser(
+        "seal", help="seal new events: extend the chain and the Merkle tree, sign a tree head"
+    )
     seal.add_argument(
         "--follow",
         action="store_true",
@@ -47,16 +56,11 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--from", dest="start", type=int, default=1, help="first position")
     verify.add_argument("--to", dest="stop", type=int, default=None, help="last position")
     verify.add_argument("--aggregate", default=None, help="verify one aggregate's chain")
-    verify.add_argument("--digest", default=None, help="a stored digest (JSON file) to check")
     verify.add_argument(
         "--kafka", action="store_true",
-        help="also check the published Kafka messages up to the digest's position",
+        help="also check the published Kafka messages up to the latest signed head",
     )
     verify.set_defaults(handler=_verify)
-
-    digest = subparsers.add_parser("digest", help="print a signed digest of the ledger")
-    digest.add_argument("--position", type=int, default=None)
-    digest.set_defaults(handler=_digest)
 
 
 def _init_db(args: argparse.Namespace) -> int:
@@ -67,25 +71,66 @@ def _init_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def init_signing_key(ledger: Any, settings: Settings) -> int:
+    """Part of ``salesledger init``: make the signing key file (mode 0600) unless it
+    exists, and register it as the ledger's first key."""
+    path = Path(settings.signing_key_file)
+    try:
+        key = load_signing_key(path) if path.exists() else create_signing_key(path)
+    except SigningKeyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    current = register_first_key(tree_store_for(ledger.recorder), key)
+    print(f"signing key {path} (mode 0600); the ledger's current key is {current.new_key_id}")
+    print(current.new_public_key, end="")
+    return 0
+
+
 def _seal(args: argparse.Namespace) -> int:
-    ledger = build_ledger()
-    sealer = Sealer(ledger.recorder)  # type: ignore[arg-type]
-    position = sealer.seal()
-    print(f"sealed up to position {position}", flush=True)
+    settings = Settings()
+    ledger = until_reachable(lambda: build_ledger(settings), "the event store")
+    try:
+        tree = tree_store_for(ledger.recorder)
+        key = load_signing_key(Path(settings.signing_key_file))
+        register_first_key(tree, key)
+        sealer = TreeSealer(ledger.recorder, tree, key)  # type: ignore[arg-type]
+        head = until_reachable(sealer.seal, "the event store")
+    except (SigningKeyError, SigningKeyMismatchError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    _print_head(head)
     if not args.follow:
         return 0
-    database = Database(Settings())
+    database = Database(settings)
+    sealed_upto = [head.last_position if head is not None else 0]
+    health = report_health(settings.health_file, "seal", lambda: sealed_upto[0])
     try:
         while True:
-            database.wait_for_notify(EVENTS_CHANNEL, args.interval)
-            sealed = sealer.seal()
-            if sealed != position:
-                position = sealed
-                print(f"sealed up to position {position}", flush=True)
+            try:
+                database.wait_for_notify(EVENTS_CHANNEL, args.interval)
+                latest = sealer.seal()
+            except UNREACHABLE_ERRORS as error:  # waited out, like the other workers
+                print(f"sealing paused: the database is unreachable ({error})", flush=True)
+                time.sleep(args.interval)
+                continue
+            if latest is not None:
+                sealed_upto[0] = latest.last_position
+            if latest is not None and (head is None or latest.tree_size != head.tree_size):
+                head = latest
+                _print_head(head)
     except KeyboardInterrupt:
         return 0
     finally:
+        health.stop()
         database.close()
+
+
+def _print_head(head: SignedTreeHead | None) -> None:
+    if head is None:
+        print("nothing to seal yet", flush=True)
+    else:
+        print(f"signed tree head: size {head.tree_size}, up to position {head.last_position}, "
+              f"root {head.root}", flush=True)
 
 
 def _print_report(report: VerificationReport) -> None:
@@ -113,29 +158,13 @@ def _verify(args: argparse.Namespace) -> int:
         report = verifier.verify_range(args.start, args.stop)
     _print_report(report)
     status = 0 if report.ok else 1
-    if args.digest:
-        with open(args.digest, encoding="utf-8") as file:
-            digest = Digest(**json.load(file))
-        check = check_digest(store, signer_from_settings(), digest)
-        print(f"digest at position {digest.position}: {check.reason}")
-        if not (check.authentic and check.unchanged):
+    if args.kafka:
+        from services.kafka_verify import verify_published
+
+        head = tree_store_for(store).latest_head()
+        upto = head.last_position if head else 0
+        kafka = verify_published(ledger, upto)
+        print(kafka.summary())
+        if not kafka.ok:
             status = 1
-        if args.kafka and check.authentic:
-            from services.kafka_verify import verify_published
-
-            kafka = verify_published(ledger, digest.position)
-            print(kafka.summary())
-            if not kafka.ok:
-                status = 1
     return status
-
-
-def _digest(args: argparse.Namespace) -> int:
-    ledger = build_ledger()
-    try:
-        digest = issue_digest(ledger.recorder, signer_from_settings(), args.position)  # type: ignore[arg-type]
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(asdict(digest), indent=2))
-    return 0

@@ -7,9 +7,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from aggregates.errors import DomainError
+from aggregates.errors import DomainError, NotFoundError
+from commands.ledger import SalesLedger
 from services.bootstrap import build_ledger
+from services.cli_audit import init_signing_key
 from services.history import history_with_chain
+from services.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -17,6 +20,11 @@ def register(subparsers: Any) -> None:
     init.add_argument("--organisation", default="Demo Sales Co")
     init.add_argument("--admin", default="admin", help="the admin's person id")
     init.add_argument("--admin-name", default="Administrator")
+    init.add_argument(
+        "--exists-ok",
+        action="store_true",
+        help="succeed (doing nothing) if the organisation is already set up",
+    )
     init.set_defaults(handler=_init)
 
     token = subparsers.add_parser("token", help="issue an API bearer token for a person")
@@ -34,13 +42,24 @@ def register(subparsers: Any) -> None:
 
 def _init(args: argparse.Namespace) -> int:
     ledger = build_ledger()
+    if args.exists_ok and _has_organisation(ledger):
+        print("organisation already set up: nothing to do")
+        return 0
     try:
         result = ledger.set_up_organisation(args.organisation, args.admin, args.admin_name)
     except DomainError as error:
         print(f"error: {error}")
         return 1
     print(f"organisation set up; admin is {args.admin!r} (position {result.position})")
-    return 0
+    return init_signing_key(ledger, Settings())
+
+
+def _has_organisation(ledger: SalesLedger) -> bool:
+    try:
+        ledger.organisation()
+    except NotFoundError:
+        return False
+    return True
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -11,11 +11,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from services.bootstrap import build_ledger
+from services.bootstrap import build_ledger, until_reachable
 from services.database import Database
 from services.relay import OutboxRelay, RelayConfig
 from services.settings import Settings
 from services.subscriber import FunnelSubscriber, funnel_table
+from services.worker_health import report_health
 
 
 def register(subparsers: Any) -> None:
@@ -85,10 +86,13 @@ def _relay(args: argparse.Namespace) -> int:
         relay_name=args.name,
     )
     database = Database(settings)
-    relay = OutboxRelay(build_ledger(settings), database, config)
+    ledger = until_reachable(lambda: build_ledger(settings), "the event store")
+    relay = until_reachable(lambda: OutboxRelay(ledger, database, config), "the database")
+    health = report_health(settings.health_file, "relay", lambda: relay.position)
     try:
         published = relay.run(_stop_on_signals(), until_idle=args.until_idle)
     finally:
+        health.stop()
         relay.close()
         database.close()
     logging.info("relay %s stopped at position %d (%d published)", config.name,

@@ -15,11 +15,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from projections.read_store import open_read_store
 from projections.registry import all_projections, projection_names, spread_over_processes
 from projections.runner import DEFAULT_BATCH_SIZE, ProjectionRunner, ProjectionWorker
-from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
+from services.read_store import open_read_store
 from services.settings import Settings
+from services.worker_health import report_health
 
 PROGRESS_INTERVAL_SECONDS = 0.5
 PARENT_CHECK_SECONDS = 0.5
@@ -42,9 +43,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=None,
         help="API processes (PostgreSQL only; projections then run in `salesledger project`): "
-        "commands of concurrent clients run in parallel instead of sharing one interpreter",
+        "commands of concurrent clients run in parallel instead of sharing one interpreter "
+        "(default: see default_api_workers; 1 on SQLite or with --project yes)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -94,6 +96,8 @@ def _serve(args: argparse.Namespace) -> int:
     from services.api.app import create_app
 
     settings = Settings()
+    if args.workers is None:
+        args.workers = 1 if args.project == "yes" else default_api_workers(settings.store)
     if args.workers > 1:
         if settings.store != "postgres" or args.project == "yes":
             print(
@@ -102,6 +106,9 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        from services.metrics import prepare_multiprocess_directory
+
+        prepare_multiprocess_directory()
         uvicorn.run(
             "services.api.app:create_api_worker",
             factory=True,
@@ -127,8 +134,15 @@ def _project(args: argparse.Namespace) -> int:
         return 2
     database = open_read_store(settings)
     projections = [p for p in all_projections() if p.name in names]
-    runner = ProjectionRunner(
-        build_ledger(settings), database, projections, batch_size=args.batch_size
+    ledger = until_reachable(lambda: build_ledger(settings), "the event store")
+    runner = until_reachable(
+        lambda: ProjectionRunner(ledger, database, projections, batch_size=args.batch_size),
+        "the read store",
+    )
+    health = report_health(
+        "" if args.once else settings.health_file,
+        "project",
+        lambda: min(runner.positions().values(), default=0),
     )
     if len(groups) > 1:
         try:
@@ -140,6 +154,7 @@ def _project(args: argparse.Namespace) -> int:
                 poll_interval=args.poll_interval,
             )
         finally:
+            health.stop()
             database.close()
     if args.worker_of:  # a worker process of `project --processes N`
         _end_with_parent(args.worker_of)
@@ -161,6 +176,7 @@ def _project(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     print(f"projecting {', '.join(runner.names)} from positions {runner.positions()}", flush=True)
     worker.run()
+    health.stop()
     database.close()
     return 0
 
@@ -183,6 +199,20 @@ def default_processes(store: str) -> int:
     """``salesledger project``'s worker processes by default: two on PostgreSQL where the
     machine has two CPUs or more (measured faster there, docs/projections.md), else one."""
     return 2 if store == "postgres" and (os.cpu_count() or 1) > 1 else 1
+
+
+API_WORKERS_PER_CPU = 1
+"""``salesledger serve``'s API processes per CPU on PostgreSQL (measured with
+``bench/http.py``, see the README's figures)."""
+
+
+def default_api_workers(store: str) -> int:
+    """``salesledger serve``'s API processes by default: one per CPU on PostgreSQL (the
+    GIL lets one process use one core), one on SQLite (a single writer, the projections
+    in the same process)."""
+    if store != "postgres":
+        return 1
+    return max(1, API_WORKERS_PER_CPU * (os.cpu_count() or 1))
 
 
 def _process_groups(
@@ -238,7 +268,9 @@ def _project_in_processes(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"projecting in {len(groups)} processes: {groups}", flush=True)
-    workers = [subprocess.Popen([*command, *group]) for group in groups]
+    # The parent reports the health of them all (it ends when one of them does).
+    environment = {**os.environ, "LEDGER_HEALTH_FILE": ""}
+    workers = [subprocess.Popen([*command, *group], env=environment) for group in groups]
     failed = 0
     with tqdm(
         total=runner.ledger.store.max_committed_notification_id(),

@@ -8,7 +8,6 @@ placeholders; on SQLite they become ``?``. Both dialects support
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 import weakref
@@ -16,36 +15,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from projections.store import Row, Transaction, copy_escaped, copy_unescaped
 from services.settings import Settings
 
-Row = dict[str, Any]
-
-
-class Transaction(Protocol):
-    dialect: str
-    temporary_tables: set[str]
-    """Temporary tables this transaction's session has (created in committed transactions)."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Append ``rows`` (values in ``columns`` order) to ``table``: ``COPY`` on
-        PostgreSQL, ``executemany`` on SQLite. Values must be SQL scalars; on SQLite
-        ``Decimal`` and ``date`` are stored as text."""
-        ...
-
-    def copy_text(self, table: str, columns: Sequence[str], text: str) -> None:
-        """Append rows given in ``COPY`` text format (``copy_escaped`` values separated by
-        tabs, one row per line), for callers that format simple rows faster at once."""
-        ...
-
+__all__ = ["Database", "Row", "Transaction", "copy_escaped", "copy_unescaped"]
 
 class _PostgresTransaction:
     dialect = "postgres"
@@ -106,26 +84,6 @@ class _SQLiteTransaction:
         )
 
 
-def copy_escaped(text: str) -> str:
-    """``text`` as a value in PostgreSQL's ``COPY`` text format."""
-    for special, escaped in _COPY_ESCAPES:
-        text = text.replace(special, escaped)
-    return text
-
-
-def copy_unescaped(value: str) -> str | None:
-    """A value of ``COPY`` text format as the text it stands for (``\\N``: None)."""
-    if value == "\\N":
-        return None
-    if "\\" not in value:
-        return value
-    return re.sub(r"\\(.)", lambda m: _COPY_UNESCAPES.get(m[1], m[1]), value)
-
-
-_COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
-_COPY_UNESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
-
-
 def _sqlite_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -149,11 +107,13 @@ class Database:
         if self.dialect == "postgres":
             self._pool = ConnectionPool(
                 settings.postgres_conninfo(),
-                min_size=1,
-                max_size=max(4, settings.postgres_pool_size),
+                min_size=min(settings.postgres_pool_min, settings.read_pool_max),
+                max_size=settings.read_pool_max,
                 kwargs={"row_factory": dict_row, "autocommit": False},
-                open=True,
+                timeout=settings.postgres_pool_timeout,
+                open=False,
             )
+            self._open_lock = threading.Lock()
         else:
             self._sqlite = sqlite3.connect(
                 settings.sqlite_path, check_same_thread=False, isolation_level=None, timeout=30
@@ -170,7 +130,7 @@ class Database:
     def transaction(self) -> Iterator[Transaction]:
         """One atomic unit: everything inside commits together or not at all."""
         if self._pool is not None:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 temporary = self._temporary_tables.setdefault(conn, set())
                 try:
                     with conn.transaction():
@@ -189,12 +149,38 @@ class Database:
                 raise
             self._sqlite.execute("COMMIT")
 
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A connection of the pool, opened on first use (a process that never queries
+        holds none); waiting longer than the pool's timeout raises ``PoolTimeout``, a
+        ``psycopg.OperationalError``."""
+        assert self._pool is not None
+        if self._pool.closed:
+            with self._open_lock:
+                if self._pool.closed:
+                    self._pool.open(wait=False)
+        with self._pool.connection() as conn:
+            yield conn
+
+    def pool_stats(self) -> dict[str, int]:
+        """The pool's size, idle connections, waiting requests and maximum (empty on
+        SQLite)."""
+        if self._pool is None:
+            return {}
+        stats = self._pool.get_stats()
+        return {
+            "open": stats.get("pool_size", 0),
+            "idle": stats.get("pool_available", 0),
+            "waiting": stats.get("requests_waiting", 0),
+            "max": self._pool.max_size,
+        }
+
     def wait_for_notify(self, channel: str, timeout: float) -> None:
         """Block until a NOTIFY on ``channel`` (PostgreSQL) or ``timeout`` seconds pass."""
         if self._pool is None:
             threading.Event().wait(timeout)
             return
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             conn.autocommit = True
             try:
                 conn.execute(f'LISTEN "{channel}"')
@@ -205,7 +191,7 @@ class Database:
                 conn.autocommit = False
 
     def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and not self._pool.closed:
             self._pool.close()
         if self._sqlite is not None:
             self._sqlite.close()

@@ -403,7 +403,9 @@ class DemoBuilder:
             if self._do(day, ledger.submit_forecast, period, [], actor=manager):
                 self.summary.forecasts += 1
                 forecast = ledger.forecast(manager, period)
-                adjusted = (forecast.total * Decimal("0.9")).quantize(Decimal(1))
+                adjusted = (forecast.figure(ledger.organisation()) * Decimal("0.9")).quantize(
+                    Decimal(1)
+                )
                 self._do(
                     day,
                     ledger.revise_forecast,

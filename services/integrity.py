@@ -1,30 +1,25 @@
-"""Tamper evidence: sealing the notification log, verifying both chains, signed digests.
+"""Tamper evidence: sealing the notification log and verifying both chains.
 
 The per-aggregate chain is computed when each event is appended (``services.persistence``).
 The ledger-wide chain is computed here by a ``Sealer`` that follows the notification log
 below the read horizon, where no gap can still fill, and records ``Seal`` rows; the
 ``ChainVerifier`` recomputes every hash from the stored bytes and compares it with the
-stored hashes and the seals; a ``Digest`` is the ledger link at a position, signed with
-HMAC-SHA256 so an auditor can keep it and later prove nothing up to it has changed.
+stored hashes and the seals. The Merkle tree over the sealed events and its signed
+heads, which auditors check without trusting the operator, are in ``services.transparency``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
 from services.chain import GENESIS, ChainedRecord, Seal, event_hash, ledger_link
-from services.settings import Settings
 
 READ_BATCH = 10_000
 SEAL_BATCH = 10_000
-DIGEST_ALGORITHM = "sha256-chain-v1"
 
 
 class ChainStore(Protocol):
@@ -43,6 +38,10 @@ class ChainStore(Protocol):
     def select_seals(self, after: int = 0, upto: int | None = None) -> list[Seal]: ...
 
     def last_seal(self, upto: int | None = None) -> Seal | None: ...
+
+    def select_sealed_hashes(
+        self, positions: Sequence[int]
+    ) -> tuple[int, dict[int, bytes]]: ...
 
     def insert_seal(self, seal: Seal) -> bool: ...
 
@@ -217,10 +216,10 @@ class ChainVerifier:
         """Verify one aggregate's chain and compare its events with the seals."""
         records = self.store.select_aggregate_chain(aggregate_id)
         report = VerificationReport()
-        sealed: dict[int, bytes] = {}
-        for seal in self.store.select_seals():
-            sealed.update(zip(seal.positions, seal.event_hashes, strict=True))
-            report.sealed_upto = seal.upto_position
+        # Only the seals' hashes of this aggregate's positions, by index (not every seal).
+        report.sealed_upto, sealed = self.store.select_sealed_hashes(
+            [record.position for record in records]
+        )
         last: dict[UUID, tuple[int, bytes]] = {}
         for record in records:
             computed = self._check_event(record, last, report)
@@ -315,97 +314,3 @@ def _batches(records: Iterator[ChainedRecord], size: int) -> Iterator[list[Chain
             batch = []
     if batch:
         yield batch
-
-
-# Digests.
-
-
-@dataclass(frozen=True)
-class Digest:
-    """The ledger at a position: its ledger-chain hash, signed with the ledger's key."""
-
-    position: int
-    ledger_hash: str
-    events: int
-    issued_at: str
-    algorithm: str = DIGEST_ALGORITHM
-    key_id: str = ""
-    signature: str = ""
-
-    def signed_fields(self) -> bytes:
-        body = {k: v for k, v in asdict(self).items() if k != "signature"}
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-
-class DigestSigner:
-    """Signs and checks digests with HMAC-SHA256 under a secret key."""
-
-    def __init__(self, key: bytes) -> None:
-        if not key:
-            raise ValueError("a digest signing key is required")
-        self._key = key
-        self.key_id = hashlib.sha256(b"salesledger-digest-key:" + key).hexdigest()[:16]
-
-    def sign(self, digest: Digest) -> Digest:
-        unsigned = Digest(**{**asdict(digest), "key_id": self.key_id, "signature": ""})
-        signature = hmac.new(self._key, unsigned.signed_fields(), hashlib.sha256).hexdigest()
-        return Digest(**{**asdict(unsigned), "signature": signature})
-
-    def is_authentic(self, digest: Digest) -> bool:
-        if digest.key_id != self.key_id:
-            return False
-        expected = hmac.new(self._key, digest.signed_fields(), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, digest.signature)
-
-
-@dataclass(frozen=True)
-class DigestCheck:
-    """The outcome of checking a stored digest against the ledger as it is now."""
-
-    authentic: bool
-    unchanged: bool
-    position: int
-    recomputed_hash: str | None
-    events: int
-    reason: str
-
-
-def issue_digest(store: ChainStore, signer: DigestSigner, position: int | None = None) -> Digest:
-    """A signed digest of the ledger at ``position`` (default: the read horizon)."""
-    horizon = store.horizon_position()
-    target = horizon if position is None else position
-    if target > horizon:
-        raise ValueError(f"position {target} is beyond the ledger's final position {horizon}")
-    Sealer(store).seal(upto=target)
-    link, count = ChainVerifier(store).ledger_hash_at(target)
-    issued_at = datetime.now(UTC).isoformat()
-    digest = Digest(position=target, ledger_hash=link.hex(), events=count, issued_at=issued_at)
-    return signer.sign(digest)
-
-
-def check_digest(store: ChainStore, signer: DigestSigner, digest: Digest) -> DigestCheck:
-    """Prove (or refute) that everything up to the digest's position is unchanged."""
-    if digest.algorithm != DIGEST_ALGORITHM or not signer.is_authentic(digest):
-        return DigestCheck(False, False, digest.position, None, 0,
-                           "the digest's signature is not valid: it was not issued by this ledger")
-    if digest.position > store.horizon_position():
-        return DigestCheck(True, False, digest.position, None, 0,
-                           "the ledger no longer reaches the digest's position")
-    link, count = ChainVerifier(store).ledger_hash_at(digest.position)
-    unchanged = hmac.compare_digest(link.hex(), digest.ledger_hash) and count == digest.events
-    reason = (
-        f"all {count} events up to position {digest.position} are unchanged"
-        if unchanged
-        else f"the ledger up to position {digest.position} differs from the digest"
-    )
-    return DigestCheck(True, unchanged, digest.position, link.hex(), count, reason)
-
-
-
-
-def signer_from_settings(settings: Settings | None = None) -> DigestSigner:
-    """The digest signer for the configured key; ValueError if none is configured."""
-    settings = settings or Settings()
-    if not settings.integrity_key:
-        raise ValueError("set LEDGER_INTEGRITY_KEY to issue or check signed digests")
-    return DigestSigner(settings.integrity_key.encode())

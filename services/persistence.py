@@ -79,6 +79,7 @@ from services.chain import (
     split_hashes,
     unpack_positions,
 )
+from services.transparency.store import create_statements as tree_tables
 
 Claim = tuple[str, str]
 """A unique key and the value recorded with it (e.g. the id of the customer holding it)."""
@@ -89,6 +90,8 @@ SCHEMA_LOCK_KEY = 0x53434845  # "SCHE": serialises schema creation between proce
 GUARD_SQLSTATE = "LG001"
 NOTIFY_RETRY_SECONDS = 1.0
 NOTIFY_COALESCE_SECONDS = 0.02
+DEFAULT_OWN_CONNECTIONS = 3
+"""Append connections of one recorder at most, unless ``LEDGER_APPEND_CONNECTIONS`` says."""
 TOPIC_SCAN_WINDOW = 16
 """A topic-filtered read (``select_topic_rows``) scans at most this many times its limit
 of positions: a follower of rare topics moves on in bounded steps."""
@@ -154,11 +157,33 @@ class OwnConnections:
         self._idle: list[psycopg.Cursor[tuple[Any, ...]]] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._slots = threading.BoundedSemaphore(DEFAULT_OWN_CONNECTIONS)
+        self._wait = datastore.pool.timeout
+
+    def limit(self, connections: int, wait: float) -> None:
+        """At most ``connections`` open at once (the process's connection budget); a
+        user waits ``wait`` seconds for one, then gets an ``OperationalError``. Set
+        before first use."""
+        self._slots = threading.BoundedSemaphore(connections)
+        self._wait = wait
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
         """A cursor (tuple rows) on an open connection, for one statement; errors surface
         as the datastore's would."""
+        slots = self._slots
+        if not slots.acquire(timeout=self._wait):
+            raise OperationalError(
+                f"no database connection free for appends within {self._wait:g} s"
+            )
+        try:
+            with self._checked_out() as curs:
+                yield curs
+        finally:
+            slots.release()
+
+    @contextlib.contextmanager
+    def _checked_out(self) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
         with self._lock:
             if self._closed:
                 raise InterfaceError("the recorder is closed")
@@ -347,6 +372,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "positions bytea NOT NULL, event_hashes bytea NOT NULL, "
                 "ledger_hash bytea NOT NULL, sealed_at timestamptz NOT NULL DEFAULT now())"
             ).format(schema=schema)
+        )
+        self.sql_create_statements.extend(
+            SQL(statement).format()
+            for statement in tree_tables("postgres", self.datastore.schema)
         )
         self.ledger_insert_function = f"ledger_append_{self.events_table_name}"
         self.sql_create_statements.append(
@@ -650,6 +679,42 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(statement, (after, upto if upto is not None else 2**62))
             return [_seal_from_row(row) for row in curs.fetchall()]
 
+    def select_sealed_hashes(self, positions: Sequence[int]) -> tuple[int, dict[int, bytes]]:
+        """Where the seals end, and the sealed hash of each of ``positions`` that a seal
+        holds: each found by the seals' primary key and cut out of its seal by the server
+        (a position's place in its seal, when the stretch has no gap), so a deal's history
+        reads a few dozen bytes per event, not every seal of the ledger."""
+        schema = Identifier(self.datastore.schema)
+        statement = SQL(
+            "SELECT p.pos, s.upto_position, CASE WHEN substring(s.positions FROM "
+            "((p.pos - s.after_position - 1) * 8 + 1)::int FOR 8) = int8send(p.pos) "
+            "THEN substring(s.event_hashes FROM ((p.pos - s.after_position - 1) * 32 + 1)::int "
+            "FOR 32) END FROM unnest(%s::bigint[]) AS p(pos) CROSS JOIN LATERAL ("
+            "SELECT after_position, upto_position, positions, event_hashes "
+            "FROM {schema}.ledger_seals WHERE upto_position >= p.pos "
+            "ORDER BY upto_position LIMIT 1) s WHERE s.after_position < p.pos"
+        ).format(schema=schema)
+        upto = SQL("SELECT MAX(upto_position) FROM {schema}.ledger_seals").format(schema=schema)
+        found: dict[int, bytes] = {}
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(upto)
+            row = curs.fetchone()
+            sealed_upto = int(row[0]) if row and row[0] is not None else 0
+            if not positions or not sealed_upto:
+                return sealed_upto, found
+            curs.execute(statement, (list(positions),))
+            gapped: dict[int, list[int]] = {}
+            for position, seal_end, sealed in curs.fetchall():
+                if sealed is None:
+                    gapped.setdefault(seal_end, []).append(position)
+                else:
+                    found[position] = bytes(sealed)
+        for seal_end, wanted in gapped.items():  # a stretch with gaps: look inside it
+            seal = self.last_seal(upto=seal_end)
+            if seal is not None:
+                found.update(_sealed_hashes_of(seal, wanted))
+        return sealed_upto, found
+
     def last_seal(self, upto: int | None = None) -> Seal | None:
         """The latest seal (ending at or before ``upto``), if any."""
         statement = SQL(
@@ -749,9 +814,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if result.status != pq.ExecStatus.COMMAND_OK:
             raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
-    def append_backend_pids(self) -> list[int]:
-        """The server process ids appends run on (for operators and tests)."""
-        return self._append_connections.backend_pids()
+    def limit_append_connections(self, connections: int, wait: float) -> None:
+        """Append on at most ``connections`` connections at once, waiting ``wait`` seconds
+        for one (then ``OperationalError``)."""
+        self._append_connections.limit(connections, wait)
 
     def close_own_connections(self) -> None:
         self._append_connections.close()
@@ -899,6 +965,16 @@ def _bytes_or_none(value: Any) -> bytes | None:
     return None if value is None else bytes(value)
 
 
+def _sealed_hashes_of(seal: Seal, positions: Sequence[int]) -> dict[int, bytes]:
+    """The hashes ``seal`` holds for those of ``positions`` it sealed."""
+    index = {position: n for n, position in enumerate(seal.positions)}
+    return {
+        position: seal.event_hashes[index[position]]
+        for position in positions
+        if position in index and seal.after_position < position
+    }
+
+
 def _seal_from_row(row: Sequence[Any]) -> Seal:
     return Seal(
         after_position=row[0],
@@ -936,6 +1012,8 @@ class LedgerPostgresFactory(PostgresFactory):
     def application_recorder(self) -> ApplicationRecorder:
         recorder = super().application_recorder()
         if isinstance(recorder, LedgerPostgresRecorder):
+            connections = int(self.env.get("LEDGER_APPEND_CONNECTIONS") or DEFAULT_OWN_CONNECTIONS)
+            recorder.limit_append_connections(connections, self.datastore.pool.timeout)
             self._recorders.append(recorder)
         return recorder
 
@@ -968,6 +1046,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "upto_position INTEGER PRIMARY KEY, after_position INTEGER NOT NULL UNIQUE, "
             "positions BLOB NOT NULL, event_hashes BLOB NOT NULL, ledger_hash BLOB NOT NULL, "
             "sealed_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+            *tree_tables("sqlite"),
         ]
 
     def create_table(self) -> None:
@@ -1080,6 +1159,32 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 (after, upto if upto is not None else 2**62),
             )
             return [_seal_from_row(tuple(row)) for row in c.fetchall()]
+
+    def select_sealed_hashes(self, positions: Sequence[int]) -> tuple[int, dict[int, bytes]]:
+        """As on PostgreSQL: where the seals end, and the sealed hashes of ``positions``."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT MAX(upto_position) FROM ledger_seals")
+            row = c.fetchone()
+        sealed_upto = int(row[0]) if row is not None and row[0] is not None else 0
+        found: dict[int, bytes] = {}
+        by_seal: dict[int, list[int]] = {}
+        for position in positions:
+            if position > sealed_upto:
+                continue
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(
+                    "SELECT upto_position FROM ledger_seals WHERE upto_position >= ? "
+                    "ORDER BY upto_position LIMIT 1",
+                    (position,),
+                )
+                end = c.fetchone()
+            if end is not None:
+                by_seal.setdefault(int(end[0]), []).append(position)
+        for seal_end, wanted in by_seal.items():
+            seal = self.last_seal(upto=seal_end)
+            if seal is not None:
+                found.update(_sealed_hashes_of(seal, wanted))
+        return sealed_upto, found
 
     def last_seal(self, upto: int | None = None) -> Seal | None:
         with self.datastore.transaction(commit=False) as c:

@@ -49,17 +49,6 @@ RETRIED_ERRORS: tuple[type[Exception], ...] = (
 """Failures the relay waits out (broker or database away) instead of stopping."""
 
 
-class SendFuture(Protocol):
-    """What ``KafkaProducer.send`` returns (kafka-python's ``FutureRecordMetadata``)."""
-
-    def succeeded(self) -> bool: ...
-
-    def failed(self) -> bool: ...
-
-    @property
-    def exception(self) -> BaseException | None: ...
-
-
 class Producer(Protocol):
     """The part of kafka-python's ``KafkaProducer`` the relay uses."""
 

@@ -17,8 +17,9 @@ from psycopg import sql
 
 from services.bootstrap import build_ledger
 from services.settings import Settings
+from services.transparency.store import TREE_TABLES
 
-SIDE_TABLES = ("ledger_claims", "ledger_seals")
+SIDE_TABLES = ("ledger_claims", "ledger_seals", *TREE_TABLES)
 """Besides the events table, the tables that only ever grow."""
 
 REFUSE_CHANGE_FUNCTION = "ledger_refuse_change"

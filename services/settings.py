@@ -36,8 +36,43 @@ class Settings(BaseSettings):
     postgres_dbname: str = Field(
         default="ledger", validation_alias=AliasChoices("LEDGER_POSTGRES_DBNAME", "POSTGRES_DBNAME")
     )
-    postgres_pool_size: int = Field(default=10, ge=1)
-    postgres_max_overflow: int = Field(default=20, ge=0)
+    postgres_pool_min: int = Field(
+        default=1,
+        ge=0,
+        description="Connections each pool keeps open once used (pools open on first use).",
+    )
+    postgres_pool_max: int = Field(
+        default=3,
+        ge=1,
+        description="Event-store pool of one process at most (aggregate and log reads).",
+    )
+    postgres_append_connections: int = Field(
+        default=3,
+        ge=1,
+        description="Connections one process appends events on at most (besides the pool).",
+    )
+    read_pool_max: int = Field(
+        default=3,
+        ge=1,
+        description="Read-model pool of one process at most (queries, projection writes, "
+        "positions, LISTEN).",
+    )
+    postgres_pool_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a request waits for a free connection; then the API answers "
+        "503 with Retry-After.",
+    )
+    ready_lag_max: int = Field(
+        default=1000,
+        ge=0,
+        description="Events a projection may lag behind the head with /readyz still ready.",
+    )
+    health_file: str = Field(
+        default="",
+        description="Where a worker (project, relay, seal --follow) writes its heartbeat "
+        "and position, for `salesledger health --file`.",
+    )
     aggregate_cache_size: int = Field(
         default=10_000, ge=1, description="Aggregates kept in memory (brought up to date on read)."
     )
@@ -47,11 +82,17 @@ class Settings(BaseSettings):
     )
     kafka_topic_prefix: str = Field(default="sales", description="Topics are PREFIX.<aggregate>.")
     kafka_partitions: int = Field(default=3, ge=1)
-    integrity_key: str = Field(
-        default="",
-        description="Secret for signing ledger digests (HMAC-SHA256); required to issue or "
-        "check digests that outlive the process.",
+    signing_key_file: str = Field(
+        default="ledger-signing-key.pem",
+        description="PEM file of the Ed25519 key that signs tree heads (made by "
+        "`salesledger init`, mode 0600); every sealing process uses the same one.",
     )
+
+    @property
+    def connections_at_most(self) -> int:
+        """PostgreSQL connections one process of this configuration opens at most: its
+        event-store pool, its append connections and its read-model pool."""
+        return self.postgres_pool_max + self.postgres_append_connections + self.read_pool_max
 
     def postgres_conninfo(self, dbname: str | None = None) -> str:
         """The libpq connection string for the configured server; ``dbname`` names
@@ -72,8 +113,10 @@ class Settings(BaseSettings):
                 POSTGRES_USER=self.postgres_user,
                 POSTGRES_PASSWORD=self.postgres_password,
                 POSTGRES_DBNAME=self.postgres_dbname,
-                POSTGRES_POOL_SIZE=str(self.postgres_pool_size),
-                POSTGRES_MAX_OVERFLOW=str(self.postgres_max_overflow),
+                POSTGRES_POOL_SIZE=str(self.postgres_pool_min),
+                POSTGRES_MAX_OVERFLOW=str(max(0, self.postgres_pool_max - self.postgres_pool_min)),
+                POSTGRES_CONNECT_TIMEOUT=str(max(1, round(self.postgres_pool_timeout))),
+                LEDGER_APPEND_CONNECTIONS=str(self.postgres_append_connections),
                 POSTGRES_ORIGINATOR_ID_TYPE="uuid",
             )
         else:

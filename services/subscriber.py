@@ -27,12 +27,13 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
+from aggregates.funnel import FIRST_STAGE, WON_STAGE
 from events.messages import MessageFormatError, ReceivedEvent, decode_message, topic_name
 
 log = logging.getLogger(__name__)
 
 OPEN, WON, LOST = "open", "won", "lost"
-WON_STAGE = 8
+
 
 
 @dataclass
@@ -124,7 +125,7 @@ class FunnelFold:
         data = message.data
         name = message.event_name
         if name == "OpportunityOpened":
-            self.deals[message.aggregate_id] = DealState(1, OPEN, Decimal(data["amount"]))
+            self.deals[message.aggregate_id] = DealState(FIRST_STAGE, OPEN, Decimal(data["amount"]))
             return
         deal = self.deals.get(message.aggregate_id)
         if deal is None:
@@ -132,7 +133,7 @@ class FunnelFold:
         if name == "StageAdvanced":
             deal.stage = int(data["to_stage"])
         elif name == "OpportunityDisqualified":
-            deal.stage = 1
+            deal.stage = FIRST_STAGE
         elif name == "AmountRevised":
             deal.amount = Decimal(data["amount"])
         elif name == "OpportunityWon":

@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from commands.ledger import SalesLedger
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, ProjectionWorker
-from services.api import integrity, tokens
+from services.api import health, integrity, schemas, tokens
 from services.api.dependencies import ApiContext
 from services.api.errors import install_error_handlers
+from services.api.observability import MetricsMiddleware, pool_readers
 from services.api.policy import ACCESS_CHECKED
 from services.api.routers import (
     analytics,
@@ -26,8 +26,10 @@ from services.api.routers import (
     people,
     plans,
 )
-from services.bootstrap import EVENTS_CHANNEL, build_ledger
+from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
+from services.read_store import open_read_store
 from services.settings import Settings
+from services.web import install_dashboard
 
 DESCRIPTION = """
 Commands of the sales-process ledger and queries of its live projections.
@@ -37,7 +39,7 @@ Every command returns the ledger `position` of its last event; pass it to a quer
 `min_position` to read your own write (the query waits up to 5 s, then answers 504).
 Errors are JSON `{"error": code, "message": text}`: 401 unauthenticated, 403 not allowed,
 404 not found, 409 conflict or duplicate, 422 invalid or against a business rule,
-504 projection still behind.
+503 store unavailable or busy (retry after `Retry-After` seconds), 504 projection still behind.
 """
 
 
@@ -50,15 +52,24 @@ def create_app(
     """The API. ``project_in_process`` (default: on the embedded SQLite store) runs the
     projection worker in a background thread while the app runs."""
     settings = settings or Settings()
-    ledger = ledger or build_ledger(settings)
+    store = ledger or until_reachable(lambda: build_ledger(settings), "the event store")
     database = open_read_store(settings)
     if project_in_process is None:
         project_in_process = settings.store == "sqlite"
-    runner = ProjectionRunner(ledger, database, all_projections())
+    runner = until_reachable(
+        lambda: ProjectionRunner(store, database, all_projections()), "the read store"
+    )
+    ledger = store
     worker = None
     if project_in_process:
         worker = ProjectionWorker(runner, EVENTS_CHANNEL, poll_interval=0.2)
-    context = ApiContext(settings=settings, ledger=ledger, database=database, worker=worker)
+    context = ApiContext(
+        settings=settings,
+        ledger=ledger,
+        database=database,
+        worker=worker,
+        projection_names=runner.names,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +89,9 @@ def create_app(
     )
     app.state.context = context
     install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, pools=pool_readers(database, ledger))
+    app.include_router(health.router)
+    app.include_router(schemas.router)
     for router in (
         people.router,
         customers.router,
@@ -92,6 +106,8 @@ def create_app(
         integrity.router,
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)
+    app.include_router(integrity.public_router)
+    install_dashboard(app)
     return app
 
 

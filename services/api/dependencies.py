@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
@@ -26,6 +26,8 @@ class ApiContext:
     ledger: SalesLedger
     database: Database
     worker: ProjectionWorker | None
+    projection_names: list[str] = field(default_factory=list)
+    """The projections whose lag ``/readyz`` bounds."""
 
 
 def get_context(request: Request) -> ApiContext:

@@ -1,8 +1,12 @@
 """Errors as JSON: domain errors via ``commands.errors``, validation as 422, lag as 504,
-an unreachable event store as 503."""
+an unreachable event store, or no free connection in the process's budget, as 503."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -20,6 +24,20 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
 }
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8 (a lone surrogate echoed
+    from the request becomes ``\\ud800``), every number valid JSON (``inf`` a string)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    return value
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -43,7 +61,9 @@ def install_error_handlers(app: FastAPI) -> None:
             {
                 "error": "validation_error",
                 "message": "the request is not valid; see details",
-                "details": jsonable_encoder(error.errors(), custom_encoder={Exception: str}),
+                "details": _encodable(
+                    jsonable_encoder(error.errors(), custom_encoder={Exception: str})
+                ),
             },
             status_code=422,
         )
@@ -64,6 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(psycopg.OperationalError)  # also no pooled connection free in time
     def store_unavailable(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse(
             {

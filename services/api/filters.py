@@ -4,25 +4,56 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 
+from aggregates.errors import InvalidFieldError
 from aggregates.plan import period_bounds
+from aggregates.visibility import require_visible_people, visible_people
+from commands.ledger import SalesLedger
+from events.limits import MAX_LONG_TEXT_LENGTH, EventFieldError, check_text
 from projections.funnel import FunnelFilter
 from services.api.dependencies import LedgerDep
+from services.api.security import CurrentActor
 
 
-def owners_in_scope(ledger: LedgerDep, owner: str | None, team: str | None) -> set[str] | None:
-    """The owners to count: one person, a manager's whole subtree, both (intersected) or all."""
+def check_parameters(request: Request) -> None:
+    """Refuse path and query parameters that no store can look up (a NUL, another
+    control character, a lone surrogate; ``events.limits``): 422 naming the parameter."""
+    named = [*request.path_params.items(), *request.query_params.multi_items()]
+    for name, value in named:
+        if isinstance(value, str):
+            try:
+                check_text(name, value, MAX_LONG_TEXT_LENGTH)
+            except EventFieldError as error:
+                raise InvalidFieldError(error.field, error.problem) from None
+
+
+def owners_in_scope(
+    ledger: SalesLedger,
+    actor: str,
+    owner: str | None,
+    team: str | None,
+    *,
+    own_scope: bool = False,
+) -> set[str] | None:
+    """The owners to count: one person, a manager's whole subtree, both (intersected) or
+    all. Naming a person the actor may not see is refused like an unseen record (403);
+    with ``own_scope`` and no person named, the people the actor sees (``None``: all)."""
+    org = ledger.organisation(fresh=False)  # authenticate has just refreshed it
+    require_visible_people(actor, {p for p in (owner, team) if p is not None}, org)
     owners: set[str] | None = None
     if team is not None:
-        owners = ledger.organisation().subtree(team)
+        owners = org.subtree(team)
     if owner is not None:
         owners = {owner} if owners is None else owners & {owner}
+    if owners is None and own_scope:
+        owners = visible_people(actor, org)
     return owners
 
 
 def funnel_filter(
     ledger: LedgerDep,
+    actor: CurrentActor,
     owner: Annotated[str | None, Query(description="primary owner's person id")] = None,
     team: Annotated[
         str | None, Query(description="a manager: counts the whole subtree under them")
@@ -41,7 +72,7 @@ def funnel_filter(
 ) -> FunnelFilter:
     bounds = period_bounds(close_period) if close_period is not None else (None, None)
     return FunnelFilter(
-        owner_ids=owners_in_scope(ledger, owner, team),
+        owner_ids=owners_in_scope(ledger, actor, owner, team),
         region=region,
         product=product,
         source=source,

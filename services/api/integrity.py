@@ -1,52 +1,165 @@
-"""Integrity: signed digests of the ledger and proofs that nothing up to one changed;
-a deal's history with the chain status of every event."""
+"""Integrity: signed tree heads with their cosignatures, inclusion and consistency proofs,
+audit bundles, the ledger's public key; a deal's history with the chain status of every
+event."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
+from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from services.api.dependencies import LedgerDep
 from services.api.security import CurrentActor
 from services.history import history_with_chain
-from services.integrity import (
-    DIGEST_ALGORITHM,
-    Digest,
-    DigestSigner,
-    check_digest,
-    issue_digest,
+from services.transparency.bundle import (
+    NotInTreeError,
+    consistency_between,
+    export_bundle,
+    head_at,
+    inclusion_by_position,
 )
+from services.transparency.keys import current_public_key_pem
+from services.transparency.store import tree_store_for
 
 router = APIRouter(tags=["integrity"])
+public_router = APIRouter(tags=["integrity"])
 
 
-class LedgerDigest(BaseModel):
-    """The ledger at a position: its ledger-chain hash, signed (HMAC-SHA256) by the ledger.
-    Keep it; later ``POST /integrity/verify`` proves nothing up to it has changed."""
+class Cosignature(BaseModel):
+    """A witness's Ed25519 signature over a head it checked extends the ones before."""
 
-    position: int = Field(examples=[1042])
-    ledger_hash: str = Field(examples=["9c2b…"])
-    events: int = Field(examples=[1040])
-    issued_at: str = Field(examples=["2026-05-01T12:00:00+00:00"])
-    algorithm: str = Field(default=DIGEST_ALGORITHM, examples=[DIGEST_ALGORITHM])
+    witness_key_id: str
+    timestamp_ms: int
+    signature: str
+
+
+class TreeHead(BaseModel):
+    """The Merkle tree over the first ``tree_size`` events, signed by the ledger (Ed25519)
+    and cosigned by witnesses. Keep it; later proofs are checked against it."""
+
+    tree_size: int = Field(examples=[1040])
+    root: str = Field(examples=["9c2b…"])
+    timestamp_ms: int
+    last_position: int
     key_id: str = Field(examples=["3f2a9c0d1e4b5a67"])
-    signature: str = Field(examples=["5d1e…"])
+    signature: str
+    cosignatures: list[Cosignature] = []
 
 
-class DigestVerification(BaseModel):
-    """Whether a stored digest is authentic and the ledger up to it is unchanged."""
+class InclusionProof(BaseModel):
+    """The proof (RFC 9162 §2.1.3) that the event at ``position`` is leaf ``leaf_index``."""
 
-    authentic: bool
-    unchanged: bool
     position: int
-    recomputed_hash: str | None
-    events: int
-    reason: str
+    leaf_index: int
+    event_hash: str
+    tree_size: int
+    inclusion_proof: list[str]
+    head: dict[str, Any]
+
+
+class ConsistencyProof(BaseModel):
+    """The proof (RFC 9162 §2.1.4) that the head of ``to_size`` extends that of ``from_size``."""
+
+    from_size: int
+    to_size: int
+    proof: list[str]
+    from_head: dict[str, Any]
+    to_head: dict[str, Any]
+
+
+def _not_found(error: NotInTreeError) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error))
+
+
+@router.get("/integrity/heads/latest", response_model=TreeHead)
+def get_latest_head(ledger: LedgerDep, actor: CurrentActor) -> TreeHead:
+    """The latest signed tree head, with its witnesses' cosignatures."""
+    return _head(ledger, None)
+
+
+@router.get("/integrity/heads/{tree_size}", response_model=TreeHead)
+def get_head(tree_size: int, ledger: LedgerDep, actor: CurrentActor) -> TreeHead:
+    """The signed tree head of a given size, with its cosignatures."""
+    return _head(ledger, tree_size)
+
+
+def latest_head(ledger: Any) -> TreeHead:
+    """The latest signed tree head with its cosignatures (404 before the first seal)."""
+    return _head(ledger, None)
+
+
+def _head(ledger: Any, tree_size: int | None) -> TreeHead:
+    tree = tree_store_for(ledger.recorder)
+    try:
+        head = head_at(tree, tree_size)
+    except NotInTreeError as error:
+        raise _not_found(error) from None
+    cosignatures = [Cosignature(**asdict(c)) for c in tree.cosignatures(head.tree_size)]
+    return TreeHead(**asdict(head), cosignatures=cosignatures)
+
+
+@router.get("/integrity/inclusion", response_model=InclusionProof)
+def get_inclusion(
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    position: Annotated[int, Query(ge=1, description="the event's ledger position")],
+    tree_size: Annotated[int | None, Query(ge=1, description="default: the latest head")] = None,
+) -> InclusionProof:
+    """The inclusion proof of the event at a position against a signed head."""
+    try:
+        proof = inclusion_by_position(tree_store_for(ledger.recorder), position, tree_size)
+    except NotInTreeError as error:
+        raise _not_found(error) from None
+    return InclusionProof(**proof)
+
+
+@router.get("/integrity/consistency", response_model=ConsistencyProof)
+def get_consistency(
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    from_size: Annotated[int, Query(ge=1, description="the size of the kept head")],
+    to_size: Annotated[int | None, Query(ge=1, description="default: the latest head")] = None,
+) -> ConsistencyProof:
+    """The consistency proof that a later signed head extends an earlier one."""
+    try:
+        proof = consistency_between(tree_store_for(ledger.recorder), from_size, to_size)
+    except NotInTreeError as error:
+        raise _not_found(error) from None
+    return ConsistencyProof(**proof)
+
+
+@router.get("/integrity/bundles/{aggregate_id}")
+def get_bundle(
+    aggregate_id: UUID,
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    kept_size: Annotated[list[int] | None, Query(description="sizes of kept heads")] = None,
+) -> dict[str, Any]:
+    """One aggregate's audit bundle (events, hashes, inclusion proofs, signed head, key
+    rotations, consistency proofs from kept heads), for ``salesledger audit check``."""
+    try:
+        return export_bundle(
+            ledger.recorder,  # type: ignore[arg-type]
+            tree_store_for(ledger.recorder), aggregate_id, kept_size or [],
+        )
+    except NotInTreeError as error:
+        raise _not_found(error) from None
+
+
+@public_router.get(
+    "/.well-known/ledger-public-key", response_class=PlainTextResponse, include_in_schema=False
+)
+def get_public_key(ledger: LedgerDep) -> PlainTextResponse:
+    """The ledger's current Ed25519 public key (PEM); public, no token needed."""
+    pem = current_public_key_pem(tree_store_for(ledger.recorder))
+    if pem is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no signing key yet")
+    return PlainTextResponse(pem, media_type="application/x-pem-file")
 
 
 class HistoryEntry(BaseModel):
@@ -58,44 +171,6 @@ class HistoryEntry(BaseModel):
     event_type: str
     changes: dict[str, Any]
     chain: str = Field(examples=["ok"], description='"ok" or the kind of break found there')
-
-
-def digest_signer(request: Request) -> DigestSigner:
-    """The app's signer: ``LEDGER_INTEGRITY_KEY``, or a random key for this process."""
-    signer: DigestSigner | None = getattr(request.app.state, "digest_signer", None)
-    if signer is None:
-        key = request.app.state.context.settings.integrity_key.encode() or secrets.token_bytes(32)
-        signer = DigestSigner(key)
-        request.app.state.digest_signer = signer
-    return signer
-
-
-@router.get("/integrity/digest", response_model=LedgerDigest)
-def get_digest(
-    request: Request,
-    ledger: LedgerDep,
-    actor: CurrentActor,
-    position: Annotated[
-        int | None, Query(ge=0, description="default: the latest final position")
-    ] = None,
-) -> LedgerDigest:
-    """A signed, timestamped digest of the ledger up to a position."""
-    try:
-        digest = issue_digest(ledger.recorder, digest_signer(request), position)  # type: ignore[arg-type]
-    except ValueError as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
-    return LedgerDigest(**asdict(digest))
-
-
-@router.post("/integrity/verify", response_model=DigestVerification)
-def verify_digest(
-    body: LedgerDigest, request: Request, ledger: LedgerDep, actor: CurrentActor
-) -> DigestVerification:
-    """Prove everything up to a stored digest's position is unchanged; 422 if forged."""
-    check = check_digest(ledger.recorder, digest_signer(request), Digest(**body.model_dump()))  # type: ignore[arg-type]
-    if not check.authentic:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=check.reason)
-    return DigestVerification(**asdict(check))
 
 
 @router.get("/opportunities/{opportunity_id}/history", response_model=list[HistoryEntry])

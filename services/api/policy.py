@@ -5,20 +5,23 @@ from __future__ import annotations
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.params import Depends as DependsParam
 
-from services.access import NOT_ALLOWED_MESSAGE, AccessDeniedError, check_route
+from services.access import AccessDeniedError, check_route
 from services.api.dependencies import LedgerDep
+from services.api.filters import check_parameters
 from services.api.security import CurrentActor
 from services.exports import record_export
 
 
 def enforce_access(request: Request, ledger: LedgerDep, actor: CurrentActor) -> None:
-    """401 without a valid token; 403 unless the policy allows this route (and record)."""
+    """401 without a valid token; 422 for a parameter no store can look up; 403 unless
+    the policy allows this route (and record)."""
+    check_parameters(request)
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     try:
         rule = check_route(request.method, path, dict(request.path_params), actor, ledger)
-    except AccessDeniedError:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=NOT_ALLOWED_MESSAGE) from None
+    except AccessDeniedError as error:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
     if rule.recorded:
         record_export(
             ledger,

@@ -104,13 +104,14 @@ def test_a_command_then_a_query_reads_its_own_write(rep: Api) -> None:
     assert funnel["open_count"] == 1
 
 
-def test_funnel_filters_by_team_region_and_close_period(rep: Api) -> None:
+def test_funnel_filters_by_team_region_and_close_period(rep: Api, boss: Api) -> None:
     open_deal(rep, "Acme", "1000")
     last = rep.client.post(
         "/customers", json={"name": "Bolt Works", "source": "web"}, headers=rep.headers
     ).json()["position"]
-    by_team = rep.get("/funnel", team="boss", min_position=last)
+    by_team = boss.get("/funnel", team="boss", min_position=last)
     assert by_team["stages"][0]["count"] == 1
+    rep.get("/funnel", status=403, team="boss")
     assert rep.get("/funnel", region="west")["open_count"] == 0
     assert rep.get("/funnel", close_period="2026-Q2")["open_count"] == 1
     assert rep.get("/funnel", close_period="2026-Q3")["open_count"] == 0

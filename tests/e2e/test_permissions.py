@@ -32,7 +32,6 @@ EVERYONE = frozenset(ACTORS)
 WRITERS = EVERYONE - {"auditor"}
 ADMIN = frozenset({"admin"})
 AUDIT = frozenset({"auditor", "admin"})
-OVERSIGHT = frozenset({"mgr", "other-mgr", "auditor", "admin"})
 READ_REP1 = frozenset({"rep1", "mgr", "auditor", "admin"})
 CHANGE_REP1 = frozenset({"rep1", "mgr", "admin"})
 
@@ -59,6 +58,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/people/{person_id}/role"): ADMIN,
     ("POST", "/people/{person_id}/manager"): ADMIN,
     ("POST", "/people/{person_id}/departure"): ADMIN,
+    ("POST", "/people/{person_id}/reassignment"): WRITERS,
     ("POST", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
     ("POST", "/customers"): WRITERS,
@@ -80,6 +80,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/plans/{plan_id}/customer-resources"): EVERYONE,
     ("POST", "/forecasts/{period}/submission"): WRITERS,
     ("POST", "/forecasts/{period}/people/{person_id}/revisions"): WRITERS,
+    ("POST", "/forecasts/{period}/people/{person_id}/quota"): WRITERS,
     ("GET", "/forecasts/{period}"): EVERYONE,
     ("GET", "/funnel"): EVERYONE,
     ("GET", "/funnel/health"): EVERYONE,
@@ -89,20 +90,24 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/win-loss"): EVERYONE,
     ("GET", "/forecasts/{period}/errors"): EVERYONE,
     **{
-        ("GET", f"/monitoring/{v}"): OVERSIGHT
+        ("GET", f"/monitoring/{v}"): EVERYONE
         for v in (
             "stale-deals",
             "slipped-deals",
             "activity",
             "unowned-customers",
             "ownership-transfers",
+            "departed-holdings",
         )
     },
     ("GET", "/audit"): AUDIT,
     ("GET", "/aggregates/{aggregate_id}"): READ_REP1,
     ("GET", "/aggregates/{aggregate_id}/field-history"): READ_REP1,
-    ("GET", "/integrity/digest"): AUDIT,
-    ("POST", "/integrity/verify"): AUDIT,
+    ("GET", "/integrity/heads/latest"): AUDIT,
+    ("GET", "/integrity/heads/{tree_size}"): AUDIT,
+    ("GET", "/integrity/inclusion"): AUDIT,
+    ("GET", "/integrity/consistency"): AUDIT,
+    ("GET", "/integrity/bundles/{aggregate_id}"): AUDIT,
 }
 
 
@@ -152,6 +157,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "plan_id": str(uuid.uuid4()),
         "period": "2026-Q3",
         "token_id": "no-such-token",
+        "tree_size": "1",
     }
     with TestClient(create_app(settings, ledger)) as client:
         yield World(client, ledger, tokens, values)
@@ -185,6 +191,49 @@ def test_role_endpoint_status(world: World, endpoint: tuple[str, str], actor: st
 def test_no_token_is_401(world: World, endpoint: tuple[str, str]) -> None:
     status, _ = world.call(*endpoint, actor=None)
     assert status == 401
+
+
+SEE_REP1 = frozenset({"rep1", "mgr", "auditor", "admin"})
+SEE_MGR_TEAM = frozenset({"mgr", "auditor", "admin"})
+
+QUERY_EXPECTED: dict[tuple[str, str, str], frozenset[str]] = {
+    **{
+        (path, parameter, "rep1"): SEE_REP1
+        for path, parameter in (
+            ("/funnel", "owner"),
+            ("/funnel/health", "owner"),
+            ("/funnel/conversion", "owner"),
+            ("/monitoring/stale-deals", "owner"),
+            ("/monitoring/slipped-deals", "owner"),
+            ("/monitoring/activity", "person"),
+            ("/monitoring/ownership-transfers", "person"),
+        )
+    },
+    **{
+        (path, "team", "mgr"): SEE_MGR_TEAM
+        for path in (
+            "/funnel",
+            "/funnel/health",
+            "/funnel/conversion",
+            "/monitoring/stale-deals",
+            "/monitoring/slipped-deals",
+            "/monitoring/activity",
+        )
+    },
+}
+"""Query parameters naming a person or a subtree: who may name ``rep1`` or ``mgr``'s team."""
+
+
+@pytest.mark.parametrize("query", sorted(QUERY_EXPECTED), ids=lambda q: f"{q[0]}?{q[1]}={q[2]}")
+@pytest.mark.parametrize("actor", ACTORS)
+def test_role_query_parameter_status(world: World, query: tuple[str, str, str], actor: str) -> None:
+    path, parameter, person = query
+    headers = {"Authorization": f"Bearer {world.tokens[actor]}"}
+    response = world.client.get(path, params={parameter: person}, headers=headers)
+    if actor in QUERY_EXPECTED[query]:
+        assert response.status_code == 200, response.text
+    else:
+        assert response.status_code == 403, response.text
 
 
 def test_a_refusal_does_not_reveal_whether_the_record_exists(world: World) -> None:

@@ -16,7 +16,6 @@ from events.base import recorded_at
 from projections.conversion import query_conversion
 from projections.funnel import FunnelFilter, query_funnel, query_funnel_as_of
 from projections.pipeline_changes import PipelineChanges, pipeline_changes
-from projections.read_store import open_read_store
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.analytics.events import recorded_events
@@ -24,6 +23,7 @@ from services.cli import main
 from services.demo import DemoBuilder
 from services.importing.crm import imported_id, run_import
 from services.importing.export import export_crm
+from services.read_store import open_read_store
 from services.settings import Settings
 from tests.conftest import wait_for_read_horizon
 

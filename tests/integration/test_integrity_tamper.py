@@ -1,13 +1,12 @@
 """Tampering with the stored events, bypassing the append-only triggers, is detected
 and located: a flipped byte, a deleted event, two reordered events, a forged event.
-Digests: a genuine one proves the ledger unchanged; a forged one is rejected."""
+Signed heads and offline bundles: ``test_transparency``."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -18,13 +17,7 @@ import pytest
 
 from commands.ledger import SalesLedger
 from services.chain import GENESIS, event_hash
-from services.integrity import (
-    ChainVerifier,
-    DigestSigner,
-    Sealer,
-    check_digest,
-    issue_digest,
-)
+from services.integrity import ChainVerifier, Sealer
 from services.schema_admin import init_db
 from services.settings import Settings
 from tests.conftest import build_team, postgres_admin_conninfo
@@ -246,32 +239,3 @@ def test_a_forged_event_with_a_wrong_hash_is_located_even_unsealed(store: Tamper
         position,
         last.version + 1,
     )
-
-
-def test_a_digest_proves_the_ledger_unchanged_until_it_is_changed(store: TamperedStore) -> None:
-    signer = DigestSigner(b"test-key")
-    recorder: Any = store.ledger.recorder
-    digest = issue_digest(recorder, signer)
-    check = check_digest(recorder, signer, digest)
-    assert check.authentic and check.unchanged, check.reason
-    store.ledger.log_opportunity_activity(store.deals[0], "call", "later work", actor="rep1")
-    store.wait_for_horizon()
-    assert check_digest(recorder, signer, digest).unchanged
-    column = "notification_id" if store.settings.store == "postgres" else "rowid"
-    store.execute(
-        f"DELETE FROM {{table}} WHERE {column} = %s", (store.position_of(store.deals[1], 2),)
-    )
-    tampered = check_digest(recorder, signer, digest)
-    assert tampered.authentic and not tampered.unchanged
-
-
-def test_forged_digests_are_rejected(store: TamperedStore) -> None:
-    signer = DigestSigner(b"test-key")
-    recorder: Any = store.ledger.recorder
-    digest = issue_digest(recorder, signer)
-    forged_hash = replace(digest, ledger_hash="00" * 32)
-    other_key = DigestSigner(b"someone-else").sign(replace(digest, ledger_hash="11" * 32))
-    earlier = replace(digest, position=digest.position - 1)
-    for forged in (forged_hash, other_key, earlier, replace(digest, signature="0" * 64)):
-        check = check_digest(recorder, signer, forged)
-        assert not check.authentic and not check.unchanged

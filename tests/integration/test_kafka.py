@@ -124,7 +124,7 @@ class SalesFloor:
         self.ledger = ledger
         self.rng = random.Random(seed)
         self.reps = ["rep-a", "rep-b", "rep-c"]
-        self.customers: list[str] = []
+        self.customers: dict[str, list[str]] = {rep: [] for rep in self.reps}
         self.deals: dict[str, dict[str, object]] = {}
         self.commands = 0
 
@@ -133,19 +133,20 @@ class SalesFloor:
         self.ledger.add_person("boss", "Boss", Role.MANAGER, "admin", actor="admin")
         for rep in self.reps:
             self.ledger.add_person(rep, rep.title(), Role.SALES_REP, "boss", actor="admin")
-        for n in range(5):
+        for n in range(6):
+            owner = self.reps[n % len(self.reps)]
             result = self.ledger.register_customer(
                 name=f"Customer {uuid.uuid4().hex[:8]} {n}",
                 source="web",
-                owner_id=self.rng.choice(self.reps),
+                owner_id=owner,
                 actor="boss",
             )
-            self.customers.append(result.aggregate_id)
+            self.customers[owner].append(result.aggregate_id)  # a rep opens deals on their own
 
     def open_deal(self) -> None:
         owner = self.rng.choice(self.reps)
         result = self.ledger.open_opportunity(
-            customer_id=self.rng.choice(self.customers),
+            customer_id=self.rng.choice(self.customers[owner]),
             owner_id=owner,
             title="Deal",
             source=self.rng.choice(["web", "referral", "campaign"]),

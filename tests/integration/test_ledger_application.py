@@ -20,6 +20,7 @@ from aggregates.errors import (
 )
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from aggregates.opportunity import Opportunity, Status
+from aggregates.visibility import UnseenRecordError
 from commands.ledger import SalesLedger
 from services.settings import Settings
 from tests.conftest import build_team
@@ -137,19 +138,22 @@ def test_duplicate_customers_are_refused_with_the_existing_id(ledger: SalesLedge
 
 def test_forecasts_count_only_deals_of_the_primary_owner(ledger: SalesLedger) -> None:
     mine, theirs = open_deal(ledger, "rep1"), open_deal(ledger, "rep2")
+    with pytest.raises(UnseenRecordError):
+        ledger.submit_forecast("2026-Q2", [mine, theirs], actor="rep1")
+    ledger.add_team_member(theirs, "rep1", "engineer", actor="rep2")
     with pytest.raises(RuleViolationError, match="not yours"):
         ledger.submit_forecast("2026-Q2", [mine, theirs], actor="rep1")
     ledger.submit_forecast("2026-Q2", [mine], actor="rep1")
     ledger.submit_forecast("2026-Q2", [theirs], actor="rep2")
     ledger.submit_forecast("2026-Q2", [], actor="mgr")
-    assert ledger.forecast("mgr", "2026-Q2").total == Decimal("50001.00")
+    assert ledger.forecast("mgr", "2026-Q2").figure(ledger.organisation()) == Decimal("50001.00")
     ledger.revise_forecast("mgr", "2026-Q2", Decimal("45000"), "slippage risk", actor="vp")
     ledger.submit_forecast("2026-Q2", [], actor="vp")
     assert ledger.forecast("vp", "2026-Q2").team == {
         "mgr": Decimal("45000"),
         "other-mgr": Decimal(0),
     } or (ledger.forecast("vp", "2026-Q2").team == {"mgr": Decimal("45000")})
-    assert ledger.forecast("vp", "2026-Q2").total == Decimal("45000")
+    assert ledger.forecast("vp", "2026-Q2").figure(ledger.organisation()) == Decimal("45000")
 
 
 @pytest.mark.integration

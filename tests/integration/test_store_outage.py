@@ -39,7 +39,7 @@ def _open_deal(ledger: SalesLedger) -> str:
 def _cut_append_connections(settings: Settings, ledger: SalesLedger) -> None:
     """Terminate the server sessions the ledger appends on (as a restart or a network
     cut would), leaving its read pool alone."""
-    pids = ledger.store.append_backend_pids()  # type: ignore[attr-defined]
+    pids = ledger.store._append_connections.backend_pids()  # type: ignore[attr-defined]
     assert pids, "the ledger has appended, so it holds an append connection"
     with psycopg.connect(postgres_admin_conninfo(settings.postgres_dbname), autocommit=True) as c:
         for pid in pids:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from commands.ledger import SalesLedger
 from services.chain import GENESIS, canonical_encoding, event_hash, ledger_link
-from services.integrity import ChainVerifier, DigestSigner, Sealer, check_digest, issue_digest
+from services.integrity import ChainVerifier, Sealer
 from services.kafka_verify import ConsumedMessage, compare, expected_messages
 from services.settings import Settings
 from tests.conftest import build_team
@@ -74,16 +74,6 @@ def test_the_embedded_store_chains_each_event_at_write_time(ledger: SalesLedger)
         previous[record.originator_id] = expected
     Sealer(recorder).seal()
     assert ChainVerifier(recorder).verify_range().ok
-
-
-def test_a_digest_signed_with_another_key_is_rejected(ledger: SalesLedger) -> None:
-    recorder: Any = ledger.recorder
-    digest = issue_digest(recorder, DigestSigner(b"ours"))
-    assert check_digest(recorder, DigestSigner(b"ours"), digest).unchanged
-    assert not check_digest(recorder, DigestSigner(b"theirs"), digest).authentic
-    assert not check_digest(
-        recorder, DigestSigner(b"ours"), replace(digest, events=digest.events + 1)
-    ).authentic
 
 
 def test_published_messages_are_checked_against_the_store(ledger: SalesLedger) -> None:

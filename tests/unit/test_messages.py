@@ -106,6 +106,7 @@ def test_cloudevents_binary_mode_headers() -> None:
         "ce_source": "/test",
         "ce_time": "2025-03-04T05:06:07.890000+00:00",
         "ce_subject": aggregate_id,
+        "ce_dataschema": "urn:salesledger.opportunity.OpportunityOpened.v1",
         "content-type": "application/json",
         "ce_aggregateversion": "1",
         "ce_position": "42",

@@ -148,14 +148,14 @@ def test_forecasts_roll_up_and_superiors_revise_with_a_reason() -> None:
         org,
     )
     mgr = Forecast.open("mgr", "2026-Q2", "mgr")
-    mgr.submit([], {"rep1": rep.total}, "mgr", org)
-    assert (rep.total, mgr.total) == (D(150), D(150))
+    mgr.submit([], {"rep1": rep.figure(org)}, "mgr", org)
+    assert (rep.figure(org), mgr.figure(org)) == (D(150), D(150))
     with pytest.raises(NotAllowedError):
         mgr.revise(D(120), "slippage", "rep1", org)
     mgr.revise(D(120), "slippage", "vp", org)
     events = new_events(mgr)
     assert isinstance(events[1], ForecastSubmitted) and isinstance(events[2], ForecastRevised)
-    assert (events[2].previous_total, events[2].adjusted_total, mgr.total) == (
+    assert (events[2].previous_total, events[2].adjusted_total, mgr.figure(org)) == (
         D(150),
         D(120),
         D(120),

@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from aggregates.funnel import health_label
 from events.customer import ActivityLogged, CustomerAssigned, CustomerRegistered
 from events.forecast import ForecastOpened, ForecastRevised, ForecastSubmitted
 from events.opportunity import (
@@ -29,7 +30,6 @@ from projections.funnel import (
     FunnelFilter,
     FunnelProjection,
     funnel_from_deals,
-    health_label,
     query_funnel,
     query_funnel_health,
 )
@@ -392,7 +392,7 @@ def test_forecasts_roll_up_and_what_was_believed_then(database: Database) -> Non
         rep(
             ForecastSubmitted,
             T0,
-            lines=[],
+            lines=[{"opportunity_id": "o1", "amount": "100", "category": "commit"}],
             team={},
             own_total=Decimal(100),
             team_total=Decimal(0),
@@ -403,7 +403,7 @@ def test_forecasts_roll_up_and_what_was_believed_then(database: Database) -> Non
             ForecastSubmitted,
             T0 + timedelta(days=1),
             actor="boss",
-            lines=[],
+            lines=[{"opportunity_id": "o2", "amount": "50"}],
             team={"rep": Decimal(100)},
             own_total=Decimal(50),
             team_total=Decimal(100),
@@ -436,4 +436,4 @@ def test_forecasts_roll_up_and_what_was_believed_then(database: Database) -> Non
     )
     assert now["boss"].revisions[0].reason == "cautious"
     assert (then["boss"].rollup_adjusted, then["boss"].adjusted_total) == (Decimal(150), None)
-    assert now["rep"].accuracy is None
+    assert now["rep"].accuracy == Decimal(0)  # 100 forecast, nothing sold

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from aggregates.plan import period_level
-from commands.models import CommandAccepted, ReviseForecast, SubmitForecast
+from aggregates.visibility import visible_people
+from commands.models import CommandAccepted, ReviseForecast, SetQuota, SubmitForecast
 from projections.forecasts import ForecastReport, query_forecast_report
 from services.api.dependencies import (
     ContextDep,
@@ -33,7 +34,11 @@ def submit_forecast(
 ) -> CommandAccepted:
     """Submit your forecast: your confirmed deals plus your direct reports' forecasts."""
     result = context.ledger.submit_forecast(
-        period, body.opportunity_ids, actor=actor, command_id=command_id
+        period,
+        body.opportunity_ids,
+        categories=body.categories,
+        actor=actor,
+        command_id=command_id,
     )
     return accepted(result, context)
 
@@ -54,6 +59,22 @@ def revise_forecast(
     return accepted(result, context)
 
 
+@router.post("/{period}/people/{person_id}/quota", response_model=CommandAccepted)
+def set_quota(
+    period: str,
+    person_id: str,
+    body: SetQuota,
+    context: ContextDep,
+    actor: CurrentActor,
+    command_id: IdempotencyKey = None,
+) -> CommandAccepted:
+    """Set a person's quota for the period (a superior of theirs or an admin)."""
+    result = context.ledger.set_quota(
+        person_id, period, body.amount, body.reason, actor=actor, command_id=command_id
+    )
+    return accepted(result, context)
+
+
 @router.get("/{period}", response_model=ForecastReport, dependencies=[Depends(fresh("forecasts"))])
 def get_forecast_report(
     period: str,
@@ -65,7 +86,10 @@ def get_forecast_report(
         Query(description="what was believed at this moment", examples=["2026-04-15T00:00:00Z"]),
     ] = None,
 ) -> ForecastReport:
-    """Each person's forecast and revisions, roll-ups at every level, and accuracy."""
+    """Each person's forecast and adjustments, roll-ups at every level, categories, quota,
+    actuals and accuracy; the people you see (your own, your subtree, or everyone)."""
     period_level(period)
-    managers = {p.person_id: p.manager_id for p in ledger.organisation().people.values()}
-    return query_forecast_report(database, period, managers, as_of)
+    organisation = ledger.organisation(fresh=False)
+    managers = {p.person_id: p.manager_id for p in organisation.people.values()}
+    in_view = visible_people(actor, organisation)
+    return query_forecast_report(database, period, managers, as_of, in_view)

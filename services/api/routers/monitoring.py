@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
+from aggregates.visibility import require_visible_people, visible_people
 from projections.monitoring import (
     ActivityCount,
     OwnershipTransferPage,
@@ -20,6 +22,7 @@ from projections.monitoring import (
 from services.api.dependencies import DatabaseDep, LedgerDep, fresh
 from services.api.filters import owners_in_scope
 from services.api.security import CurrentActor
+from services.holdings import held_by
 
 router = APIRouter(
     prefix="/monitoring", tags=["monitoring"], dependencies=[Depends(fresh("monitoring"))]
@@ -47,7 +50,7 @@ def get_stale_deals(
     return query_stale_deals(
         database,
         days=days,
-        owner_ids=owners_in_scope(ledger, owner, team),
+        owner_ids=owners_in_scope(ledger, actor, owner, team, own_scope=True),
         limit=limit,
         offset=offset,
     )
@@ -65,7 +68,10 @@ def get_slipped_deals(
 ) -> WatchedDealPage:
     """Open deals whose expected close date has passed."""
     return query_slipped_deals(
-        database, owner_ids=owners_in_scope(ledger, owner, team), limit=limit, offset=offset
+        database,
+        owner_ids=owners_in_scope(ledger, actor, owner, team, own_scope=True),
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -82,7 +88,7 @@ def get_activity_counts(
     """Activities logged per person and ISO week, by kind."""
     return query_activity_counts(
         database,
-        person_ids=owners_in_scope(ledger, person, team),
+        person_ids=owners_in_scope(ledger, actor, person, team, own_scope=True),
         from_week=from_week,
         to_week=to_week,
     )
@@ -99,13 +105,42 @@ def get_unowned_customers(
 @router.get("/ownership-transfers", response_model=OwnershipTransferPage)
 def get_ownership_transfers(
     database: DatabaseDep,
+    ledger: LedgerDep,
     actor: CurrentActor,
     aggregate_id: str | None = None,
     person: Annotated[str | None, Query(description="old owner, new owner or actor")] = None,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Limit = 100,
 ) -> OwnershipTransferPage:
-    """Every transfer of a customer or deal, in order."""
+    """Every transfer of a customer or deal, in order (those from or to the people you see)."""
+    organisation = ledger.organisation()
+    require_visible_people(actor, {person} if person is not None else set(), organisation)
     return query_ownership_transfers(
-        database, aggregate_id=aggregate_id, person_id=person, after=after, limit=limit
+        database,
+        aggregate_id=aggregate_id,
+        person_id=person,
+        people=visible_people(actor, organisation),
+        after=after,
+        limit=limit,
     )
+
+
+class DepartedHolding(BaseModel):
+    """An open deal or a customer still held by someone who has left."""
+
+    kind: str = Field(examples=["opportunity"])
+    id: str
+    label: str = Field(examples=["Line 3 automation"])
+    owner_id: str = Field(examples=["rep-west-6"])
+
+
+@router.get("/departed-holdings", response_model=list[DepartedHolding])
+def get_departed_holdings(
+    database: DatabaseDep, ledger: LedgerDep, actor: CurrentActor
+) -> list[DepartedHolding]:
+    """Open deals and customers whose owner has left, among the people you see: to reassign."""
+    organisation = ledger.organisation()
+    departed = {p.person_id for p in organisation.people.values() if not p.active}
+    scope = visible_people(actor, organisation)
+    owners = departed if scope is None else departed & scope
+    return [DepartedHolding(**row) for row in held_by(database, owners)]

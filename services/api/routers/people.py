@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from commands.models import AddPerson, ChangeManager, ChangeRole, CommandAccepted, RemovePerson
-from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
+from aggregates.visibility import require_visible_people
+from commands.models import (
+    AddPerson,
+    ChangeManager,
+    ChangeRole,
+    CommandAccepted,
+    ReassignHoldings,
+    RemovePerson,
+)
+from projections.runner import wait_for_position
+from services.api.dependencies import (
+    READ_YOUR_WRITES_TIMEOUT_SECONDS,
+    ApiContext,
+    ContextDep,
+    IdempotencyKey,
+    LedgerDep,
+    accepted,
+)
 from services.api.security import CurrentActor
+from services.holdings import Holdings, holdings_of
 
 router = APIRouter(prefix="/people", tags=["people"])
 
@@ -110,8 +127,59 @@ def remove_person(
     actor: CurrentActor,
     command_id: IdempotencyKey = None,
 ) -> CommandAccepted:
-    """Record that a person left the organisation."""
-    result = context.ledger.remove_person(
-        person_id, body.reason, actor=actor, command_id=command_id
+    """Record that a person left; with a successor, their open deals and customers pass to
+    them in the same command (one event each, with the reason)."""
+    if body.successor_id is None:
+        result = context.ledger.remove_person(
+            person_id, body.reason, actor=actor, command_id=command_id
+        )
+        return accepted(result, context)
+    holdings = _current_holdings(context, person_id)
+    result = context.ledger.transfer_holdings(
+        person_id,
+        body.successor_id,
+        holdings.deal_ids,
+        holdings.customer_ids,
+        body.reason,
+        departure=True,
+        actor=actor,
+        command_id=command_id,
     )
     return accepted(result, context)
+
+
+@router.post("/{person_id}/reassignment", response_model=CommandAccepted)
+def reassign_holdings(
+    person_id: str,
+    body: ReassignHoldings,
+    context: ContextDep,
+    actor: CurrentActor,
+    command_id: IdempotencyKey = None,
+) -> CommandAccepted:
+    """Move all of a person's open deals and customers to a successor in one command (a
+    manager above both, or an admin)."""
+    require_visible_people(actor, {person_id}, context.ledger.organisation())
+    holdings = _current_holdings(context, person_id)
+    result = context.ledger.transfer_holdings(
+        person_id,
+        body.successor_id,
+        holdings.deal_ids,
+        holdings.customer_ids,
+        body.reason,
+        actor=actor,
+        command_id=command_id,
+    )
+    return accepted(result, context)
+
+
+def _current_holdings(context: ApiContext, person_id: str) -> Holdings:
+    """The person's holdings once monitoring has applied everything recorded so far."""
+    on_wait: Any = context.worker.wake if context.worker is not None else None
+    wait_for_position(
+        context.database,
+        "monitoring",
+        context.ledger.store.max_committed_notification_id(),
+        READ_YOUR_WRITES_TIMEOUT_SECONDS,
+        on_wait=on_wait,
+    )
+    return holdings_of(context.database, person_id)

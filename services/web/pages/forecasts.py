@@ -1,0 +1,89 @@
+"""Forecasts: the management chain as a tree with each level's figures, and the trend of
+what was believed on each date of the period."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from aggregates.plan import period_bounds, period_level
+from projections.forecasts import ForecastReport, PersonForecast, query_forecast_report
+from services.web import queries
+from services.web.deps import ViewerDep, WebContextDep
+from services.web.guard import authorize
+from services.web.pages.records import parse_moment
+from services.web.rendering import PageRoute, render
+
+router = APIRouter(prefix="/web", route_class=PageRoute, include_in_schema=False)
+
+TREND_POINTS = 14
+
+
+def trend(database: Any, period: str, managers: dict[str, str | None]) -> dict[str, Any]:
+    """The top-level forecast as it stood at evenly spaced moments of the period (to today)."""
+    start, end = period_bounds(period)
+    first = datetime.combine(start, time.min, tzinfo=UTC)
+    last = min(datetime.combine(end, time.max, tzinfo=UTC), datetime.now(UTC))
+    if last <= first:
+        last = first + timedelta(days=1)
+    step = (last - first) / (TREND_POINTS - 1)
+    moments = [first + step * i for i in range(TREND_POINTS)]
+    reports = [query_forecast_report(database, period, managers, m) for m in moments]
+    return {
+        "labels": [m.date().isoformat() for m in moments],
+        "series": [
+            {
+                "label": "adjusted forecast",
+                "values": [float(r.top_level_adjusted) for r in reports],
+            },
+            {"label": "as submitted", "values": [float(r.top_level_unadjusted) for r in reports]},
+        ],
+    }
+
+
+def tree(report: ForecastReport) -> list[dict[str, Any]]:
+    """The report's people nested under their managers (roots: no manager in the report)."""
+    by_id = {p.person_id: p for p in report.people}
+    children: dict[str | None, list[PersonForecast]] = {}
+    for person in report.people:
+        parent = person.manager_id if person.manager_id in by_id else None
+        children.setdefault(parent, []).append(person)
+
+    def node(person: PersonForecast, seen: frozenset[str]) -> dict[str, Any]:
+        below = [c for c in children.get(person.person_id, []) if c.person_id not in seen]
+        return {"p": person, "children": [node(c, seen | {c.person_id}) for c in below]}
+
+    return [node(p, frozenset({p.person_id})) for p in children.get(None, [])]
+
+
+@router.get("/forecasts")
+def forecasts(
+    request: Request,
+    viewer: ViewerDep,
+    context: WebContextDep,
+    period: str | None = None,
+    as_of: str | None = None,
+) -> Response:
+    database = context.database
+    periods = queries.forecast_periods(database)
+    period = period or (periods[0] if periods else f"{datetime.now(UTC).year}")
+    authorize(context.ledger, viewer, "GET /forecasts/{period}", {"period": period})
+    period_level(period)
+    moment = parse_moment(as_of)
+    managers = {p.person_id: p.manager_id for p in context.ledger.organisation().people.values()}
+    report = query_forecast_report(database, period, managers, moment)
+    return render(
+        request,
+        "forecasts.html",
+        viewer=viewer,
+        page="forecasts",
+        version=queries.data_version(context.ledger, database),
+        report=report,
+        roots=tree(report),
+        periods=periods,
+        period=period,
+        as_of=as_of or "",
+        trend=trend(database, period, managers),
+    )
