@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from services import cli_analytics, cli_audit, cli_core, cli_kafka, cli_read
+from services import cli_analytics, cli_audit, cli_core, cli_import, cli_kafka, cli_read
 
-COMMAND_MODULES = (cli_core, cli_read, cli_audit, cli_kafka, cli_analytics)
+COMMAND_MODULES = (cli_core, cli_read, cli_audit, cli_kafka, cli_analytics, cli_import)
 """Each module's ``register(subparsers)`` adds its subcommands, in this order."""
 
 

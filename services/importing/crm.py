@@ -27,12 +27,13 @@ from tqdm import tqdm
 
 from aggregates.audit_log import AuditLog, audit_log_id
 from aggregates.customer import Customer, uniqueness_keys
-from aggregates.errors import DomainError, NotAllowedError, NotFoundError
+from aggregates.errors import DomainError, InvalidFieldError, NotAllowedError, NotFoundError
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from aggregates.opportunity import Opportunity, Qualification, Status
 from aggregates.organisation import Organisation, Role
 from commands.ledger import SalesLedger
 from events.base import recorded_at
+from events.limits import EventFieldError, check_event
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("Id", "Name", "Source", "TaxId", "Phone", "Email", "OwnerId", "CreatedDate"),
@@ -49,6 +50,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 OPTIONAL = {"TaxId", "Phone", "Email", "OwnerId", "Qualification", "LostReason", "Competitor"}
 WON, LOST = "Closed Won", "Closed Lost"
 CLAIM_CHUNK = 1000
+PROVENANCE_CHUNK = 2000
+"""Aggregates per ``ImportRecorded`` event (its lines stay well under the event size limit)."""
 
 
 class RowError(Exception):
@@ -131,6 +134,11 @@ class CrmImport:
             except DomainError as error:
                 report.problems.append(RowProblem(line, run.rule_column, str(error)))
                 continue
+            try:
+                run.check_new_events(touched)
+            except EventFieldError as error:
+                report.problems.append(RowProblem(line, error.field, error.problem))
+                continue
             report.imported += 1
             report.lines.setdefault(str(touched), []).append(line)
             run.claims.append((key, f"{path.name}:{line}:{touched}"))
@@ -160,11 +168,16 @@ class CrmImport:
             log = self.ledger.load(AuditLog, audit_log_id(self.actor, today))
         except NotFoundError:
             log = AuditLog.open(self.actor, today)
-        log.record_import(report.file, report.kind, sha256, report.rows, report.lines)
+        aggregates = sorted(report.lines)
+        for start in range(0, len(aggregates), PROVENANCE_CHUNK):
+            chunk = {a: report.lines[a] for a in aggregates[start : start + PROVENANCE_CHUNK]}
+            log.record_import(report.file, report.kind, sha256, report.rows, chunk)
         events = [e for a in [*run.aggregates.values(), log] for e in a.collect_events()]
-        stored = [self.ledger.mapper.to_stored_event(event) for event in events]
         try:
+            stored = [self.ledger.mapper.to_stored_event(event) for event in events]
             self.ledger.recorder.insert_events(stored, claims=run.claims)
+        except InvalidFieldError as error:
+            raise DomainError(f"{report.file}: nothing imported: {error}") from None
         except IntegrityError:
             raise DomainError(
                 f"{report.file}: a record or a uniqueness claim was written meanwhile; "
@@ -271,6 +284,14 @@ class _Run:
         self.known_customers: set[UUID] = set()
         self.last_change: dict[UUID, datetime] = {}
         self.rule_column = "StageName"
+        self.checked: dict[UUID, int] = {}
+
+    def check_new_events(self, aggregate_id: UUID) -> None:
+        """``EventFieldError`` if an event the last row made breaks a storage limit."""
+        pending = self.aggregates[aggregate_id].pending_events
+        for event in pending[self.checked.get(aggregate_id, 0) :]:
+            check_event(event)
+        self.checked[aggregate_id] = len(pending)
 
     def claim_key(self, row: dict[str, str]) -> str:
         if self.kind != "history":

@@ -131,6 +131,7 @@ def test_a_second_import_changes_nothing_and_a_bad_file_is_refused_whole(
                 "o-1,no-such-customer,rep-north-1,Deal,web,100,2026-05-01,erp,north,2026-02-01T00:00:00Z",
                 f"o-2,{lines[1].split(',')[1]},rep-north-1,Deal,web,ten,2026-05-01,erp,north,2026-02-01",
                 f"o-3,{lines[1].split(',')[1]},rep-north-1,Deal,web,100,2026-05-01,erp,north,2026-02-01",
+            f"o-4,{lines[1].split(',')[1]},rep-north-1,Bell\x07,web,9,2026-05-01,erp,north,2026-02-01",
             ]
         )
         + "\n"
@@ -138,7 +139,11 @@ def test_a_second_import_changes_nothing_and_a_bad_file_is_refused_whole(
     dry = run_import(target, "admin", {"opportunities": bad}, dry_run=True, progress=False)[0]
     real = run_import(target, "admin", {"opportunities": bad}, progress=False)[0]
 
-    assert [(p.line, p.field) for p in dry.problems] == [(2, "AccountId"), (3, "Amount")]
+    assert [(p.line, p.field) for p in dry.problems] == [
+        (2, "AccountId"),
+        (3, "Amount"),
+        (5, "title"),
+    ]
     assert dry.imported == 1 and not dry.written
     assert real.problems == dry.problems and not real.written
     assert target.recorder.max_notification_id() == written
