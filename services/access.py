@@ -143,6 +143,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/pipeline/flags"): RouteRule(Access.MEMBER_READ),
     ("GET", "/win-loss"): RouteRule(Access.MEMBER_READ),
     ("GET", "/forecasts/{period}/errors"): RouteRule(Access.MEMBER_READ),
+    ("POST", "/imports/{kind}"): RouteRule(Access.ADMIN),
     ("GET", "/aggregates/{aggregate_id}/field-history"): _record(
         Access.RECORD_READ, "aggregate_id", None
     ),

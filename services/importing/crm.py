@@ -107,20 +107,32 @@ class CrmImport:
 
     def run(self, kind: str, path: Path, *, dry_run: bool = False) -> ImportReport:
         """Import one file: all of it or (with problems, or ``dry_run``) nothing."""
+        return self.run_data(kind, path.name, path.read_bytes(), dry_run=dry_run)
+
+    def run_data(
+        self, kind: str, name: str, text: bytes, *, dry_run: bool = False
+    ) -> ImportReport:
+        """Import the CSV ``text`` of a file called ``name`` (see ``run``)."""
+        if kind not in COLUMNS:
+            raise RowError("kind", f"must be one of {', '.join(COLUMNS)}")
         translate = {
             "customers": self._customer,
             "opportunities": self._opportunity,
             "history": self._history_row,
         }[kind]
-        report = ImportReport(kind, path.name)
-        text = path.read_bytes()
-        rows = list(_rows(text.decode("utf-8-sig"), kind, report))
-        run = _Run(self, kind, path.name)
+        report = ImportReport(kind, name)
+        try:
+            decoded = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            report.problems.append(RowProblem(1, "file", "not UTF-8 text"))
+            return report
+        rows = list(_rows(decoded, kind, report))
+        run = _Run(self, kind, name)
         keys = [run.claim_key(row) for _, row in rows]
         claimed = self._claimed(keys)
         if kind == "customers":
             run.taken = self._taken([k for _, row in rows for k, _ in _customer_claims(row)])
-        bar = tqdm(rows, desc=f"importing {path.name}", unit="row", disable=not self.progress)
+        bar = tqdm(rows, desc=f"importing {name}", unit="row", disable=not self.progress)
         for (line, row), key in zip(bar, keys, strict=True):
             report.rows += 1
             if key in claimed:
@@ -141,7 +153,7 @@ class CrmImport:
                 continue
             report.imported += 1
             report.lines.setdefault(str(touched), []).append(line)
-            run.claims.append((key, f"{path.name}:{line}:{touched}"))
+            run.claims.append((key, f"{name}:{line}:{touched}"))
         if report.problems or dry_run or not report.imported:
             report.events = sum(len(a.pending_events) for a in run.aggregates.values())
             if dry_run:  # a refused real run's records exist nowhere: later files may not use them

@@ -19,6 +19,7 @@ from events.base import recorded_at
 from services.api.app import create_app
 from services.bootstrap import build_ledger
 from services.cli import main
+from services.importing.crm import imported_id
 from services.settings import Settings
 
 ALL_MET = {criterion: True for criterion in QUALIFICATION_CRITERIA}
@@ -292,3 +293,32 @@ def test_forecast_errors_split_per_deal_and_reconcile(
     monkeypatch.setenv("LEDGER_SQLITE_PATH", str(world.path))
     assert main(["forecast-errors", "2026-Q2", "--as-of", at]) == 0
     assert "mean |error|" in capsys.readouterr().out
+
+
+def test_an_admin_imports_a_csv_file_over_http(world: World) -> None:
+    header = "Id,Name,Source,TaxId,Phone,Email,OwnerId,CreatedDate"
+    good = f"{header}\nc-9,Globex Ltd,web,,,,rep,2026-01-05T10:00:00Z\n"
+    bad = f"{header}\nc-10,Initech,web,,,,nobody,2026-01-05\nc-11,Acme,web,,,,rep,2026-01-05\n"
+
+    def post(body: str, person: str = "admin", **params: Any) -> Any:
+        return world.client.post(
+            "/imports/customers",
+            content=body.encode(),
+            params=params,
+            headers={**world.headers[person], "Content-Type": "text/csv"},
+        )
+
+    dry = post(good, dry_run=True)
+    written = post(good, file_name="accounts.csv")
+    again = post(good, file_name="accounts.csv")
+    refused = post(bad)
+
+    assert dry.status_code == 200 and dry.json()["written"] is False
+    assert written.status_code == 200 and written.json()["imported"] == 1
+    assert again.json()["already_imported"] == 1 and again.json()["imported"] == 0
+    assert refused.status_code == 422
+    problems = [(p["line"], p["field"]) for p in refused.json()["problems"]]
+    assert problems == [(2, "OwnerId"), (3, "Name")]  # Acme is known already
+    assert post(good, person="boss").status_code == 403
+    customer = world.get("admin", f"/aggregates/{imported_id('customer', 'c-9')}")
+    assert customer["state"]["name"] == "Globex Ltd"
