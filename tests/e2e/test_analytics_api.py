@@ -289,6 +289,9 @@ def test_forecast_errors_split_per_deal_and_reconcile(
     }  # fmt: skip
     assert people["rep"]["accuracy"] == "0.4000"  # 1 − |2500 − 4000| ÷ 2500
     assert [p["person_id"] for p in mine["people"]] == ["rep"]
+    accuracy = world.get("boss", "/forecast-accuracy", period=["2026-Q2"], days_before_end=140)
+    assert {a["person_id"]: a["periods"]["2026-Q2"] for a in accuracy}["rep"] == "0.4000"
+    assert {a["person_id"]: a["mean_absolute_error"] for a in accuracy}["rep"] == "1500"
     monkeypatch.setenv("LEDGER_STORE", "sqlite")
     monkeypatch.setenv("LEDGER_SQLITE_PATH", str(world.path))
     assert main(["forecast-errors", "2026-Q2", "--as-of", at]) == 0

@@ -90,6 +90,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/win-loss"): EVERYONE,
     ("GET", "/forecasts/{period}/errors"): EVERYONE,
     ("POST", "/imports/{kind}"): ADMIN,
+    ("GET", "/forecast-accuracy"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): EVERYONE
         for v in (
