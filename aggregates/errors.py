@@ -41,3 +41,7 @@ class InvalidFieldError(RuleViolationError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
+
+
+class AlreadyIssuedError(DomainError):
+    """A secret shown only once was already issued under this command id."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from functools import singledispatchmethod
 from typing import Any
@@ -58,6 +59,7 @@ class Organisation(Aggregate):
         self.name = ""
         self.people: dict[str, Person] = {}
         self.tokens: dict[str, tuple[str, str, bool]] = {}
+        self.token_expiry: dict[str, datetime | None] = {}
 
     @classmethod
     def found(cls, name: str, actor: str = SYSTEM_ACTOR) -> Organisation:
@@ -167,7 +169,14 @@ class Organisation(Aggregate):
             raise RuleViolationError(f"{person_id!r} still has direct reports")
         self.trigger_event(PersonLeft, person_id=person_id, reason=reason, actor=actor)
 
-    def issue_token(self, token_id: str, person_id: str, token_digest: str, actor: str) -> None:
+    def issue_token(
+        self,
+        token_id: str,
+        person_id: str,
+        token_digest: str,
+        actor: str,
+        expires_at: datetime | None = None,
+    ) -> None:
         self.require_admin(actor)
         self.person(person_id)
         if token_id in self.tokens:
@@ -177,6 +186,7 @@ class Organisation(Aggregate):
             token_id=token_id,
             person_id=person_id,
             token_digest=token_digest,
+            expires_at=expires_at,
             actor=actor,
         )
 
@@ -223,6 +233,7 @@ class Organisation(Aggregate):
     @when.register
     def _(self, event: TokenIssued) -> None:
         self.tokens[event.token_id] = (event.person_id, event.token_digest, False)
+        self.token_expiry[event.token_id] = event.expires_at
 
     @when.register
     def _(self, event: TokenRevoked) -> None:

@@ -6,6 +6,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aggregates.errors import (
+    AlreadyIssuedError,
     ConcurrencyConflictError,
     DomainError,
     DuplicateCustomerError,
@@ -17,6 +18,7 @@ from aggregates.errors import (
 
 STATUS_BY_ERROR: dict[type[DomainError], HTTPStatus] = {
     NotFoundError: HTTPStatus.NOT_FOUND,
+    AlreadyIssuedError: HTTPStatus.CONFLICT,
     NotAllowedError: HTTPStatus.FORBIDDEN,
     ConcurrencyConflictError: HTTPStatus.CONFLICT,
     DuplicateCustomerError: HTTPStatus.CONFLICT,
@@ -29,6 +31,7 @@ CODE_BY_ERROR: dict[type[DomainError], str] = {
     ConcurrencyConflictError: "concurrency_conflict",
     DuplicateCustomerError: "duplicate_customer",
     InvalidFieldError: "invalid_field",
+    AlreadyIssuedError: "already_issued",
     RuleViolationError: "rule_violation",
 }
 

@@ -10,7 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -25,6 +25,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, St
 from aggregates.audit_log import AuditLog, audit_log_id
 from aggregates.customer import Customer, uniqueness_keys
 from aggregates.errors import (
+    AlreadyIssuedError,
     ConcurrencyConflictError,
     DuplicateCustomerError,
     InvalidFieldError,
@@ -549,21 +550,63 @@ class SalesLedger(Application[UUID]):
 
     # API tokens: only digests are stored; the claims table maps a digest to its person.
 
+    @property
+    def token_lifetime(self) -> timedelta:
+        """How long a new token works (``LEDGER_TOKEN_TTL_DAYS``, default 90 days)."""
+        return timedelta(days=float(self.env.get("LEDGER_TOKEN_TTL_DAYS") or 90))
+
     def issue_token(
         self, person_id: str, *, actor: str, command_id: str | None = None
     ) -> tuple[str, str]:
-        """A new bearer token for ``person_id``: (token_id, token). The token is shown once."""
+        """A new bearer token for ``person_id``: (token_id, token). The token is shown once
+        and expires after ``token_lifetime``. Issuance is not replayable: the token is
+        stored only as a digest, so a repeat of the same ``command_id`` cannot show it
+        again and is refused (``AlreadyIssuedError``) instead of answering with a token
+        that does not work."""
         token = "sl_" + secrets.token_urlsafe(32)
         digest = hashlib.sha256(token.encode()).hexdigest()
         token_id = digest[:16]
+        expires_at = datetime.now(UTC) + self.token_lifetime
 
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(for_change=True)
-            org.issue_token(token_id, person_id, digest, actor)
+            org.issue_token(token_id, person_id, digest, actor, expires_at)
             return org, [(f"token:{digest}", person_id)]
 
-        self._run(actor, command_id, decide)
+        result = self._run(actor, command_id, decide)
+        if result.duplicate:
+            raise AlreadyIssuedError(
+                "a token was already issued under this Idempotency-Key; it is shown only "
+                "once: revoke it and issue another if it was lost"
+            )
         return token_id, token
+
+    def rotate_token(
+        self, token_id: str, *, actor: str, command_id: str | None = None
+    ) -> tuple[str, str]:
+        """Replace a token: a new one for the same person (same lifetime rules) and the
+        old one revoked, in one append. (token_id, token) of the new one."""
+        token = "sl_" + secrets.token_urlsafe(32)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        new_id = digest[:16]
+        expires_at = datetime.now(UTC) + self.token_lifetime
+
+        def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
+            org = self.organisation(for_change=True)
+            if token_id not in org.tokens:
+                raise NotFoundError(f"no token {token_id}")
+            person_id, old_digest, _ = org.tokens[token_id]
+            org.issue_token(new_id, person_id, digest, actor, expires_at)
+            org.revoke_token(token_id, f"rotated: replaced by {new_id}", actor)
+            return org, [
+                (f"token:{digest}", person_id),
+                (f"token-revoked:{old_digest}", token_id),
+            ]
+
+        result = self._run(actor, command_id, decide)
+        if result.duplicate:
+            raise AlreadyIssuedError("this rotation was already made; its token is shown once")
+        return new_id, token
 
     def revoke_token(
         self, token_id: str, reason: str, *, actor: str, command_id: str | None = None
@@ -585,6 +628,9 @@ class SalesLedger(Application[UUID]):
         # revoked: no read of the claims table per request.
         person_id, issued_digest, revoked = org.tokens.get(digest[:16], ("", "", True))
         if revoked or not hmac.compare_digest(issued_digest, digest):
+            return None
+        expires_at = org.token_expiry.get(digest[:16])
+        if expires_at is not None and expires_at <= datetime.now(UTC):
             return None
         return person_id if org.is_active(person_id) else None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from events.base import LedgerCreated, LedgerEvent
 
 
@@ -39,6 +41,8 @@ class TokenIssued(LedgerEvent):
     token_id: str
     person_id: str
     token_digest: str
+    expires_at: datetime | None = None
+    """When the token stops working (None: tokens issued before expiry existed)."""
 
 
 class TokenRevoked(LedgerEvent):

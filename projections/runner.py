@@ -18,6 +18,7 @@ from typing import Any
 
 from projections.base import Projection, RecordedEvent
 from projections.decoding import NotificationDecoder
+from projections.parking import ensure_parked_table, park
 from projections.store import ReadStore, Transaction
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,9 @@ class ProjectionRunner:
         )
         """The topics read, when every projection names its own (else all)."""
         self._lock = threading.Lock()
+        self._undecodable: dict[int, BaseException] = {}
+        """Positions read that could not be decoded, and why: parked by every projection
+        whose range they fall in."""
         self.ensure_tables()
 
     @property
@@ -177,6 +181,7 @@ class ProjectionRunner:
                 f"CREATE TABLE IF NOT EXISTS {SCHEMAS_TABLE} "
                 "(name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)"
             )
+            ensure_parked_table(tx)
             rows = tx.execute(f"SELECT name, fingerprint FROM {SCHEMAS_TABLE}")
             recorded = {row["name"]: row["fingerprint"] for row in rows}
             for projection in self.projections:
@@ -229,13 +234,34 @@ class ProjectionRunner:
         recorder = self.ledger.recorder
         if self.topics is not None and hasattr(recorder, "select_topic_rows"):
             rows, end = recorder.select_topic_rows(start, limit, self.topics)
-            return self._decode.decode_rows(rows), end
+            return self._decode_rows(rows), end
         if hasattr(recorder, "select_notification_rows"):
-            events = self._decode.decode_rows(recorder.select_notification_rows(start, limit))
+            rows = recorder.select_notification_rows(start, limit)
+            events = self._decode_rows(rows)
+            return events, rows[-1][0] if rows else start
         else:
             notifications = recorder.select_notifications(start, limit, inclusive_of_start=False)
             events = [self._decode(n) for n in notifications]
         return events, events[-1].position if events else start
+
+    def _decode_rows(self, rows: Sequence[Any]) -> list[RecordedEvent]:
+        """``rows`` decoded; one that cannot be is left out and noted in
+        ``_undecodable`` (so that every projection parks it)."""
+        try:
+            return self._decode.decode_rows(rows)
+        except Exception:  # noqa: BLE001 - found row by row below
+            events: list[RecordedEvent] = []
+            for row in rows:
+                try:
+                    events.extend(self._decode.decode_rows([row]))
+                except Exception as error:  # noqa: BLE001 - parked, with the error
+                    self._undecodable[int(row[0])] = error
+            return events
+
+    def _park_undecodable(self, tx: Transaction, name: str, since: int, upto: int) -> None:
+        for position, error in self._undecodable.items():
+            if since < position <= upto:
+                park(tx, name, position, error)
 
     def _apply(
         self, events: Sequence[RecordedEvent], end: int, positions: dict[str, int]
@@ -243,7 +269,28 @@ class ProjectionRunner:
         """Apply ``events`` (read from ``min(positions)`` up to ``end``) and record the
         positions (``end``), in one transaction; ``positions`` is updated. False (nothing
         applied) if a projection's stored position moved back meanwhile (a rebuild): the
-        caller must re-read."""
+        caller must re-read.
+
+        If the batch fails for any reason but the database being away, it is applied
+        again event by event, and an event a projection cannot process is parked for
+        that projection (``projections.parking``): the others, and the events after
+        it, go on."""
+        try:
+            return self._apply_batch(events, end, positions, careful=False)
+        except Exception as error:
+            if self.database.is_transient(error):
+                raise
+            log.warning("a batch failed (%s); applying it event by event", error)
+            return self._apply_batch(events, end, positions, careful=True)
+
+    def _apply_batch(
+        self,
+        events: Sequence[RecordedEvent],
+        end: int,
+        positions: dict[str, int],
+        *,
+        careful: bool,
+    ) -> bool:
         last = end
         with self.database.transaction() as tx:
             _commit_without_waiting_for_disk(tx)
@@ -256,10 +303,38 @@ class ProjectionRunner:
                 if since >= last:
                     continue
                 if unapplied := _after(events, since):
-                    projection.process(tx, unapplied)
+                    if careful:
+                        self._process_parking_failures(tx, projection, unapplied)
+                    else:
+                        projection.process(tx, unapplied)
+                self._park_undecodable(tx, projection.name, since, last)
                 self._record_position(tx, projection.name, last)
         positions.update({name: max(current[name], last) for name in self.names})
         return True
+
+    def _process_parking_failures(
+        self, tx: Transaction, projection: Projection, events: Sequence[RecordedEvent]
+    ) -> None:
+        """Each event in a savepoint of its own; one that fails is parked."""
+        for event in events:
+            tx.execute("SAVEPOINT apply_one")
+            try:
+                projection.process(tx, [event])
+            except Exception as error:
+                if self.database.is_transient(error):
+                    raise
+                tx.execute("ROLLBACK TO SAVEPOINT apply_one")
+                park(tx, projection.name, event.position, error)
+            tx.execute("RELEASE SAVEPOINT apply_one")
+
+    def apply_again(self, name: str, position: int) -> None:
+        """Apply the event at ``position`` to projection ``name`` once more (a parked
+        one, after an upgrade); raises what it raises if it still fails."""
+        projection = next(p for p in self.projections if p.name == name)
+        rows = self.ledger.recorder.select_notification_rows_at([position])
+        events = self._decode.decode_rows(rows)
+        with self.database.transaction() as tx:
+            projection.process(tx, events)
 
     def catch_up(self) -> int:
         """Apply batches until no new event is readable; the number of events read.
@@ -274,8 +349,13 @@ class ProjectionRunner:
         total = 0
         last = self.ledger.recorder.max_notification_id() or 0
         if last - min(self.positions().values(), default=0) >= self.read_ahead_from:
-            with self._lock, _no_cyclic_garbage_collection():
-                total = self._catch_up_reading_ahead(last)
+            try:
+                with self._lock, _no_cyclic_garbage_collection():
+                    total = self._catch_up_reading_ahead(last)
+            except Exception as error:
+                if self.database.is_transient(error):
+                    raise
+                log.warning("reading ahead failed (%s); going on batch by batch", error)
         while count := self.process_batch():
             total += count
         return total
@@ -390,6 +470,7 @@ class ProjectionRunner:
                     events, end = read
                     if unapplied := _after(events, last):
                         projection.apply(tx, pending, unapplied)
+                    self._park_undecodable(tx, projection.name, last, end)
                     last, count = end, count + len(events)
                     read = more() if count < self.catch_up_transaction_events else None
                 projection.flush(tx, pending)

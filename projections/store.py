@@ -61,6 +61,11 @@ class ReadStore(Protocol):
         """Block until a notification on ``channel`` or ``timeout`` seconds pass."""
         ...
 
+    def is_transient(self, error: BaseException) -> bool:
+        """True for a failure of the store itself (away, a dropped connection, a
+        deadlock), worth retrying as it is; False for one the data caused."""
+        ...
+
     def close(self) -> None: ...
 
 

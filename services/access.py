@@ -100,6 +100,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("POST", "/people/{person_id}/reassignment"): RouteRule(Access.MEMBER_WRITE),
     ("POST", "/tokens"): RouteRule(Access.ADMIN),
     ("DELETE", "/tokens/{token_id}"): RouteRule(Access.ADMIN),
+    ("POST", "/tokens/{token_id}/rotation"): RouteRule(Access.ADMIN),
     ("POST", "/customers"): RouteRule(Access.MEMBER_WRITE),
     ("GET", "/customers/{customer_id}"): _record(Access.RECORD_READ, "customer_id", Customer),
     **{
@@ -152,7 +153,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
         ("GET", f"/monitoring/{view}"): RouteRule(Access.OVERSIGHT)
         for view in (
             "stale-deals", "slipped-deals", "activity", "unowned-customers",
-            "ownership-transfers", "departed-holdings",
+            "ownership-transfers", "departed-holdings", "parked",
         )
     },
     ("GET", "/audit"): RouteRule(Access.AUDIT, recorded=True),

@@ -6,9 +6,33 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from services import cli_analytics, cli_audit, cli_core, cli_import, cli_kafka, cli_read
+from services import (
+    cli_analytics,
+    cli_audit,
+    cli_core,
+    cli_import,
+    cli_kafka,
+    cli_ops,
+    cli_parked,
+    cli_people,
+    cli_read,
+    cli_transparency,
+    cli_web,
+)
 
-COMMAND_MODULES = (cli_core, cli_read, cli_audit, cli_kafka, cli_analytics, cli_import)
+COMMAND_MODULES = (
+    cli_core,
+    cli_read,
+    cli_audit,
+    cli_transparency,
+    cli_kafka,
+    cli_people,
+    cli_analytics,
+    cli_import,
+    cli_ops,
+    cli_parked,
+    cli_web,
+)
 """Each module's ``register(subparsers)`` adds its subcommands, in this order."""
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from services.bootstrap import build_ledger, until_reachable
 from services.database import Database
-from services.relay import OutboxRelay, RelayConfig
+from services.relay import BrokerLimitError, OutboxRelay, RelayConfig
 from services.settings import Settings
 from services.subscriber import FunnelSubscriber, funnel_table
 from services.worker_health import report_health
@@ -22,7 +22,7 @@ from services.worker_health import report_health
 def register(subparsers: Any) -> None:
     settings = Settings()
     relay = subparsers.add_parser(
-        "relay", help="publish every stored event to Kafka, in order, at least once"
+        "relay", help="publish every stored event to Kafka, in order, exactly once"
     )
     _add_broker_options(relay, settings)
     relay.add_argument("--partitions", type=int, default=settings.kafka_partitions)
@@ -31,6 +31,11 @@ def register(subparsers: Any) -> None:
     relay.add_argument("--flush-timeout", type=float, default=30.0, help="seconds")
     relay.add_argument("--max-backoff", type=float, default=10.0, help="seconds")
     relay.add_argument("--name", default="", help="position key (default kafka:PREFIX)")
+    relay.add_argument(
+        "--at-least-once",
+        action="store_true",
+        help="no Kafka transactions (for brokers without them); consumers dedupe by ce_id",
+    )
     relay.add_argument("--until-idle", action="store_true", help="exit once caught up")
     relay.set_defaults(handler=_relay)
 
@@ -84,6 +89,7 @@ def _relay(args: argparse.Namespace) -> int:
         flush_timeout=args.flush_timeout,
         max_backoff=args.max_backoff,
         relay_name=args.name,
+        exactly_once=not args.at_least_once,
     )
     database = Database(settings)
     ledger = until_reachable(lambda: build_ledger(settings), "the event store")
@@ -91,6 +97,9 @@ def _relay(args: argparse.Namespace) -> int:
     health = report_health(settings.health_file, "relay", lambda: relay.position)
     try:
         published = relay.run(_stop_on_signals(), until_idle=args.until_idle)
+    except BrokerLimitError as error:
+        logging.error("relay %s refuses to start: %s", config.name, error)
+        return 2
     finally:
         health.stop()
         relay.close()

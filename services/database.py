@@ -17,8 +17,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from projections.store import Row, Transaction, copy_escaped, copy_unescaped
 from services.settings import Settings
@@ -189,6 +190,13 @@ class Database:
                 conn.execute(f'UNLISTEN "{channel}"')
             finally:
                 conn.autocommit = False
+
+    def is_transient(self, error: BaseException) -> bool:
+        """True for a failure of the database itself (away, a dropped connection, a
+        deadlock, a lock timeout), worth retrying as it is; False for one the data
+        caused."""
+        transient = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+        return isinstance(error, (*transient, sqlite3.OperationalError))
 
     def close(self) -> None:
         if self._pool is not None and not self._pool.closed:

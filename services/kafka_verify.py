@@ -124,6 +124,7 @@ def consume_all(settings: Settings, timeout_ms: int = 5_000) -> Iterator[Consume
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         enable_auto_commit=False,
+        isolation_level="read_committed",
         group_id=None,
         consumer_timeout_ms=timeout_ms,
     )

@@ -12,10 +12,10 @@ Every row records the id of its writing transaction (``tx_id``). Because transac
 ids and notification ids are both issued inside the lock, their orders agree, and a
 reader that only returns rows whose ``tx_id`` is below its snapshot's ``xmin`` (all
 older transactions finished) can never pass over a lower notification id that is
-still to commit: followers see every event, in order, exactly once. The price: the
-horizon is cluster-wide, so a long writing transaction anywhere in the cluster delays
-followers (never reorders them) until it ends; ``max_committed_notification_id`` tells
-how far behind the horizon is.
+still to commit: followers see every event, in order, exactly once. The horizon
+leaves out transactions of other databases of the cluster (``ledger_read_horizon``), so
+only a long writing transaction in this database delays followers (never reorders
+them) until it ends; ``max_committed_notification_id`` tells how far behind it is.
 
 Each append is one statement in its own transaction (one round trip). It also checks an
 optional *guard* — an aggregate the decision read but did not write, in practice the
@@ -437,7 +437,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self.sql_select_claims = SQL(
             "SELECT claim, value FROM {schema}.ledger_claims WHERE claim = ANY(%s)"
         ).format(schema=schema)
-        self.horizon = SQL("tx_id < pg_snapshot_xmin(pg_current_snapshot())")
+        self.sql_create_statements.append(self._sql_create_read_horizon())
+        # A scalar subquery: the horizon is computed once per statement, not per row.
+        self.horizon = SQL("tx_id < (SELECT {schema}.ledger_read_horizon())").format(
+            schema=schema
+        )
         self.sql_unlock_all = SQL("SELECT pg_advisory_unlock_all()")
         self.sql_max_committed = SQL("SELECT MAX(notification_id) FROM {schema}.{table}").format(
             schema=schema, table=table
@@ -452,6 +456,31 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "FROM {schema}.{table} WHERE notification_id > %s AND notification_id <= %s "
             "AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
         ).format(schema=schema, table=table)
+
+    def _sql_create_read_horizon(self) -> Composed:
+        """The read horizon: the oldest transaction still running that could be writing
+        events here, so that every row with a lower ``tx_id`` is final.
+
+        The snapshot's ``xmin`` would do, but it counts every database of the cluster: a
+        transaction left open in another database would hold every follower back until
+        it ends. So the running transaction ids are those of the snapshot less the ones
+        that backends of other databases hold (``pg_stat_get_activity``, which every role
+        may read). A transaction of this database is never left out: ids are never
+        reused while running, and a backend never changes database (prepared
+        transactions, which have no backend, are kept)."""
+        return SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.ledger_read_horizon() RETURNS xid8 "
+            "LANGUAGE sql STABLE AS $BODY$ "
+            "WITH snapshot AS (SELECT pg_current_snapshot() AS s), "
+            "elsewhere AS (SELECT a.backend_xid::text::bigint AS xid "
+            "  FROM pg_stat_get_activity(NULL) a WHERE a.backend_xid IS NOT NULL "
+            "  AND a.datid IS DISTINCT FROM "
+            "    (SELECT oid FROM pg_database WHERE datname = current_database())) "
+            "SELECT coalesce(min(x), pg_snapshot_xmax((SELECT s FROM snapshot))) "
+            "FROM snapshot, pg_snapshot_xip(snapshot.s) AS x "
+            "WHERE x::text::bigint % 4294967296 NOT IN (SELECT xid FROM elsewhere) "
+            "$BODY$"
+        ).format(schema=Identifier(self.datastore.schema))
 
     def _sql_create_append_one(self) -> Composed:
         """The append function for one event: the batch function's steps, on scalars."""
@@ -849,7 +878,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         *,
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
-        conditions = [self.horizon]
+        conditions: list[Composable] = [self.horizon]
         params: list[Any] = []
         if start is not None:
             conditions.append(

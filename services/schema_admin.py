@@ -11,6 +11,7 @@ ledger table. On SQLite, where there are no roles, the same triggers are created
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -39,7 +40,13 @@ def init_db(
 ) -> InitResult:
     """Create the ledger tables, the append-only triggers and (PostgreSQL) the app role."""
     ledger = build_ledger(settings)
-    tables = (ledger.recorder.events_table_name, *SIDE_TABLES)  # type: ignore[attr-defined]
+    recorder: Any = ledger.recorder
+    tables = (recorder.events_table_name, *SIDE_TABLES)
+    append_functions = tuple(
+        getattr(recorder, name)
+        for name in ("ledger_insert_function", "ledger_insert_one_function")
+        if hasattr(recorder, name)
+    )
     ledger.close()
     if settings.store == "sqlite":
         _sqlite_triggers(settings, tables)
@@ -47,7 +54,75 @@ def init_db(
     with psycopg.connect(settings.postgres_conninfo()) as conn, conn.transaction():
         _postgres_triggers(conn, tables)
         _postgres_app_role(conn, settings.postgres_dbname, app_role, app_password, tables)
+        _appends_only_through_the_functions(conn, app_role, tables[:2], append_functions)
+        _bound_idle_transactions(conn, settings)
     return InitResult("postgres", tables, app_role)
+
+
+def _appends_only_through_the_functions(
+    conn: psycopg.Connection[tuple[object, ...]],
+    app_role: str,
+    written_by_appends: tuple[str, ...],
+    functions: tuple[str, ...],
+) -> None:
+    """The application role may not INSERT into the events table or the claims: it
+    can only call the append functions, which run as ``{app_role}_appender`` (a role
+    without login, owner of the functions: SECURITY DEFINER) and compute each event's
+    chain hash themselves. So the role cannot forge an event with a chosen hash, nor a
+    claim (an API token digest, a uniqueness key) that no event records."""
+    appender = sql.Identifier(f"{app_role}_appender")
+    role = sql.Identifier(app_role)
+    exists = conn.execute(
+        "SELECT 1 FROM pg_roles WHERE rolname = %s", (f"{app_role}_appender",)
+    ).fetchone()
+    if not exists:
+        conn.execute(sql.SQL("CREATE ROLE {appender} NOLOGIN").format(appender=appender))
+    conn.execute(
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {appender}").format(appender=appender)
+    )
+    conn.execute(
+        sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {appender}").format(
+            appender=appender
+        )
+    )
+    for table in written_by_appends:
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT ON {table} TO {appender}").format(
+                table=sql.Identifier(table), appender=appender
+            )
+        )
+        conn.execute(
+            sql.SQL("REVOKE INSERT ON {table} FROM {role}, PUBLIC").format(
+                table=sql.Identifier(table), role=role
+            )
+        )
+    signatures = conn.execute(
+        "SELECT oid::regprocedure::text FROM pg_proc WHERE proname = ANY(%s)", (list(functions),)
+    ).fetchall()
+    for (signature,) in signatures:
+        function = sql.SQL(str(signature))
+        conn.execute(
+            sql.SQL(
+                "ALTER FUNCTION {function} OWNER TO {appender}; "
+                "ALTER FUNCTION {function} SECURITY DEFINER SET search_path = public, pg_temp; "
+                "REVOKE ALL ON FUNCTION {function} FROM PUBLIC; "
+                "GRANT EXECUTE ON FUNCTION {function} TO {role}"
+            ).format(function=function, appender=appender, role=role)
+        )
+
+
+def _bound_idle_transactions(
+    conn: psycopg.Connection[tuple[object, ...]], settings: Settings
+) -> None:
+    """End sessions of this database left idle in a transaction for longer than
+    ``idle_transaction_timeout_seconds``: such a transaction holds the read horizon
+    (``ledger_read_horizon``) of every follower until it ends. New sessions only."""
+    conn.execute(
+        sql.SQL("ALTER DATABASE {db} SET idle_in_transaction_session_timeout = {ms}").format(
+            db=sql.Identifier(settings.postgres_dbname),
+            ms=sql.Literal(f"{int(settings.idle_transaction_timeout_seconds * 1000)}ms"),
+        )
+    )
 
 
 def _postgres_triggers(

@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     )
     kafka_topic_prefix: str = Field(default="sales", description="Topics are PREFIX.<aggregate>.")
     kafka_partitions: int = Field(default=3, ge=1)
+    idle_transaction_timeout_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="`init-db` ends sessions of the ledger's database idle in a transaction "
+        "for longer: they would hold every follower's read horizon.",
+    )
+    token_ttl_days: float = Field(
+        default=90, gt=0, description="How long a new API token works, in days."
+    )
     signing_key_file: str = Field(
         default="ledger-signing-key.pem",
         description="PEM file of the Ed25519 key that signs tree heads (made by "
@@ -104,7 +113,10 @@ class Settings(BaseSettings):
 
     def event_store_env(self) -> dict[str, str]:
         """The ``eventsourcing`` library's environment for this configuration."""
-        env = {"LEDGER_AGGREGATE_CACHE_SIZE": str(self.aggregate_cache_size)}
+        env = {
+            "LEDGER_AGGREGATE_CACHE_SIZE": str(self.aggregate_cache_size),
+            "LEDGER_TOKEN_TTL_DAYS": str(self.token_ttl_days),
+        }
         if self.store == "postgres":
             env.update(
                 PERSISTENCE_MODULE="services.persistence:LedgerPostgresFactory",

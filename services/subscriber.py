@@ -216,6 +216,7 @@ class FunnelSubscriber:
             bootstrap_servers=bootstrap_servers.split(","),
             group_id=group_id,
             enable_auto_commit=False,
+            isolation_level="read_committed",
             auto_offset_reset="earliest",
             client_id=f"salesledger-subscriber-{group_id}",
         )

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request, Response
 
 from aggregates.errors import RuleViolationError
 from commands.ledger import CommandResult, SalesLedger
 from commands.models import CommandAccepted
+from projections.parking import parked_events
 from projections.runner import ProjectionWorker, wait_for_position
 from services.database import Database
 from services.settings import Settings
 
 READ_YOUR_WRITES_TIMEOUT_SECONDS = 5.0
+INCOMPLETE_HEADER = "Ledger-Incomplete"
+"""Set on the answers of a projection that has parked events: what it leaves out."""
+PARKED_CHECK_SECONDS = 1.0
+_parked_seen: dict[tuple[int, str], tuple[float, list[int]]] = {}
 
 
 @dataclass
@@ -68,11 +74,29 @@ def accepted(result: CommandResult, context: ApiContext | None = None) -> Comman
     )
 
 
+def _flag_if_incomplete(database: Database, projection: str, response: Response) -> None:
+    """Mark the answer incomplete while ``projection`` has parked events (looked up
+    at most every ``PARKED_CHECK_SECONDS``)."""
+    key = (id(database), projection)
+    now = time.monotonic()
+    seen = _parked_seen.get(key)
+    if seen is None or now - seen[0] > PARKED_CHECK_SECONDS:
+        with database.transaction() as tx:
+            positions = [p.position for p in parked_events(tx, projection)]
+        seen = _parked_seen[key] = (now, positions)
+    if seen[1]:
+        shown = ",".join(str(p) for p in seen[1][:20])
+        response.headers[INCOMPLETE_HEADER] = (
+            f"{projection}; parked={len(seen[1])}; positions={shown}"
+        )
+
+
 def fresh(projection: str) -> Callable[..., None]:
     """A dependency that waits until ``projection`` has applied ``min_position``."""
 
     def wait(
         context: ContextDep,
+        response: Response,
         min_position: Annotated[
             int | None,
             Query(
@@ -84,6 +108,7 @@ def fresh(projection: str) -> Callable[..., None]:
             ),
         ] = None,
     ) -> None:
+        _flag_if_incomplete(context.database, projection, response)
         if min_position is None:
             return
         recorded = context.ledger.store.max_committed_notification_id()

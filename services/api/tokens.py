@@ -32,9 +32,21 @@ class IssuedToken(BaseModel):
 def issue_token(
     body: IssueToken, context: ContextDep, actor: CurrentActor, command_id: IdempotencyKey = None
 ) -> IssuedToken:
-    """Issue a bearer token for a person (admins only)."""
+    """Issue a bearer token for a person (admins only); it expires after
+    `LEDGER_TOKEN_TTL_DAYS` (90). A repeat with the same Idempotency-Key answers 409:
+    the token is shown once and never stored."""
     token_id, token = context.ledger.issue_token(body.person_id, actor=actor, command_id=command_id)
     return IssuedToken(token_id=token_id, person_id=body.person_id, token=token)
+
+
+@router.post("/{token_id}/rotation", response_model=IssuedToken, status_code=201)
+def rotate_token(
+    token_id: str, context: ContextDep, actor: CurrentActor, command_id: IdempotencyKey = None
+) -> IssuedToken:
+    """Replace a token by a new one for the same person; the old one stops at once."""
+    new_id, token = context.ledger.rotate_token(token_id, actor=actor, command_id=command_id)
+    person_id = context.ledger.organisation().tokens[new_id][0]
+    return IssuedToken(token_id=new_id, person_id=person_id, token=token)
 
 
 @router.delete("/{token_id}", response_model=CommandAccepted)

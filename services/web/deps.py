@@ -55,6 +55,6 @@ FormViewerDep = Annotated[Viewer, Depends(checked_form)]
 
 def safe_next(next_url: str | None) -> str:
     """A local path to go back to after signing in (never another site)."""
-    if not next_url or not next_url.startswith("/") or next_url.startswith("//"):
+    if not next_url or not next_url.startswith("/") or next_url[1:2] in ("/", "\\"):
         return "/web/"
     return next_url

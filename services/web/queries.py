@@ -114,3 +114,17 @@ def amounts_of(database: Database, opportunity_ids: Collection[str]) -> dict[str
             ids,
         )
     return {str(r["opportunity_id"]): r["amount"] for r in rows}
+
+
+def customer_names(database: Database, customer_ids: Collection[str]) -> dict[str, str]:
+    """The registered names of these customers."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    with database.transaction() as tx:
+        rows = tx.execute(
+            "SELECT customer_id, name FROM monitoring_customers "
+            f"WHERE customer_id {in_clause(ids)}",
+            ids,
+        )
+    return {str(r["customer_id"]): str(r["name"]) for r in rows}

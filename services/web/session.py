@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from fastapi import Request, Response
 
 from aggregates.organisation import SYSTEM_ACTOR, Organisation, Person, Role
+from aggregates.visibility import visible_people
 from commands.ledger import SalesLedger
 
 SESSION_COOKIE = "salesledger_session"
@@ -51,22 +52,14 @@ class Viewer:
         return self.org.has_role(self.person_id, Role.AUDITOR, Role.ADMIN)
 
     @property
-    def oversees(self) -> bool:
-        """May read the monitoring lists (managers, auditors, admins)."""
-        return self.org.has_role(self.person_id, Role.MANAGER, Role.AUDITOR, Role.ADMIN)
-
-    @property
     def sells(self) -> bool:
         """Owns deals: a sales rep or a manager."""
         return self.org.has_role(self.person_id, Role.SALES_REP, Role.MANAGER)
 
     def visible_owners(self) -> set[str] | None:
-        """Whose deals this viewer may see on lists: None for everyone, else the subtree."""
-        if self.sees_everything:
-            return None
-        if not self.sells:
-            return set()
-        return self.org.subtree(self.person_id)
+        """Whose deals this viewer may see on lists: None for everyone, else the subtree
+        (``aggregates.visibility``, the rule the API applies)."""
+        return visible_people(self.person_id, self.org)
 
 
 def token_id_of(token: str) -> str:

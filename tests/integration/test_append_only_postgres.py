@@ -26,6 +26,7 @@ def app_role() -> Iterator[str]:
     yield role
     with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
         admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.execute(f'DROP ROLE IF EXISTS "{role}_appender"')
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def initialised(postgres_settings: Settings, app_role: str) -> Iterator[tuple[Se
     with psycopg.connect(
         postgres_admin_conninfo(postgres_settings.postgres_dbname), autocommit=True
     ) as conn:
-        conn.execute(f'DROP OWNED BY "{app_role}"')
+        conn.execute(f'DROP OWNED BY "{app_role}", "{app_role}_appender"')
 
 
 def _connect(settings: Settings, user: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
@@ -107,3 +108,27 @@ def test_the_application_role_records_and_reads_events(
         assert customer.position is not None
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO ledger_claims VALUES ('token:' || repeat('0', 64), 'admin')",
+        "INSERT INTO {table} (originator_id, originator_version, topic, state) "
+        "VALUES (gen_random_uuid(), 1, 'x', '\\x7b7d')",
+    ],
+)
+def test_the_application_role_cannot_forge_claims_or_events(
+    initialised: tuple[Settings, str], app_role: str, statement: str
+) -> None:
+    """It appends only through the functions (SECURITY DEFINER, owned by a role without
+    login), which compute the chain hash themselves."""
+    settings, table = initialised
+    with _connect(settings, app_role) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement.format(table=table))
+    with _connect(settings) as admin:
+        owner = admin.execute(
+            "SELECT r.rolname, r.rolcanlogin, p.prosecdef FROM pg_proc p "
+            "JOIN pg_roles r ON r.oid = p.proowner WHERE p.proname LIKE 'ledger_append_%'"
+        ).fetchall()
+    assert owner and all(row == (f"{app_role}_appender", False, True) for row in owner)

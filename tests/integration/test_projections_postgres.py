@@ -463,7 +463,8 @@ def test_the_audit_trail_copies_awkward_actor_names_exactly(
 ) -> None:
     ledger = build_ledger(Settings())
     ledger.set_up_organisation("Co", "admin", "Admin")
-    awkward = ["tab\there", "new\nline", "back\\slash", "cr\rhere", "\\N", "plain"]
+    # (a carriage return is refused at the event boundary, events/limits.py)
+    awkward = ["tab\there", "new\nline", "back\\slash", "\\N", "plain"]
     for person in awkward:
         ledger.add_person(person, person, "manager", None, actor="admin")
         ledger.register_customer(name=f"Customer of {person!r}", source="web", actor=person)

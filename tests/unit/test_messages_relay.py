@@ -17,7 +17,7 @@ from commands.ledger import SalesLedger
 from events.messages import decode_message
 from services.bootstrap import build_ledger
 from services.database import Database
-from services.relay import OutboxRelay, PublishError, RelayConfig
+from services.relay import BrokerLimitError, OutboxRelay, PublishError, RelayConfig
 from services.settings import Settings
 
 
@@ -102,9 +102,12 @@ def relay_with(
     return OutboxRelay(
         ledger,
         database,
-        RelayConfig(bootstrap_servers="unused:9092", topic_prefix="t", batch_size=100),
+        RelayConfig(
+            bootstrap_servers="unused:9092", topic_prefix="t", batch_size=100, exactly_once=False
+        ),
         producer_factory=lambda: queue.pop(0),
         topic_creator=lambda topics: None,
+        message_limit=lambda topic: 10**7,
     )
 
 
@@ -158,3 +161,18 @@ def test_topics_are_named_after_the_aggregate_types(
         "t.customer",
         "t.opportunity",
     }
+
+
+def test_refuses_to_start_on_a_broker_taking_smaller_messages_than_the_bound(
+    ledger: SalesLedger, database: Database
+) -> None:
+    relay = OutboxRelay(
+        ledger,
+        database,
+        RelayConfig(bootstrap_servers="unused:9092", topic_prefix="t", exactly_once=False),
+        producer_factory=RecordingProducer,
+        topic_creator=lambda topics: None,
+        message_limit=lambda topic: 100_000,
+    )
+    with pytest.raises(BrokerLimitError, match="max.message.bytes"):
+        relay.run(until_idle=True)

@@ -19,6 +19,7 @@ from projections.monitoring import (
     query_stale_deals,
     query_unowned_customers,
 )
+from projections.parking import parked_events
 from services.api.dependencies import DatabaseDep, LedgerDep, fresh
 from services.api.filters import owners_in_scope
 from services.api.security import CurrentActor
@@ -123,6 +124,23 @@ def get_ownership_transfers(
         after=after,
         limit=limit,
     )
+
+
+class ParkedEventView(BaseModel):
+    """An event a projection or the relay could not process: its consumer's answers
+    leave it out (``Ledger-Incomplete``) until ``salesledger parked --retry`` applies it."""
+
+    consumer: str
+    position: int
+    error: str
+    parked_at: str
+
+
+@router.get("/parked", response_model=list[ParkedEventView])
+def get_parked(database: DatabaseDep) -> list[ParkedEventView]:
+    """Dead letters: every parked event, by consumer and position."""
+    with database.transaction() as tx:
+        return [ParkedEventView(**vars(event)) for event in parked_events(tx)]
 
 
 class DepartedHolding(BaseModel):

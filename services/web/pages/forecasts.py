@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from aggregates.plan import period_bounds, period_level
 from projections.forecasts import ForecastReport, PersonForecast, query_forecast_report
+from projections.plans import NodeAttainment, query_plan_attainment
 from services.web import queries
 from services.web.deps import ViewerDep, WebContextDep
 from services.web.guard import authorize
@@ -41,6 +42,27 @@ def trend(database: Any, period: str, managers: dict[str, str | None]) -> dict[s
             {"label": "as submitted", "values": [float(r.top_level_unadjusted) for r in reports]},
         ],
     }
+
+
+def quotas(context: Any, period: str) -> dict[str, NodeAttainment]:
+    """Each person's revenue quota: the plan node set for them (employee, or department for a
+    manager) for this period, else for the period containing it, with its attainment."""
+    start, end = period_bounds(period)
+    found: dict[str, tuple[int, NodeAttainment]] = {}
+    subtree = context.ledger.organisation().subtree
+    for plan in queries.plans(context.database):
+        report = query_plan_attainment(context.database, str(plan["plan_id"]), subtree)
+        for node in report.nodes:
+            person = node.dimensions.get("employee") or node.dimensions.get("department")
+            if person is None or "revenue" not in node.targets:
+                continue
+            node_start, node_end = period_bounds(node.period)
+            if not (node_start <= start and end <= node_end):
+                continue
+            rank = 0 if node.period == period else 1
+            if person not in found or rank < found[person][0]:
+                found[person] = (rank, node)
+    return {person: node for person, (_, node) in found.items()}
 
 
 def tree(report: ForecastReport) -> list[dict[str, Any]]:
@@ -86,4 +108,5 @@ def forecasts(
         period=period,
         as_of=as_of or "",
         trend=trend(database, period, managers),
+        quotas=quotas(context, period),
     )

@@ -48,11 +48,13 @@ def home(request: Request, viewer: ViewerDep, context: WebContextDep) -> Respons
     deals = queries.open_deals_of(database, me)
     stale = query_stale_deals(database, days=STALE_AFTER_DAYS, owner_ids={me}, limit=50)
     idle = {d.opportunity_id: d.days_idle for d in stale.items}
+    in_funnel = [d for d in deals if d["qualification"] != "nurturing"]
     steps = [
         {"deal": d, "step": next_step(d, now.date(), idle.get(str(d["opportunity_id"])))}
-        for d in deals
+        for d in in_funnel
     ]
-    visit = sorted({d.customer_id for d in stale.items})
+    names = queries.customer_names(database, {d.customer_id for d in stale.items})
+    visit = sorted(names.items(), key=lambda item: item[1])
     return render(
         request,
         "home.html",
