@@ -32,7 +32,7 @@ from projections.base import (
     topics_of,
     write_rows,
 )
-from services.database import Row, Transaction
+from projections.store import Row, Transaction
 
 OPPORTUNITY_COLUMNS = (
     "opportunity_id",

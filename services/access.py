@@ -148,6 +148,10 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/funnel/conversion"): RouteRule(Access.MEMBER_READ),
     ("GET", "/pipeline/changes"): RouteRule(Access.MEMBER_READ),
     ("GET", "/pipeline/flags"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/win-loss"): RouteRule(Access.MEMBER_READ),
+    ("GET", "/forecasts/{period}/errors"): RouteRule(Access.MEMBER_READ),
+    ("POST", "/imports/{kind}"): RouteRule(Access.ADMIN),
+    ("GET", "/forecast-accuracy"): RouteRule(Access.MEMBER_READ),
     ("GET", "/aggregates/{aggregate_id}/field-history"): _record(
         Access.RECORD_READ, "aggregate_id", None
     ),

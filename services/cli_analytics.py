@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from aggregates.errors import DomainError
 from aggregates.plan import period_bounds
 from projections.field_history import FlagThresholds
+from projections.forecast_errors import accuracy_over_periods
 from projections.funnel import FunnelFilter
 from projections.pipeline_changes import PipelineChanges, pipeline_changes
 from services.analytics.events import recorded_events
-from services.analytics.queries import field_history, pipeline_flags
+from services.analytics.queries import (
+    field_history,
+    forecast_error_forensics,
+    pipeline_flags,
+    win_loss_analysis,
+)
 from services.bootstrap import build_ledger
 
 
@@ -70,6 +76,22 @@ def register(subparsers: Any) -> None:
     flags.add_argument("--include-closed", action="store_true")
     flags.add_argument("--json", action="store_true")
     flags.set_defaults(handler=_flags)
+
+    analysis = subparsers.add_parser(
+        "win-loss", help="lost reasons, competitors, stage lost at; won/lost by source, owner…"
+    )
+    add_scope_arguments(analysis)
+    analysis.add_argument("--json", action="store_true")
+    analysis.set_defaults(handler=_win_loss)
+
+    errors = subparsers.add_parser(
+        "forecast-errors", help="forecasts at a date against what happened, split per deal"
+    )
+    errors.add_argument("periods", nargs="+", help="closed periods, e.g. 2026-Q1 2026-Q2")
+    errors.add_argument("--as-of", type=datetime.fromisoformat, help="default: now")
+    errors.add_argument("--deals", action="store_true", help="list every deal's part")
+    errors.add_argument("--json", action="store_true")
+    errors.set_defaults(handler=_forecast_errors)
 
 
 def add_threshold_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,3 +184,62 @@ def _figures(totals: Any) -> tuple[str, str, str]:
         f"{totals.amount:,.2f}",
         f"{totals.weighted_amount:,.2f}",
     )
+
+
+def _win_loss(args: argparse.Namespace) -> int:
+    ledger = build_ledger()
+    try:
+        report = win_loss_analysis(ledger, scope_of(args, ledger))
+    except DomainError as error:
+        print(f"error: {error}")
+        return 1
+    if args.json:
+        print(report.model_dump_json(indent=2))
+        return 0
+    sections = {
+        "lost reasons": report.lost_reasons,
+        "competitors": report.competitors,
+        "lost at stage": report.lost_at_stage,
+        **{f"by {name}": found for name, found in report.by.items()},
+    }
+    print(
+        f"closed: {report.total.won} won, {report.total.lost} lost, "
+        f"win rate {report.total.win_rate}"
+    )
+    for title, found in sections.items():
+        print(title)
+        for outcome in found:
+            print(
+                f"  {outcome.key or '(none)':<28} won {outcome.won:>5}  lost {outcome.lost:>5}  "
+                f"win rate {outcome.win_rate}"
+            )
+    return 0
+
+
+def _forecast_errors(args: argparse.Namespace) -> int:
+    ledger = build_ledger()
+    moment = args.as_of or datetime.now(UTC)
+    try:
+        reports = [forecast_error_forensics(ledger, p, moment) for p in args.periods]
+    except DomainError as error:
+        print(f"error: {error}")
+        return 1
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
+        return 0
+    for report in reports:
+        print(f"{report.period} as forecast at {report.as_of.isoformat()}")
+        for person in report.people:
+            causes = ", ".join(f"{k} {v}" for k, v in person.by_cause.items() if v)
+            print(
+                f"  {person.person_id:<14} forecast {person.forecast:>12} actual "
+                f"{person.actual:>12} error {person.error:>12} accuracy {person.accuracy}  {causes}"
+            )
+            for deal in person.deals if args.deals else ():
+                print(f"      {deal.opportunity_id} {deal.cause:<17} {deal.error}")
+    print("accuracy per person over the periods")
+    for person_id, entry in sorted(accuracy_over_periods(reports).items()):
+        print(
+            f"  {person_id:<14} {entry['periods']}  mean |error| {entry['mean_absolute_error']:.2f}"
+        )
+    return 0

@@ -27,12 +27,13 @@ from tqdm import tqdm
 
 from aggregates.audit_log import AuditLog, audit_log_id
 from aggregates.customer import Customer, uniqueness_keys
-from aggregates.errors import DomainError, NotAllowedError, NotFoundError
+from aggregates.errors import DomainError, InvalidFieldError, NotAllowedError, NotFoundError
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from aggregates.opportunity import Opportunity, Qualification, Status
 from aggregates.organisation import Organisation, Role
 from commands.ledger import SalesLedger
 from events.base import recorded_at
+from events.limits import EventFieldError, check_event
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("Id", "Name", "Source", "TaxId", "Phone", "Email", "OwnerId", "CreatedDate"),
@@ -49,6 +50,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 OPTIONAL = {"TaxId", "Phone", "Email", "OwnerId", "Qualification", "LostReason", "Competitor"}
 WON, LOST = "Closed Won", "Closed Lost"
 CLAIM_CHUNK = 1000
+PROVENANCE_CHUNK = 2000
+"""Aggregates per ``ImportRecorded`` event (its lines stay well under the event size limit)."""
 
 
 class RowError(Exception):
@@ -95,27 +98,44 @@ class CrmImport:
         self.actor = actor
         self.progress = progress
         self.org: Organisation = ledger.organisation()
-        self.unwritten: dict[UUID, Aggregate] = {}
-        """Records made by dry runs: later files of the same dry run may refer to them."""
+        self.known: dict[UUID, Aggregate] = {}
+        """Records this importer made (written, or in a dry run not): later files refer to
+        them without reading them again (a record changed meanwhile by someone else makes
+        the later file's append collide, and it is refused whole)."""
         if not self.org.has_role(actor, Role.ADMIN):
             raise NotAllowedError("only an admin imports from another CRM")
 
     def run(self, kind: str, path: Path, *, dry_run: bool = False) -> ImportReport:
         """Import one file: all of it or (with problems, or ``dry_run``) nothing."""
+        return self.run_data(kind, path.name, path.read_bytes(), dry_run=dry_run)
+
+    def run_data(
+        self, kind: str, name: str, text: bytes, *, dry_run: bool = False
+    ) -> ImportReport:
+        """Import the CSV ``text`` of a file called ``name`` (see ``run``)."""
+        if kind not in COLUMNS:
+            raise RowError("kind", f"must be one of {', '.join(COLUMNS)}")
         translate = {
             "customers": self._customer,
             "opportunities": self._opportunity,
             "history": self._history_row,
         }[kind]
-        report = ImportReport(kind, path.name)
-        text = path.read_bytes()
-        rows = list(_rows(text.decode("utf-8-sig"), kind, report))
-        run = _Run(self, kind, path.name)
-        claimed = self._claimed([run.claim_key(row) for _, row in rows])
-        bar = tqdm(rows, desc=f"importing {path.name}", unit="row", disable=not self.progress)
-        for line, row in bar:
+        report = ImportReport(kind, name)
+        try:
+            decoded = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            report.problems.append(RowProblem(1, "file", "not UTF-8 text"))
+            return report
+        rows = list(_rows(decoded, kind, report))
+        run = _Run(self, kind, name)
+        keys = [run.claim_key(row) for _, row in rows]
+        claimed = self._claimed(keys)
+        if kind == "customers":
+            run.taken = self._taken([k for _, row in rows for k, _ in _customer_claims(row)])
+        bar = tqdm(rows, desc=f"importing {name}", unit="row", disable=not self.progress)
+        for (line, row), key in zip(bar, keys, strict=True):
             report.rows += 1
-            if run.claim_key(row) in claimed:
+            if key in claimed:
                 report.already_imported += 1
                 continue
             try:
@@ -126,19 +146,30 @@ class CrmImport:
             except DomainError as error:
                 report.problems.append(RowProblem(line, run.rule_column, str(error)))
                 continue
+            try:
+                run.check_new_events(touched)
+            except EventFieldError as error:
+                report.problems.append(RowProblem(line, error.field, error.problem))
+                continue
             report.imported += 1
             report.lines.setdefault(str(touched), []).append(line)
-            run.claims.append((run.claim_key(row), f"{path.name}:{line}:{touched}"))
+            run.claims.append((key, f"{name}:{line}:{touched}"))
         if report.problems or dry_run or not report.imported:
             report.events = sum(len(a.pending_events) for a in run.aggregates.values())
-            self.unwritten.update(run.aggregates)
+            if dry_run:  # a refused real run's records exist nowhere: later files may not use them
+                self.known.update(run.aggregates)
             return report
         report.events = self._write(run, report, hashlib.sha256(text).hexdigest())
         report.written = True
+        self.known.update(run.aggregates)
         return report
 
     def _claimed(self, keys: Sequence[str]) -> set[str]:
-        found: set[str] = set()
+        return set(self._taken(keys))
+
+    def _taken(self, keys: Sequence[str]) -> dict[str, str]:
+        """The claims among ``keys`` already in the store, and their values."""
+        found: dict[str, str] = {}
         for start in range(0, len(keys), CLAIM_CHUNK):
             found.update(self.ledger.store.select_claims(list(keys[start : start + CLAIM_CHUNK])))
         return found
@@ -149,11 +180,16 @@ class CrmImport:
             log = self.ledger.load(AuditLog, audit_log_id(self.actor, today))
         except NotFoundError:
             log = AuditLog.open(self.actor, today)
-        log.record_import(report.file, report.kind, sha256, report.rows, report.lines)
+        aggregates = sorted(report.lines)
+        for start in range(0, len(aggregates), PROVENANCE_CHUNK):
+            chunk = {a: report.lines[a] for a in aggregates[start : start + PROVENANCE_CHUNK]}
+            log.record_import(report.file, report.kind, sha256, report.rows, chunk)
         events = [e for a in [*run.aggregates.values(), log] for e in a.collect_events()]
-        stored = [self.ledger.mapper.to_stored_event(event) for event in events]
         try:
+            stored = [self.ledger.mapper.to_stored_event(event) for event in events]
             self.ledger.recorder.insert_events(stored, claims=run.claims)
+        except InvalidFieldError as error:
+            raise DomainError(f"{report.file}: nothing imported: {error}") from None
         except IntegrityError:
             raise DomainError(
                 f"{report.file}: a record or a uniqueness claim was written meanwhile; "
@@ -166,11 +202,9 @@ class CrmImport:
     def _customer(self, run: _Run, line: int, row: dict[str, str]) -> UUID:
         run.rule_column = "Name"
         name, tax_id, phone, email = (row[c] or None for c in ("Name", "TaxId", "Phone", "Email"))
-        keys = uniqueness_keys(name or "", tax_id, phone, email)
-        claims = [(f"customer:{kind}:{value}", kind) for kind, value in keys.items()]
-        taken = self.ledger.store.select_claims([key for key, _ in claims])
+        claims = _customer_claims(row)
         for key, kind in claims:
-            other = taken.get(key) or run.unique.get(key)
+            other = run.taken.get(key) or run.unique.get(key)
             if other is not None:
                 raise RowError(_CUSTOMER_COLUMNS[kind], f"the same customer as {other} ({kind})")
         customer_id = imported_id("customer", _required(row, "Id"))
@@ -196,7 +230,7 @@ class CrmImport:
     def _opportunity(self, run: _Run, line: int, row: dict[str, str]) -> UUID:
         run.rule_column = "OwnerId"
         customer_id = imported_id("customer", _required(row, "AccountId"))
-        if customer_id not in run.known_customers and customer_id not in self.unwritten:
+        if customer_id not in run.known_customers and customer_id not in self.known:
             try:
                 self.ledger.read(Customer, customer_id)
             except NotFoundError:
@@ -238,6 +272,13 @@ class CrmImport:
         return person
 
 
+def _customer_claims(row: dict[str, str]) -> list[tuple[str, str]]:
+    """The uniqueness claims a customer row makes, with the kind of each."""
+    name, tax_id, phone, email = (row[c] or None for c in ("Name", "TaxId", "Phone", "Email"))
+    keys = uniqueness_keys(name or "", tax_id, phone, email)
+    return [(f"customer:{kind}:{value}", kind) for kind, value in keys.items()]
+
+
 _CUSTOMER_COLUMNS = {"name": "Name", "tax_id": "TaxId", "phone": "Phone", "email": "Email"}
 
 
@@ -251,9 +292,18 @@ class _Run:
         self.aggregates: dict[UUID, Aggregate] = {}
         self.claims: list[tuple[str, str]] = []
         self.unique: dict[str, str] = {}
+        self.taken: dict[str, str] = {}
         self.known_customers: set[UUID] = set()
         self.last_change: dict[UUID, datetime] = {}
         self.rule_column = "StageName"
+        self.checked: dict[UUID, int] = {}
+
+    def check_new_events(self, aggregate_id: UUID) -> None:
+        """``EventFieldError`` if an event the last row made breaks a storage limit."""
+        pending = self.aggregates[aggregate_id].pending_events
+        for event in pending[self.checked.get(aggregate_id, 0) :]:
+            check_event(event)
+        self.checked[aggregate_id] = len(pending)
 
     def claim_key(self, row: dict[str, str]) -> str:
         if self.kind != "history":
@@ -262,7 +312,7 @@ class _Run:
         return f"import:history:{hashlib.sha256(content.encode()).hexdigest()}"
 
     def deal(self, opportunity_id: UUID) -> Opportunity:
-        found = self.aggregates.get(opportunity_id) or self.importer.unwritten.get(opportunity_id)
+        found = self.aggregates.get(opportunity_id) or self.importer.known.get(opportunity_id)
         if found is None:
             try:
                 found = self.importer.ledger.load(Opportunity, opportunity_id)

@@ -13,11 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aggregates.evaluation import QUALIFICATION_CRITERIA
+from aggregates.opportunity import Opportunity
 from commands.ledger import SalesLedger
 from events.base import recorded_at
 from services.api.app import create_app
 from services.bootstrap import build_ledger
 from services.cli import main
+from services.importing.crm import imported_id
 from services.settings import Settings
 
 ALL_MET = {criterion: True for criterion in QUALIFICATION_CRITERIA}
@@ -214,3 +216,112 @@ def test_the_cli_prints_field_history_and_flags(
 
     assert "amount: 3000 → 2000  (fewer seats)" in history
     assert world.deals["shrinker"] in flags and "amount_down" in flags
+
+
+def test_win_loss_by_reason_competitor_stage_and_dimension(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with recorded_at(T0 + timedelta(days=4)):
+        world.ledger.advance_stage(world.deals["shrinker"], 7, actor="rep")
+        world.ledger.win_opportunity(
+            world.deals["shrinker"], Decimal(1800), date(2026, 2, 6), actor="rep"
+        )
+
+    report = world.get("boss", "/win-loss", close_period="2026-Q1")
+    mine = world.get("rep", "/win-loss")
+
+    assert (report["total"]["won"], report["total"]["lost"]) == (1, 1)
+    assert report["total"]["win_rate"] == "0.5000"
+    assert [(o["key"], o["lost"]) for o in report["lost_reasons"]] == [("price", 1)]
+    assert [(o["key"], o["lost"]) for o in report["competitors"]] == [("Globex", 1)]
+    assert [(o["key"], o["lost"]) for o in report["lost_at_stage"]] == [("3", 1)]
+    by_owner = {o["key"]: (o["won"], o["lost"]) for o in report["by"]["owner_id"]}
+    assert by_owner == {"rep": (1, 0), "rep2": (0, 1)}
+    assert report["by"]["source"][0]["won_amount"] == "1800"
+    assert (mine["total"]["won"], mine["total"]["lost"]) == (1, 0)
+    assert world.get("boss", "/win-loss", close_period="2026-Q2")["total"]["won"] == 0
+    monkeypatch.setenv("LEDGER_STORE", "sqlite")
+    monkeypatch.setenv("LEDGER_SQLITE_PATH", str(world.path))
+    assert main(["win-loss", "--team", "boss"]) == 0
+    assert "Globex" in capsys.readouterr().out
+
+
+def test_forecast_errors_split_per_deal_and_reconcile(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger = world.ledger
+    customer = ledger.read(Opportunity, world.deals["shrinker"]).customer_id
+    with recorded_at(T0 + timedelta(days=5)):
+        deals = {
+            "slipper": _open(ledger, customer, "rep", "slips", 1000),
+            "shrinker": _open(ledger, customer, "rep", "shrinks", 3000),
+            "loser": _open(ledger, customer, "rep2", "is lost", 2000),
+        }
+        ledger.submit_forecast("2026-Q2", [deals["slipper"], deals["shrinker"]], actor="rep")
+        ledger.submit_forecast("2026-Q2", [deals["loser"]], actor="rep2")
+        ledger.submit_forecast("2026-Q2", [], actor="boss")
+        ledger.revise_forecast("boss", "2026-Q2", Decimal(5000), "cautious", actor="boss")
+    with recorded_at(T0 + timedelta(days=7)):
+        ledger.revise_close_date(deals["slipper"], date(2026, 7, 20), "later", actor="rep")
+        ledger.lose_opportunity(deals["loser"], "price", None, date(2026, 4, 4), actor="rep2")
+        ledger.advance_stage(deals["shrinker"], 7, actor="rep")
+        ledger.win_opportunity(deals["shrinker"], Decimal(1800), date(2026, 5, 10), actor="rep")
+        surprise = _open(ledger, customer, "rep", "surprise", 700)
+        ledger.advance_stage(surprise, 7, actor="rep")
+        ledger.win_opportunity(surprise, Decimal(700), date(2026, 6, 1), actor="rep")
+
+    at = (T0 + timedelta(days=6)).isoformat()
+    report = world.get("boss", "/forecasts/2026-Q2/errors", as_of=at)
+    mine = world.get("rep", "/forecasts/2026-Q2/errors", as_of=at)
+
+    people = {p["person_id"]: p for p in report["people"]}
+    boss = people["boss"]
+    assert (boss["forecast"], boss["actual"], boss["error"]) == ("5000", "2500", "-2500")
+    assert boss["by_cause"] == {
+        "amount_change": "-1200", "slip": "-1000", "stage_regression": "0", "loss": "-2000",
+        "unforecast": "700", "adjustment": "1000",
+    }  # fmt: skip
+    assert sum(Decimal(v) for v in boss["by_cause"].values()) == Decimal(boss["error"])
+    causes = {d["opportunity_id"]: d["cause"] for d in boss["deals"]}
+    assert causes == {
+        deals["slipper"]: "slip", deals["shrinker"]: "amount_change", deals["loser"]: "loss",
+        surprise: "unforecast",
+    }  # fmt: skip
+    assert people["rep"]["accuracy"] == "0.4000"  # 1 − |2500 − 4000| ÷ 2500
+    assert [p["person_id"] for p in mine["people"]] == ["rep"]
+    accuracy = world.get("boss", "/forecast-accuracy", period=["2026-Q2"], days_before_end=140)
+    assert {a["person_id"]: a["periods"]["2026-Q2"] for a in accuracy}["rep"] == "0.4000"
+    assert {a["person_id"]: a["mean_absolute_error"] for a in accuracy}["rep"] == "1500"
+    monkeypatch.setenv("LEDGER_STORE", "sqlite")
+    monkeypatch.setenv("LEDGER_SQLITE_PATH", str(world.path))
+    assert main(["forecast-errors", "2026-Q2", "--as-of", at]) == 0
+    assert "mean |error|" in capsys.readouterr().out
+
+
+def test_an_admin_imports_a_csv_file_over_http(world: World) -> None:
+    header = "Id,Name,Source,TaxId,Phone,Email,OwnerId,CreatedDate"
+    good = f"{header}\nc-9,Globex Ltd,web,,,,rep,2026-01-05T10:00:00Z\n"
+    bad = f"{header}\nc-10,Initech,web,,,,nobody,2026-01-05\nc-11,Acme,web,,,,rep,2026-01-05\n"
+
+    def post(body: str, person: str = "admin", **params: Any) -> Any:
+        return world.client.post(
+            "/imports/customers",
+            content=body.encode(),
+            params=params,
+            headers={**world.headers[person], "Content-Type": "text/csv"},
+        )
+
+    dry = post(good, dry_run=True)
+    written = post(good, file_name="accounts.csv")
+    again = post(good, file_name="accounts.csv")
+    refused = post(bad)
+
+    assert dry.status_code == 200 and dry.json()["written"] is False
+    assert written.status_code == 200 and written.json()["imported"] == 1
+    assert again.json()["already_imported"] == 1 and again.json()["imported"] == 0
+    assert refused.status_code == 422
+    problems = [(p["line"], p["field"]) for p in refused.json()["problems"]]
+    assert problems == [(2, "OwnerId"), (3, "Name")]  # Acme is known already
+    assert post(good, person="boss").status_code == 403
+    customer = world.get("admin", f"/aggregates/{imported_id('customer', 'c-9')}")
+    assert customer["state"]["name"] == "Globex Ltd"

@@ -94,6 +94,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/funnel/conversion"): EVERYONE,
     ("GET", "/pipeline/changes"): EVERYONE,
     ("GET", "/pipeline/flags"): EVERYONE,
+    ("GET", "/win-loss"): EVERYONE,
+    ("GET", "/forecasts/{period}/errors"): EVERYONE,
+    ("POST", "/imports/{kind}"): ADMIN,
+    ("GET", "/forecast-accuracy"): EVERYONE,
     **{
         ("GET", f"/monitoring/{v}"): EVERYONE
         for v in (
@@ -163,6 +167,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "plan_id": str(uuid.uuid4()),
         "period": "2026-Q3",
         "token_id": "no-such-token",
+        "kind": "customers",
         "tree_size": "1",
     }
     with TestClient(create_app(settings, ledger)) as client:

@@ -3,11 +3,13 @@ empty ledger, gives the same funnel, conversion figures and pipeline changes."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from aggregates.audit_log import AuditLog, audit_log_id
@@ -25,7 +27,7 @@ from services.importing.crm import imported_id, run_import
 from services.importing.export import export_crm
 from services.read_store import open_read_store
 from services.settings import Settings
-from tests.conftest import wait_for_read_horizon
+from tests.conftest import postgres_admin_conninfo, wait_for_read_horizon
 
 
 @pytest.fixture
@@ -34,6 +36,30 @@ def stores(tmp_path: Path) -> Iterator[tuple[Settings, Settings]]:
         Settings(store="sqlite", sqlite_path=str(tmp_path / "source.db")),
         Settings(store="sqlite", sqlite_path=str(tmp_path / "target.db")),
     )
+
+
+@pytest.fixture
+def postgres_stores() -> Iterator[tuple[Settings, Settings]]:
+    """Two brand-new PostgreSQL databases, dropped afterwards."""
+    names = [f"t_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
+        for name in names:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    yield (
+        Settings(store="postgres", postgres_dbname=names[0]),
+        Settings(store="postgres", postgres_dbname=names[1]),
+    )
+    with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
+        for name in names:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def both_stores(request: pytest.FixtureRequest) -> tuple[Settings, Settings]:
+    found: tuple[Settings, Settings] = request.getfixturevalue(
+        "stores" if request.param == "sqlite" else "postgres_stores"
+    )
+    return found
 
 
 def _copy_organisation(source: SalesLedger, target: SalesLedger) -> None:
@@ -69,8 +95,9 @@ def _figures(report: PipelineChanges) -> list[tuple[Any, ...]]:
 
 
 def test_the_demo_exported_and_imported_answers_the_same(
-    stores: tuple[Settings, Settings], tmp_path: Path
+    both_stores: tuple[Settings, Settings], tmp_path: Path
 ) -> None:
+    stores = both_stores
     source = SalesLedger(env=stores[0].event_store_env())
     DemoBuilder(source, customers=30, opportunities=150, days=150, progress=False).build()
     files = export_crm(source, tmp_path / "export")
@@ -131,6 +158,7 @@ def test_a_second_import_changes_nothing_and_a_bad_file_is_refused_whole(
                 "o-1,no-such-customer,rep-north-1,Deal,web,100,2026-05-01,erp,north,2026-02-01T00:00:00Z",
                 f"o-2,{lines[1].split(',')[1]},rep-north-1,Deal,web,ten,2026-05-01,erp,north,2026-02-01",
                 f"o-3,{lines[1].split(',')[1]},rep-north-1,Deal,web,100,2026-05-01,erp,north,2026-02-01",
+                f"o-4,{lines[1].split(',')[1]},rep-north-1,Bell\x07,web,9,2026-05-01,erp,north,2026-02-01",
             ]
         )
         + "\n"
@@ -138,7 +166,11 @@ def test_a_second_import_changes_nothing_and_a_bad_file_is_refused_whole(
     dry = run_import(target, "admin", {"opportunities": bad}, dry_run=True, progress=False)[0]
     real = run_import(target, "admin", {"opportunities": bad}, progress=False)[0]
 
-    assert [(p.line, p.field) for p in dry.problems] == [(2, "AccountId"), (3, "Amount")]
+    assert [(p.line, p.field) for p in dry.problems] == [
+        (2, "AccountId"),
+        (3, "Amount"),
+        (5, "title"),
+    ]
     assert dry.imported == 1 and not dry.written
     assert real.problems == dry.problems and not real.written
     assert target.recorder.max_notification_id() == written
