@@ -24,7 +24,7 @@ from projections.listings import (
     customer_search_keys,
     name_grams,
 )
-from services.database import Database, Row, Transaction
+from projections.store import ReadStore, Row, Transaction
 
 TOP = "\U0010ffff"
 """Above every character: ``key >= p AND key < p || TOP`` is a prefix match by index."""
@@ -229,7 +229,7 @@ _SORT_KEY_OF = {"amount": "amount_text"}
 
 
 def query_opportunities(
-    database: Database,
+    database: ReadStore,
     selection: OpportunityFilter,
     page: PageRequest,
     visible: Collection[str] | None,
@@ -326,7 +326,7 @@ def _search_condition(where: _Where, text: str) -> None:
 
 
 def query_customers(
-    database: Database,
+    database: ReadStore,
     selection: CustomerFilter,
     page: PageRequest,
     visible: Collection[str] | None,
@@ -351,7 +351,7 @@ FUZZY_SORT = Sort("shared", True, "customer_id")
 
 
 def _fuzzy_customers(
-    database: Database,
+    database: ReadStore,
     selection: CustomerFilter,
     page: PageRequest,
     visible: Collection[str] | None,
@@ -414,7 +414,7 @@ def forecast_item(row: Row) -> ForecastItem:
 
 
 def query_forecasts(
-    database: Database,
+    database: ReadStore,
     selection: ForecastFilter,
     page: PageRequest,
     visible: Collection[str] | None,
@@ -456,7 +456,7 @@ class PlanItem(BaseModel):
 PLAN_LIST_COLUMNS = tuple(PlanItem.model_fields)
 
 
-def query_plans(database: Database, selection: PlanFilter, page: PageRequest) -> RowPage:
+def query_plans(database: ReadStore, selection: PlanFilter, page: PageRequest) -> RowPage:
     """Every plan matching ``selection`` (any member may read plans)."""
     where = _Where()
     for column in ("period", "status"):
