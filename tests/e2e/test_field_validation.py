@@ -88,8 +88,8 @@ def test_refusals_name_the_field(api: Any) -> None:
         ({"name": "A", "source": "web", "email": "not-an-email"}, "email"),
     ):
         status, answer = post(api, "rep1", "/customers", body)
-        assert status == 422 and answer["message"].startswith(f"{field}:"), answer
+        assert status == 422 and answer["detail"].startswith(f"{field}:"), answer
     status, answer = post(
         api, "admin", "/organisation/configuration", {"changes": {"colour": "red"}, "reason": "x"}
     )
-    assert status == 422 and answer["message"].startswith("colour:")
+    assert status == 422 and answer["detail"].startswith("colour:")

@@ -100,8 +100,8 @@ def test_a_body_naming_an_unseen_or_missing_record_gets_the_same_403(api: Api) -
         for c in (api.customer, missing, "not-a-uuid")
     ]
     assert {status for status, _ in opened} == {403}
-    assert len({body["message"] for _, body in opened}) == 1
-    assert UNSEEN_RECORD_RULE in opened[0][1]["message"]
+    assert len({body["detail"] for _, body in opened}) == 1
+    assert UNSEEN_RECORD_RULE in opened[0][1]["detail"]
     assert api.call("admin", "POST", "/opportunities", _deal_body(missing, "rep3"))[0] == 404
 
     activities = [
@@ -133,14 +133,14 @@ def test_revising_an_unsubmitted_forecast_names_the_rule_not_an_id(api: Api) -> 
         {"adjusted_total": "5", "reason": "gut feeling"},
     )
     assert status == 422
-    assert "has not submitted" in body["message"]
+    assert "has not submitted" in body["detail"]
     status, body = api.call(
         "rep3",
         "POST",
         "/forecasts/2026-Q1/people/rep1/revisions",
         {"adjusted_total": "5", "reason": "gut feeling"},
     )
-    assert (status, UNSEEN_PERSON_RULE in body["message"]) == (403, True)
+    assert (status, UNSEEN_PERSON_RULE in body["detail"]) == (403, True)
 
 
 def test_a_query_naming_an_unseen_or_missing_person_gets_the_same_403(api: Api) -> None:
