@@ -55,6 +55,10 @@ def test_unstorable_text_is_refused_and_projections_keep_going(
     _refused(_register(client, headers, '{"name": "Lone \\ud800", "source": "web"}'), "name")
     _refused(_register(client, headers, '{"name": "Bell\\u0007", "source": "web"}'), "name")
     big = json.dumps({"name": "Big Co", "source": "web", "profile": {"notes": "x" * 1_500_000}})
+    too_big = _register(client, headers, big)  # over the body limit: refused before parsing
+    assert too_big.status_code == 413, too_big.text
+    under_the_body_limit = {"notes": ["x" * 9_000] * 28}  # ~250 KiB: over the event size
+    big = json.dumps({"name": "Big Co", "source": "web", "profile": under_the_body_limit})
     _refused(_register(client, headers, big), "profile")
     accepted = _register(client, headers, '{"name": "Tab\\tand\\nnewline Co", "source": "web"}')
     assert accepted.status_code == 201, accepted.text
