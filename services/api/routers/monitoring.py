@@ -67,7 +67,8 @@ def get_stale_deals(
     owners = owners_in_scope(ledger, actor, owner, team, own_scope=True)
 
     def query(limit: int, offset: int) -> Any:
-        return query_stale_deals(database, days=days, owner_ids=owners, limit=limit, offset=offset)
+        page = query_stale_deals(database, days=days, owner_ids=owners, limit=limit, offset=offset)
+        return _with_owner_names(ledger, page)
 
     return list_response(
         request, response, context, actor, name="stale-deals", sort="idle", cursor=cursor,
@@ -93,7 +94,8 @@ def get_slipped_deals(
     owners = owners_in_scope(ledger, actor, owner, team, own_scope=True)
 
     def query(limit: int, offset: int) -> Any:
-        return query_slipped_deals(database, owner_ids=owners, limit=limit, offset=offset)
+        page = query_slipped_deals(database, owner_ids=owners, limit=limit, offset=offset)
+        return _with_owner_names(ledger, page)
 
     return list_response(
         request, response, context, actor, name="slipped-deals", sort="idle", cursor=cursor,
@@ -217,3 +219,12 @@ def get_departed_holdings(
     scope = visible_people(actor, organisation)
     owners = departed if scope is None else departed & scope
     return [DepartedHolding(**row) for row in held_by(database, owners)]
+
+
+def _with_owner_names(ledger: Any, page: Any) -> Any:
+    """Each watched deal with its owner's name (from the organisation, not the read model)."""
+    people = ledger.organisation(fresh=False).people
+    for item in page.items:
+        person = people.get(item.owner_id)
+        item.owner_name = person.name if person is not None else None
+    return page
