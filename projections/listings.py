@@ -16,6 +16,7 @@ Tables:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -485,7 +486,10 @@ def customer_search_keys(text: str) -> dict[str, Any]:
     """What a search text is compared with: the uniqueness check's normal forms of it as
     a name, a tax id, an e-mail and a phone number (and that number's tails)."""
     keys = uniqueness_keys(text, text, text, text)
-    digits = normalise_phone(text, "86")
+    raw = re.sub(r"\D", "", text)
+    international = text.strip().startswith("+") or raw.startswith("00")
+    # a short national number is searched as the end of a stored one (no country code added)
+    digits = normalise_phone(text, "86") if international or len(raw) >= 10 else raw.lstrip("0")
     return {
         "name": keys.get("name", ""),
         "tax_id": keys.get("tax_id"),

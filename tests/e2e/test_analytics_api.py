@@ -263,11 +263,15 @@ def test_forecast_errors_split_per_deal_and_reconcile(
         ledger.revise_forecast("boss", "2026-Q2", Decimal(5000), "cautious", actor="boss")
     with recorded_at(T0 + timedelta(days=7)):
         ledger.revise_close_date(deals["slipper"], date(2026, 7, 20), "later", actor="rep")
-        ledger.lose_opportunity(deals["loser"], "price", None, date(2026, 4, 4), actor="rep2")
         ledger.advance_stage(deals["shrinker"], 7, actor="rep")
-        ledger.win_opportunity(deals["shrinker"], Decimal(1800), date(2026, 5, 10), actor="rep")
         surprise = _open(ledger, customer, "rep", "surprise", 700)
         ledger.advance_stage(surprise, 7, actor="rep")
+    # a deal closes on a day that has come (the closing-date rule): each is recorded then
+    with recorded_at(datetime(2026, 4, 4, 12, tzinfo=UTC)):
+        ledger.lose_opportunity(deals["loser"], "price", None, date(2026, 4, 4), actor="rep2")
+    with recorded_at(datetime(2026, 5, 10, 12, tzinfo=UTC)):
+        ledger.win_opportunity(deals["shrinker"], Decimal(1800), date(2026, 5, 10), actor="rep")
+    with recorded_at(datetime(2026, 6, 1, 12, tzinfo=UTC)):
         ledger.win_opportunity(surprise, Decimal(700), date(2026, 6, 1), actor="rep")
 
     at = (T0 + timedelta(days=6)).isoformat()

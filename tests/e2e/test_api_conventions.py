@@ -64,7 +64,7 @@ def test_errors_are_problem_details(api: tuple[TestClient, dict[str, str], Setti
     assert missing.headers["content-type"] == "application/problem+json"
     assert missing.json()["status"] == 401 and missing.json()["type"].endswith("unauthenticated")
     client.post("/customers", json={"name": "Acme Ltd", "source": "web"}, headers=headers)
-    duplicate = client.post("/customers", json={"name": "ACME", "source": "x"}, headers=headers)
+    duplicate = client.post("/customers", json={"name": "ACME", "source": "web"}, headers=headers)
     body = duplicate.json()
     assert duplicate.status_code == 409 and body["existing_customer_id"]
     assert {"type", "title", "status", "detail"} <= set(body) and body["title"] == "Conflict"
