@@ -9,7 +9,9 @@ lag, the seal's position, lag and age, and the events parked by the dead-letter 
 
 from __future__ import annotations
 
+import glob
 import os
+import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -96,11 +98,43 @@ def forget_this_process() -> None:
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
+class _StartedProcessesCollector(multiprocess.MultiProcessCollector):
+    """The workers' shared counts, read only from files a worker has finished creating.
+
+    A worker that starts during a scrape creates its file empty and sizes it a moment
+    later; prometheus_client reads such a file as a broken one (``struct.error``), and a
+    worker's gauges file can vanish between listing and reading when it exits in order.
+    Both are skipped: they hold nothing yet, or nothing any more."""
+
+    def collect(self) -> Iterable[Metric]:
+        for _ in range(3):
+            files = [
+                path for path in glob.glob(os.path.join(self._path, "*.db"))
+                if _size(path) >= _HEADER_BYTES
+            ]
+            try:
+                return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call, no-any-return]
+            except (FileNotFoundError, struct.error):
+                continue
+        return []
+
+
+_HEADER_BYTES = 8
+"""An initialised multiprocess file starts with its used size and padding."""
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
 def exposition(ledger_collector: Collector) -> bytes:
     """The text a scrape gets: the processes' counts and the database's positions."""
     if os.environ.get(MULTIPROC_ENV):
         counted = CollectorRegistry()
-        multiprocess.MultiProcessCollector(counted)  # type: ignore[no-untyped-call]
+        _StartedProcessesCollector(counted)  # type: ignore[no-untyped-call]
     else:
         counted = PROCESS_REGISTRY
     read = CollectorRegistry(auto_describe=False)
