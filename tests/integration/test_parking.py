@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from commands.ledger import SalesLedger
 from projections.parking import parked_events
@@ -82,7 +83,14 @@ def test_a_poisoned_event_is_parked_and_the_rest_continue(
         listed = client.get("/monitoring/parked", headers=headers).json()
         assert {entry["position"] for entry in listed} == set(poisoned)
         metrics = client.get("/metrics", headers=headers).text
-        assert f"salesledger_parked_events {float(len(listed))}" in metrics
+        by_consumer = {
+            sample.labels["consumer"]: sample.value
+            for family in text_string_to_metric_families(metrics)
+            if family.name == "salesledger_parked_events"
+            for sample in family.samples
+        }
+        assert sum(by_consumer.values()) == len(listed)
+        assert set(by_consumer) == {entry["consumer"] for entry in listed}
 
     monkeypatch.setenv("LEDGER_STORE", "postgres")
     monkeypatch.setenv("POSTGRES_DBNAME", postgres_settings.postgres_dbname)
