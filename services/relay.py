@@ -264,6 +264,21 @@ class Outgoing:
     error: BaseException | None = None
 
 
+def _require_every_record_written(
+    producer: Producer, futures: Sequence[Any], timeout: float
+) -> None:
+    """Before a commit: every record of the transaction reached its partition.
+
+    kafka-python can end a transaction whose records expired in its buffer (a broker
+    outage longer than the delivery timeout) without failing the commit; committing
+    then would lose them while the position moved on. A record not written aborts the
+    batch instead, to be sent again by a fresh producer from the committed position."""
+    producer.flush(timeout=timeout)
+    for future in futures:
+        if not future.succeeded():
+            raise PublishError(f"a record was not written: {future.exception!r}")
+
+
 class OutboxRelay:
     """Publishes the ledger's events to Kafka in store order: exactly once (a Kafka
     transaction per batch) or at least once, never skipping; undeliverable events are
@@ -446,18 +461,21 @@ class OutboxRelay:
         last = batch[-1].notification.id
         try:
             producer.begin_transaction()
-            for message in [o.message for o in batch if o.message is not None] + dead_letters:
+            futures = [
                 producer.send(
                     message.topic, value=message.value, key=message.key, headers=message.headers
                 )
-            producer.send(
+                for message in [o.message for o in batch if o.message is not None] + dead_letters
+            ]
+            futures.append(producer.send(
                 self.config.positions_topic,
                 value=str(last).encode(),
                 key=self.config.name.encode(),
                 headers=[],
-            )
+            ))
+            _require_every_record_written(producer, futures, self.config.flush_timeout)
             producer.commit_transaction()
-        except KafkaError as error:
+        except (KafkaError, PublishError) as error:
             with contextlib.suppress(Exception):
                 producer.abort_transaction()
             raise PublishError(f"the batch up to {last} was not committed: {error!r}") from error
