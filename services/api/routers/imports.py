@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.api.dependencies import LedgerDep
+from services.api.errors import problem
 from services.api.security import CurrentActor
 from services.importing.crm import CrmImport
 
@@ -39,7 +40,8 @@ class ImportResult(BaseModel):
 @router.post(
     "/imports/{kind}",
     response_model=ImportResult,
-    responses={422: {"model": ImportResult, "description": "rows with problems: nothing written"}},
+    responses={422: {"description": "rows with problems, nothing written: a problem whose "
+                     "members are the import report (`problems`: line, field, reason)"}},
 )
 def post_import(
     kind: Literal["customers", "opportunities", "history"],
@@ -68,5 +70,10 @@ def post_import(
         ],
     )
     if report.problems and not dry_run:
-        return JSONResponse(result.model_dump(mode="json"), status_code=422)
+        return problem(
+            422,
+            "import_refused",
+            f"{len(report.problems)} problem(s) in {report.file}: nothing was imported",
+            **result.model_dump(mode="json"),
+        )
     return result
