@@ -23,6 +23,24 @@ from events.opportunity import OpportunityWon
 
 REGIONS = ("north", "south", "east", "west")
 PRODUCTS = ("erp", "crm", "analytics", "hosting")
+NAME_FIRST = (
+    "Bright", "Northwind", "Harbour", "Summit", "Evergreen", "Golden", "Silverline", "Redwood",
+    "Bluewater", "Ironbridge", "Lakeside", "Crescent", "Pioneer", "Oakfield", "Starling",
+    "Granite", "Meridian", "Riverbend", "Highland", "Coastal",
+)
+NAME_SECOND = (
+    "Machinery", "Foods", "Logistics", "Textiles", "Pharma", "Retail", "Electronics", "Motors",
+    "Chemicals", "Furniture", "Optics", "Packaging", "Ceramics", "Robotics", "Paper", "Steel",
+    "Plastics", "Instruments", "Energy", "Garments",
+)
+
+
+def customer_name(n: int) -> str:
+    """The demo's n-th company name: distinct for the first 400 (and numbered after)."""
+    first = NAME_FIRST[n % len(NAME_FIRST)]
+    second = NAME_SECOND[(n // len(NAME_FIRST)) % len(NAME_SECOND)]
+    cycle = n // (len(NAME_FIRST) * len(NAME_SECOND))
+    return f"{first} {second} Co." + (f" {cycle + 1}" if cycle else "")
 SOURCES = ("campaign", "referral", "web", "channel_partner", "trade_show", "purchased_list")
 SOURCE_QUALITY = {
     "referral": 0.75,
@@ -88,6 +106,7 @@ class DemoBuilder:
         self.managers: dict[str, list[str]] = {}
         self.reps: list[str] = []
         self.customers: list[tuple[str, str]] = []
+        self.customer_names: dict[str, str] = {}
         self.open_deals: dict[str, _Deal] = {}
         self._clock = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
 
@@ -181,7 +200,7 @@ class DemoBuilder:
             result = self._do(
                 day,
                 ledger.register_customer,
-                name=f"Customer {n:04d} Ltd",
+                name=customer_name(n),
                 source=rnd.choice(SOURCES),
                 tax_id=f"TX{n:06d}",
                 phone=f"+1 555 {n:04d}",
@@ -195,6 +214,7 @@ class DemoBuilder:
             )
             if result is not None:
                 self.customers.append((result.aggregate_id, rep))
+                self.customer_names[result.aggregate_id] = customer_name(n)
                 if rnd.random() < 0.6:
                     self._do(
                         day,
@@ -207,7 +227,9 @@ class DemoBuilder:
         duplicate = self._do(
             day,
             lambda: ledger.register_customer(
-                name="CUSTOMER 0001 LIMITED", source="web", actor=self.reps[0]
+                name=customer_name(1).upper().replace("CO.", "COMPANY LIMITED"),
+                source="web",
+                actor=self.reps[0],
             ),
         )
         assert duplicate is None, "a duplicate registration must be refused"
@@ -293,6 +315,7 @@ class DemoBuilder:
         rnd, ledger = self.random, self.ledger
         customer_id, owner = rnd.choice(self.customers)
         source = rnd.choice(SOURCES)
+        product = rnd.choice(PRODUCTS)
         amount = Decimal(rnd.randrange(5, 120) * 1000)
         expected_close = day + timedelta(days=rnd.randrange(30, 180))
         result = self._do(
@@ -300,11 +323,11 @@ class DemoBuilder:
             lambda: ledger.open_opportunity(
                 customer_id=customer_id,
                 owner_id=owner,
-                title=f"{rnd.choice(PRODUCTS).upper()} for customer",
+                title=f"{product.upper()} for {self.customer_names[customer_id]}",
                 source=source,
                 amount=amount,
                 expected_close=expected_close,
-                product=rnd.choice(PRODUCTS),
+                product=product,
                 region=owner.split("-")[1],
                 actor=owner,
             ),

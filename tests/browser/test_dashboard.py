@@ -73,6 +73,10 @@ def test_pages_show_the_apis_figures(dashboard: Dashboard, page: tuple[Page, Con
         for person in report["people"]:
             rollup = figure(browser_page, f"rollup-{person['person_id']}")
             assert rollup == money(person["rollup_adjusted"])
+        shown = browser_page.locator('[data-figure^="rollup-"]').evaluate_all(
+            "nodes => nodes.map(n => n.dataset.figure.slice('rollup-'.length))"
+        )
+        assert sorted(shown) == sorted(p["person_id"] for p in report["people"])  # subtree only
         screenshot(browser_page, "forecasts-compared")
         browser_page.goto(f"{dashboard.url}/web/plans")
         plan_id = browser_page.locator('select[name="plan"]').input_value()

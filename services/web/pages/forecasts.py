@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from aggregates.plan import period_bounds, period_level
+from aggregates.visibility import visible_people
 from projections.forecasts import ForecastReport, PersonForecast, query_forecast_report
 from projections.plans import NodeAttainment, query_plan_attainment
 from services.web import queries
@@ -94,8 +95,10 @@ def forecasts(
     authorize(context.ledger, viewer, "GET /forecasts/{period}", {"period": period})
     period_level(period)
     moment = parse_moment(as_of)
-    managers = {p.person_id: p.manager_id for p in context.ledger.organisation().people.values()}
-    report = query_forecast_report(database, period, managers, moment)
+    organisation = context.ledger.organisation()
+    managers = {p.person_id: p.manager_id for p in organisation.people.values()}
+    in_view = visible_people(viewer.person_id, organisation)
+    report = query_forecast_report(database, period, managers, moment, in_view)
     return render(
         request,
         "forecasts.html",
