@@ -38,7 +38,9 @@ def owners_in_scope(
 ) -> set[str] | None:
     """The owners to count: one person, a manager's whole subtree, both (intersected) or
     all. Naming a person the actor may not see is refused like an unseen record (403);
-    with ``own_scope`` and no person named, the people the actor sees (``None``: all)."""
+    with ``own_scope`` and no person named, the people the actor sees (``None``: all).
+    ``me`` names the actor, as in the lists."""
+    owner, team = (actor if p == "me" else p for p in (owner, team))
     org = ledger.organisation(fresh=False)  # authenticate has just refreshed it
     require_visible_people(actor, {p for p in (owner, team) if p is not None}, org)
     owners: set[str] | None = None
@@ -54,9 +56,12 @@ def owners_in_scope(
 def funnel_filter(
     ledger: LedgerDep,
     actor: CurrentActor,
-    owner: Annotated[str | None, Query(description="primary owner's person id")] = None,
+    owner: Annotated[
+        str | None, Query(description="primary owner's person id (`me`: yourself)")
+    ] = None,
     team: Annotated[
-        str | None, Query(description="a manager: counts the whole subtree under them")
+        str | None,
+        Query(description="a manager (`me`: yourself): counts the whole subtree under them"),
     ] = None,
     region: str | None = None,
     product: str | None = None,

@@ -264,6 +264,20 @@ def test_role_query_parameter_status(world: World, query: tuple[str, str, str], 
         assert response.status_code == 403, response.text
 
 
+@pytest.mark.parametrize(
+    "path", ["/funnel", "/monitoring/stale-deals", "/monitoring/slipped-deals"]
+)
+def test_me_names_the_caller_in_every_person_parameter(world: World, path: str) -> None:
+    def get(actor: str, **params: str) -> object:
+        headers = {"Authorization": f"Bearer {world.tokens[actor]}"}
+        response = world.client.get(path, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    assert get("rep1", owner="me") == get("rep1", owner="rep1")
+    assert get("mgr", team="me") == get("mgr", team="mgr")
+
+
 def test_a_refusal_does_not_reveal_whether_the_record_exists(world: World) -> None:
     existing = world.path_values["opportunity_id"]
     answers = {

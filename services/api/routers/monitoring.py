@@ -32,8 +32,8 @@ router = APIRouter(
     prefix="/monitoring", tags=["monitoring"], dependencies=[Depends(fresh("monitoring"))]
 )
 
-Owner = Annotated[str | None, Query(description="one person's deals")]
-Team = Annotated[str | None, Query(description="a manager: their whole subtree")]
+Owner = Annotated[str | None, Query(description="one person's deals (`me`: yours)")]
+Team = Annotated[str | None, Query(description="a manager (`me`: yourself): their whole subtree")]
 Week = Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$", examples=["2026-W14"])]
 
 
