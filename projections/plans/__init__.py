@@ -11,6 +11,7 @@ from __future__ import annotations
 from projections.plans.attainment import (
     NodeAttainment,
     PlanAttainment,
+    PlanProposalView,
     PlanRevisionView,
     node_dimensions,
     query_plan_attainment,
@@ -28,6 +29,7 @@ __all__ = [
     "NodeAttainment",
     "PlanAttainment",
     "PlanProjection",
+    "PlanProposalView",
     "PlanRevisionView",
     "StageRequirement",
     "node_dimensions",

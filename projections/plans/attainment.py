@@ -15,7 +15,7 @@ from projections.base import (
     as_decimal,
     in_clause,
 )
-from projections.plans.projection import PLAN_COLUMNS, REVISION_COLUMNS
+from projections.plans.projection import PLAN_COLUMNS, PROPOSAL_COLUMNS, REVISION_COLUMNS
 from projections.store import ReadStore, Row, Transaction
 
 
@@ -43,15 +43,32 @@ class PlanRevisionView(BaseModel):
     changes: dict[str, dict[str, Decimal]]
 
 
+class PlanProposalView(BaseModel):
+    """A bottom-up proposal of one node's targets by the person the node is for."""
+
+    version: int
+    recorded_at: str
+    actor: str = Field(examples=["rep-north-2"])
+    path: str = Field(examples=["total/region=north/employee=rep-north-2"])
+    targets: dict[str, Decimal] = Field(examples=[{"revenue": "900000"}])
+    reason: str
+
+
 class PlanAttainment(BaseModel):
     """Plan vs actual at every node of the plan's decomposition."""
 
     plan_id: str
     name: str
     period: str
+    unit: str | None = Field(
+        description="the manager whose subtree the plan covers; its actuals are that "
+        "subtree's won deals (null: the whole company)",
+        examples=["mgr-north"],
+    )
     status: str = Field(examples=["approved"])
     nodes: list[NodeAttainment]
     revisions: list[PlanRevisionView]
+    proposals: list[PlanProposalView]
 
 
 SubtreeOf = Callable[[str], set[str]]
@@ -70,11 +87,19 @@ def node_dimensions(path: str) -> dict[str, str]:
 
 
 def won_condition(
-    dimensions: dict[str, str], period: str, subtree_of: SubtreeOf
+    dimensions: dict[str, str], period: str, subtree_of: SubtreeOf, unit: str | None = None
 ) -> tuple[str, list[Any]]:
+    """The won deals a node counts: in its period and its dimensions' keys, and owned in
+    the plan's unit (``unit``: a manager, their subtree; None: anyone)."""
     start, end = period_bounds(dimensions.get("period", period))
     conditions = ["status = 'won'", "closed_on >= %s", "closed_on <= %s"]
     params: list[Any] = [start.isoformat(), end.isoformat()]
+    if unit is not None:
+        dimensions = {"department": unit, **dimensions}
+        if dimensions["department"] != unit:  # a department below: both hold
+            members = sorted(subtree_of(unit))
+            conditions.append(f"owner_id {in_clause(members)}")
+            params.extend(members)
     columns = {
         "product": "product",
         "customer": "customer_id",
@@ -108,13 +133,20 @@ def query_plan_attainment(
             "ORDER BY version",
             [plan_id],
         )
+        proposal_rows = tx.execute(
+            f"SELECT {', '.join(PROPOSAL_COLUMNS)} FROM plan_proposals WHERE plan_id = %s "
+            "ORDER BY version",
+            [plan_id],
+        )
         targets: dict[str, dict[str, Decimal]] = {}
         for row in target_rows:
             targets.setdefault(row["path"], {})[row["metric"]] = as_decimal(row["target"])
         nodes = []
         for path, node_targets in targets.items():
             dimensions = node_dimensions(path)
-            condition, params = won_condition(dimensions, plan["period"], subtree_of)
+            condition, params = won_condition(
+                dimensions, plan["period"], subtree_of, plan["unit"]
+            )
             won = tx.execute(
                 "SELECT COUNT(*) AS n, SUM(won_amount) AS amount FROM funnel_opportunities "
                 f"WHERE {condition}",
@@ -138,11 +170,16 @@ def query_plan_attainment(
         plan_id=plan_id,
         name=plan["name"],
         period=plan["period"],
+        unit=plan["unit"],
         status=plan["status"],
         nodes=nodes,
         revisions=[
             PlanRevisionView(**{**row, "changes": json.loads(row["changes"])})
             for row in revision_rows
+        ],
+        proposals=[
+            PlanProposalView(**{**row, "targets": json.loads(row["targets"])})
+            for row in proposal_rows
         ],
     )
 

@@ -1,7 +1,8 @@
-"""The plans projection: every plan, every node's targets and every revision.
+"""The plans projection: every plan, every node's targets, revisions and proposals.
 
-Tables: ``plans`` (one row per plan), ``plan_targets`` (every node's targets) and
-``plan_revisions`` (every revision with direction and reason).
+Tables: ``plans`` (one row per plan, with the unit it covers), ``plan_targets`` (every
+node's targets), ``plan_revisions`` (every revision with direction and reason) and
+``plan_proposals`` (every bottom-up proposal of a node's targets).
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ from projections.base import (
 )
 from projections.store import Row, Transaction
 
-PLAN_COLUMNS = ("plan_id", "name", "period", "status", "revision_count", "drafted_by", "drafted_at")
+PLAN_COLUMNS = (
+    "plan_id", "name", "period", "status", "revision_count", "drafted_by", "drafted_at", "unit",
+)  # fmt: skip
 REVISION_COLUMNS = ("plan_id", "version", "recorded_at", "actor", "direction", "reason", "changes")
+PROPOSAL_COLUMNS = ("plan_id", "version", "recorded_at", "actor", "path", "targets", "reason")
 _PLAN_EVENT_TYPES = (
     plan_events.PlanDrafted,
     plan_events.TargetsDecomposed,
     plan_events.PlanRevised,
     plan_events.PlanApproved,
+    plan_events.PlanProposalMade,
 )
 _PLAN_EVENTS = frozenset(cls.__name__ for cls in _PLAN_EVENT_TYPES)
 ACTUAL_METRICS = ("revenue", "volume")
@@ -42,7 +47,7 @@ class PlanProjection(Projection):
 
     name = "plans"
     topics = topics_of(_PLAN_EVENT_TYPES)
-    tables = ("plans", "plan_targets", "plan_revisions")
+    tables = ("plans", "plan_targets", "plan_revisions", "plan_proposals")
 
     def create_tables(self, tx: Transaction) -> None:
         create_table(
@@ -50,7 +55,7 @@ class PlanProjection(Projection):
             "plans ("
             "plan_id TEXT PRIMARY KEY, name TEXT NOT NULL, period TEXT NOT NULL, "
             "status TEXT NOT NULL, revision_count INTEGER NOT NULL, drafted_by TEXT NOT NULL, "
-            "drafted_at TEXT NOT NULL)",
+            "drafted_at TEXT NOT NULL, unit TEXT)",
         )
         create_table(
             tx,
@@ -65,6 +70,13 @@ class PlanProjection(Projection):
             "actor TEXT NOT NULL, direction TEXT NOT NULL, reason TEXT NOT NULL, "
             "changes TEXT NOT NULL, PRIMARY KEY (plan_id, version))",
         )
+        create_table(
+            tx,
+            "plan_proposals ("
+            "plan_id TEXT NOT NULL, version INTEGER NOT NULL, recorded_at TEXT NOT NULL, "
+            "actor TEXT NOT NULL, path TEXT NOT NULL, targets TEXT NOT NULL, "
+            "reason TEXT NOT NULL, PRIMARY KEY (plan_id, version))",
+        )
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         relevant = [e for e in events if e.type_name in _PLAN_EVENTS]
@@ -74,8 +86,12 @@ class PlanProjection(Projection):
         plans.load(tx, keys_from_earlier_batches(relevant, "PlanDrafted"))
         targets: dict[tuple[str, str, str], Decimal] = {}
         revisions: list[Row] = []
+        proposals: list[Row] = []
         for recorded in relevant:
-            _apply_to_plan(recorded, plans, targets, revisions)
+            if recorded.type_name == "PlanProposalMade":
+                proposals.append(_proposal_row(recorded))
+            else:
+                _apply_to_plan(recorded, plans, targets, revisions)
         plans.flush(tx)
         write_rows(
             tx,
@@ -85,6 +101,7 @@ class PlanProjection(Projection):
             " ON CONFLICT (plan_id, path, metric) DO UPDATE SET target = excluded.target",
         )
         insert_rows(tx, "plan_revisions", REVISION_COLUMNS, revisions)
+        insert_rows(tx, "plan_proposals", PROPOSAL_COLUMNS, proposals)
 
 
 def _apply_to_plan(
@@ -105,6 +122,7 @@ def _apply_to_plan(
                 "revision_count": 0,
                 "drafted_by": recorded.actor,
                 "drafted_at": recorded.recorded_at,
+                "unit": event.unit,
             }
         )
         for metric, amount in event.targets.items():
@@ -139,4 +157,17 @@ def _revision_row(recorded: RecordedEvent) -> Row:
         "direction": event.direction,
         "reason": event.reason,
         "changes": json.dumps(event.changes, default=str, sort_keys=True),
+    }
+
+
+def _proposal_row(recorded: RecordedEvent) -> Row:
+    event = recorded.event
+    return {
+        "plan_id": recorded.aggregate_id,
+        "version": event.originator_version,
+        "recorded_at": recorded.recorded_at,
+        "actor": recorded.actor,
+        "path": event.path,
+        "targets": json.dumps(event.targets, default=str, sort_keys=True),
+        "reason": event.reason,
     }

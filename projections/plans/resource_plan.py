@@ -59,7 +59,7 @@ def query_customer_resource_plan(
             raise NotFoundError(f"plan {plan_id} has no revenue target at {path!r}")
         target = as_decimal(rows[0]["target"])
         dimensions = node_dimensions(path)
-        condition, params = won_condition(dimensions, plan["period"], subtree_of)
+        condition, params = won_condition(dimensions, plan["period"], subtree_of, plan["unit"])
         won = as_decimal(
             tx.execute(
                 f"SELECT SUM(won_amount) AS amount FROM funnel_opportunities WHERE {condition}",
