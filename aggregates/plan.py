@@ -13,7 +13,13 @@ from eventsourcing.domain import Aggregate
 from aggregates.errors import NotAllowedError, RuleViolationError
 from aggregates.organisation import Organisation, Role
 from events.limits import MAX_YEAR, MIN_YEAR
-from events.plan import PlanApproved, PlanDrafted, PlanRevised, TargetsDecomposed
+from events.plan import (
+    PlanApproved,
+    PlanDrafted,
+    PlanProposalMade,
+    PlanRevised,
+    TargetsDecomposed,
+)
 
 ROOT = "total"
 METRICS = ("revenue", "volume", "margin", "new_outlets", "collections")
@@ -108,6 +114,8 @@ class SalesPlan(Aggregate):
         self.status = "draft"
         self.revision_count = 0
         self.drafted_by = ""
+        self.unit: str | None = None
+        self.proposals: dict[str, dict[str, Decimal]] = {}
 
     @classmethod
     def draft(
@@ -118,11 +126,20 @@ class SalesPlan(Aggregate):
         targets: dict[str, Decimal],
         actor: str,
         org: Organisation,
+        unit: str | None = None,
     ) -> SalesPlan:
+        """A plan for ``unit`` (a manager: their subtree). A manager's plan is for their own
+        unit unless they name one below them; only an admin drafts a company-wide plan."""
         _require_planner(actor, org)
+        if unit is None and not org.has_role(actor, Role.ADMIN):
+            unit = actor
+        if unit is not None:
+            _require_unit(unit, actor, org)
         period_level(period)
         _require_metrics(targets)
-        return cls._create(PlanDrafted, name=name, period=period, targets=targets, actor=actor)
+        return cls._create(
+            PlanDrafted, name=name, period=period, targets=targets, unit=unit, actor=actor
+        )
 
     # Queries.
 
@@ -134,6 +151,29 @@ class SalesPlan(Aggregate):
             if dimension == "period":
                 period = key
         return period
+
+    def people_of(self, path: str, org: Organisation) -> set[str] | None:
+        """Who a node is for: the deepest department (its subtree) or employee in its path,
+        else the plan's unit; None: everyone (a company-wide plan)."""
+        people = None if self.unit is None else org.subtree(self.unit)
+        for segment in path.split("/")[1:]:
+            dimension, _, key = segment.partition("=")
+            if dimension == "department":
+                people = org.subtree(key)
+            elif dimension == "employee":
+                people = {key}
+        return people
+
+    def may_change(self, actor: str, org: Organisation) -> bool:
+        """Admins; for a unit's plan, its managers at, below or above the unit (below: for
+        their own part of it); for a company-wide plan, every manager."""
+        if org.has_role(actor, Role.ADMIN):
+            return True
+        if not org.has_role(actor, Role.MANAGER):
+            return False
+        if self.unit is None:
+            return True
+        return actor in org.subtree(self.unit) or org.is_superior(actor, self.unit)
 
     def violations(self, targets: dict[str, dict[str, Decimal]]) -> list[str]:
         """Every place where decomposed targets do not sum to their parent."""
@@ -159,7 +199,7 @@ class SalesPlan(Aggregate):
         actor: str,
         org: Organisation,
     ) -> None:
-        _require_planner(actor, org)
+        self._require_planner(actor, org)
         if parent not in self.targets:
             raise RuleViolationError(f"no plan node {parent!r}")
         if dimension not in DIMENSIONS:
@@ -176,6 +216,7 @@ class SalesPlan(Aggregate):
         for key, targets in allocations.items():
             if not key or "/" in key or "=" in key:
                 raise RuleViolationError(f"invalid key {key!r}")
+            self._require_known(parent, dimension, key, org)
             if dimension == "period" and not is_sub_period(key, parent_period):
                 raise RuleViolationError(f"{key!r} is not a sub-period of {parent_period!r}")
             if any(amount < 0 for amount in targets.values()):
@@ -207,7 +248,7 @@ class SalesPlan(Aggregate):
         org: Organisation,
     ) -> None:
         """Change targets at several nodes at once; the result must still add up."""
-        _require_planner(actor, org)
+        self._require_planner(actor, org)
         if direction not in ("bottom_up", "top_down"):
             raise RuleViolationError("direction must be bottom_up or top_down")
         if not reason.strip():
@@ -231,6 +272,30 @@ class SalesPlan(Aggregate):
             PlanRevised, changes=changes, direction=direction, reason=reason, actor=actor
         )
 
+    def propose(
+        self, path: str, targets: dict[str, Decimal], reason: str, actor: str, org: Organisation
+    ) -> None:
+        """Bottom-up: the person a node is for (its employee, or the manager of its
+        department) proposes that node's targets, for a planner to adopt in a revision."""
+        if path not in self.targets:
+            raise RuleViolationError(f"no plan node {path!r}")
+        owner = _node_owner(path)
+        if owner != actor:
+            raise NotAllowedError(
+                "only the person a plan node is for proposes its targets "
+                f"({owner or 'nobody: the node names no employee or department'})"
+            )
+        if not reason.strip():
+            raise RuleViolationError("reason: a proposal needs a reason")
+        unknown = set(targets) - set(self.targets[path])
+        if not targets or unknown:
+            raise RuleViolationError(
+                f"targets: propose the node's metrics {sorted(self.targets[path])}"
+            )
+        if any(amount < 0 for amount in targets.values()):
+            raise RuleViolationError("targets may not be negative")
+        self.trigger_event(PlanProposalMade, path=path, targets=targets, reason=reason, actor=actor)
+
     def approve(self, note: str, actor: str, org: Organisation) -> None:
         if not (org.has_role(actor, Role.ADMIN) or org.is_superior(actor, self.drafted_by)):
             raise NotAllowedError("only a superior of the plan's drafter (or an admin) approves it")
@@ -248,6 +313,7 @@ class SalesPlan(Aggregate):
     def _(self, event: PlanDrafted) -> None:
         self.name = event.name
         self.period = event.period
+        self.unit = event.unit
         self.targets = {ROOT: dict(event.targets)}
         self.drafted_by = event.actor
 
@@ -271,6 +337,54 @@ class SalesPlan(Aggregate):
     @when.register
     def _(self, event: PlanApproved) -> None:
         self.status = "approved"
+
+    @when.register
+    def _(self, event: PlanProposalMade) -> None:
+        self.proposals[event.path] = dict(event.targets)
+
+    # Rules of who and what.
+
+    def _require_planner(self, actor: str, org: Organisation) -> None:
+        _require_planner(actor, org)
+        if not self.may_change(actor, org):
+            raise NotAllowedError(
+                f"only a manager of {self.unit}'s unit (at, below or above it) changes this plan"
+            )
+
+    def _require_known(self, parent: str, dimension: str, key: str, org: Organisation) -> None:
+        """A target goes to someone of the node's people, and to a configured region or
+        product (while the configuration lists any)."""
+        people = self.people_of(parent, org)
+        if dimension in ("employee", "department"):
+            role = Role.MANAGER if dimension == "department" else None
+            known = key in org.people and org.is_active(key)
+            if not known or (role is not None and not org.has_role(key, role)):
+                kind = "an active manager" if role else "an active person"
+                raise RuleViolationError(f"{dimension}: {key!r} is not {kind}")
+            if people is not None and key not in people:
+                raise RuleViolationError(f"{dimension}: {key!r} is outside this node's unit")
+        configured = {
+            "region": org.configuration.regions, "product": org.configuration.products,
+        }.get(dimension, ())  # fmt: skip
+        if configured and key not in configured:
+            raise RuleViolationError(f"{dimension}: {key!r} is not one of {list(configured)}")
+
+
+def _require_unit(unit: str, actor: str, org: Organisation) -> None:
+    if unit not in org.people or not org.has_role(unit, Role.MANAGER) or not org.is_active(unit):
+        raise RuleViolationError(f"unit: {unit!r} is not an active manager")
+    if not (org.has_role(actor, Role.ADMIN) or unit == actor or org.is_superior(actor, unit)):
+        raise NotAllowedError("a manager plans for their own unit or one below it")
+
+
+def _node_owner(path: str) -> str | None:
+    """The person a node is for: the last employee or department named in its path."""
+    owner = None
+    for segment in path.split("/")[1:]:
+        dimension, _, key = segment.partition("=")
+        if dimension in ("employee", "department"):
+            owner = key
+    return owner
 
 
 def _require_planner(actor: str, org: Organisation) -> None:

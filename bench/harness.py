@@ -66,12 +66,12 @@ def prepare_deals(env: dict[str, str], clients: int) -> list[Deal]:
     for n in range(clients):
         rep = f"rep-{uuid.uuid4().hex[:8]}"
         ledger.add_person(rep, rep, Role.SALES_REP, None, actor="admin")
-        customer = ledger.register_customer(name=f"Customer {rep}", source="bench", actor=rep)
+        customer = ledger.register_customer(name=f"Customer {rep}", source="web", actor=rep)
         deal = ledger.open_opportunity(
             customer_id=customer.aggregate_id,
             owner_id=rep,
             title=f"deal {n}",
-            source="bench",
+            source="web",
             amount=Decimal("1000"),
             expected_close=date(2027, 1, 1),
             product="p",

@@ -215,6 +215,14 @@ class DraftPlan(CommandRequest):
     name: str = Field(min_length=1, max_length=200, examples=["FY2026 East"])
     period: str = Field(examples=["2026"])
     targets: Targets = Field(examples=[{"revenue": "12000000", "volume": "48"}])
+    unit: str | None = Field(
+        default=None,
+        max_length=200,
+        examples=["mgr-east"],
+        description="the manager whose subtree the plan covers (its actuals are that "
+        "subtree's won deals); default: the drafting manager's own unit; only an admin "
+        "drafts a company-wide plan",
+    )
 
 
 class DecomposePlan(CommandRequest):
@@ -230,6 +238,16 @@ class RevisePlan(CommandRequest):
         examples=[{"total": {"revenue": "13000000"}, "total/region=east": {"revenue": "8000000"}}]
     )
     direction: Literal["bottom_up", "top_down"] = Field(examples=["top_down"])
+    reason: Reason
+
+
+class ProposePlanTargets(CommandRequest):
+    path: str = Field(
+        max_length=1000,
+        examples=["total/region=north/employee=rep-north-2"],
+        description="a node that names you (its employee, or the manager of its department)",
+    )
+    targets: Targets = Field(examples=[{"revenue": "900000"}])
     reason: Reason
 
 

@@ -6,7 +6,7 @@ bounded message size), date arithmetic (years within ``MIN_YEAR``..``MAX_YEAR``)
 64-bit integer columns. ``check_event`` walks an event's fields and raises
 ``EventFieldError`` naming the first field that breaks one of these limits;
 ``check_encoded_size`` bounds the stored state. The application calls both where its
-events become stored events (``commands.ledger``), so no route can forget them.
+events become stored events (``commands.application``), so no route can forget them.
 """
 
 from __future__ import annotations

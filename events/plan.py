@@ -8,9 +8,13 @@ from events.base import LedgerCreated, LedgerEvent
 
 
 class PlanDrafted(LedgerCreated):
+    """``unit``: the manager whose subtree the plan covers (its actuals are that subtree's
+    won deals); None for a company-wide plan (plans drafted before units existed)."""
+
     name: str
     period: str
     targets: dict[str, Decimal]
+    unit: str | None = None
 
 
 class TargetsDecomposed(LedgerEvent):
@@ -30,3 +34,12 @@ class PlanRevised(LedgerEvent):
 
 class PlanApproved(LedgerEvent):
     note: str
+
+
+class PlanProposalMade(LedgerEvent):
+    """Bottom-up: the person a node is for proposes its targets (the plan's targets do not
+    change until a planner adopts the proposal in a ``bottom_up`` revision)."""
+
+    path: str
+    targets: dict[str, Decimal]
+    reason: str

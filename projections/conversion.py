@@ -9,7 +9,9 @@ and time spent nurturing is not time in a stage.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -89,46 +91,42 @@ def query_conversion(
     database: ReadStore, selection: FunnelFilter | None = None
 ) -> ConversionReport:
     """The conversion and velocity report for the deals matching ``selection``."""
-    conditions, params = (selection or FunnelFilter()).sql()
+    where = (selection or FunnelFilter()).sql()
     with database.transaction() as tx:
-        cohort_rows = tx.execute(
-            f"SELECT SUBSTR(opened_at, 1, 7) AS cohort, COUNT(*) AS opened, {_REACHED}, "
-            "SUM(CASE WHEN status = 'won' THEN 1 ELSE 0 END) AS won, "
-            "SUM(CASE WHEN status = 'lost' THEN 1 ELSE 0 END) AS lost "
-            f"FROM funnel_opportunities WHERE 1 = 1{conditions} "
-            "GROUP BY SUBSTR(opened_at, 1, 7) ORDER BY cohort",
-            params,
-        )
-        stage_rows = tx.execute(
-            "SELECT stage, AVG(seconds) AS seconds FROM funnel_stage_intervals "
-            f"WHERE nurturing = 0{conditions} GROUP BY stage ORDER BY stage",
-            params,
-        )
-        totals = tx.execute(
-            f"SELECT SUM({_IN_FUNNEL}) AS open, SUM({_NURTURING}) AS nurturing, "
-            "SUM(CASE WHEN status = 'won' THEN 1 ELSE 0 END) AS won, "
-            "SUM(CASE WHEN status = 'lost' THEN 1 ELSE 0 END) AS lost, "
-            "AVG(CASE WHEN status = 'won' THEN won_amount END) AS average_won "
-            f"FROM funnel_opportunities WHERE 1 = 1{conditions}",
-            params,
-        )[0]
-        cycle = tx.execute(
-            "SELECT SUM(i.seconds) AS seconds FROM funnel_stage_intervals i "
-            "JOIN funnel_opportunities o ON o.opportunity_id = i.opportunity_id "
-            f"WHERE i.nurturing = 0 AND o.status = 'won'{conditions.replace(' AND ', ' AND o.')}",
-            params,
-        )[0]
-        source_rows = tx.execute(
-            f"SELECT source, COUNT(*) AS opened, SUM({_IN_FUNNEL}) AS open, "
-            f"SUM({_NURTURING}) AS nurturing, "
-            "SUM(CASE WHEN status = 'won' THEN 1 ELSE 0 END) AS won, "
-            "SUM(CASE WHEN status = 'lost' THEN 1 ELSE 0 END) AS lost, "
-            "SUM(CASE WHEN status = 'won' THEN won_amount ELSE 0 END) AS won_amount "
-            f"FROM funnel_opportunities WHERE 1 = 1{conditions} GROUP BY source",
-            params,
-        )
+        cohorts = _cohorts(tx, where)
+        days_in_stage = _average_days_in_stage(tx, where)
+        velocity = _velocity(tx, where)
+        sources = _sources(tx, where)
+    return ConversionReport(
+        cohorts=cohorts,
+        win_rate=velocity.win_rate,
+        average_days_in_stage=days_in_stage,
+        open_deals=velocity.open_deals,
+        nurturing_deals=velocity.nurturing_deals,
+        average_deal_size=velocity.average_deal_size,
+        average_cycle_days=velocity.average_cycle_days,
+        sales_velocity_per_day=velocity.per_day,
+        sources=sources,
+    )
+
+
+Where = tuple[str, list[Any]]
+"""SQL conditions (each prefixed with AND) and their parameters (``FunnelFilter.sql``)."""
+
+
+def _cohorts(tx: Transaction, where: Where) -> list[CohortConversion]:
+    """Per month of opening: how many deals reached each stage, won and lost."""
+    conditions, params = where
+    rows = tx.execute(
+        f"SELECT SUBSTR(opened_at, 1, 7) AS cohort, COUNT(*) AS opened, {_REACHED}, "
+        "SUM(CASE WHEN status = 'won' THEN 1 ELSE 0 END) AS won, "
+        "SUM(CASE WHEN status = 'lost' THEN 1 ELSE 0 END) AS lost "
+        f"FROM funnel_opportunities WHERE 1 = 1{conditions} "
+        "GROUP BY SUBSTR(opened_at, 1, 7) ORDER BY cohort",
+        params,
+    )
     cohorts = []
-    for row in cohort_rows:
+    for row in rows:
         reached = {s: int(row[f"reached_{s}"] or 0) for s in range(1, WON_STAGE + 1)}
         cohorts.append(
             CohortConversion(
@@ -141,6 +139,52 @@ def query_conversion(
                 win_rate=_rate(int(row["won"] or 0), int(row["won"] or 0) + int(row["lost"] or 0)),
             )
         )
+    return cohorts
+
+
+def _average_days_in_stage(tx: Transaction, where: Where) -> dict[int, Decimal]:
+    """Average days of a finished stay in each stage (time spent nurturing left out)."""
+    conditions, params = where
+    rows = tx.execute(
+        "SELECT stage, AVG(seconds) AS seconds FROM funnel_stage_intervals "
+        f"WHERE nurturing = 0{conditions} GROUP BY stage ORDER BY stage",
+        params,
+    )
+    return {
+        int(r["stage"]): (as_decimal(r["seconds"]) / SECONDS_PER_DAY).quantize(Decimal("0.01"))
+        for r in rows
+    }
+
+
+@dataclass(frozen=True)
+class _Velocity:
+    """The figures of sales velocity and the counts behind them."""
+
+    open_deals: int
+    nurturing_deals: int
+    win_rate: Decimal | None
+    average_deal_size: Decimal | None
+    average_cycle_days: Decimal | None
+    per_day: Decimal | None
+
+
+def _velocity(tx: Transaction, where: Where) -> _Velocity:
+    """Open deals × average won deal size × win rate ÷ average cycle days."""
+    conditions, params = where
+    totals = tx.execute(
+        f"SELECT SUM({_IN_FUNNEL}) AS open, SUM({_NURTURING}) AS nurturing, "
+        "SUM(CASE WHEN status = 'won' THEN 1 ELSE 0 END) AS won, "
+        "SUM(CASE WHEN status = 'lost' THEN 1 ELSE 0 END) AS lost, "
+        "AVG(CASE WHEN status = 'won' THEN won_amount END) AS average_won "
+        f"FROM funnel_opportunities WHERE 1 = 1{conditions}",
+        params,
+    )[0]
+    cycle = tx.execute(
+        "SELECT SUM(i.seconds) AS seconds FROM funnel_stage_intervals i "
+        "JOIN funnel_opportunities o ON o.opportunity_id = i.opportunity_id "
+        f"WHERE i.nurturing = 0 AND o.status = 'won'{conditions.replace(' AND ', ' AND o.')}",
+        params,
+    )[0]
     won, lost, open_deals = (
         int(totals["won"] or 0),
         int(totals["lost"] or 0),
@@ -160,7 +204,29 @@ def query_conversion(
     velocity = None
     if average_deal is not None and win_rate is not None and cycle_days:
         velocity = (open_deals * average_deal * win_rate / cycle_days).quantize(Decimal("0.01"))
-    sources = sorted(
+    return _Velocity(
+        open_deals=open_deals,
+        nurturing_deals=int(totals["nurturing"] or 0),
+        win_rate=win_rate,
+        average_deal_size=average_deal,
+        average_cycle_days=cycle_days,
+        per_day=velocity,
+    )
+
+
+def _sources(tx: Transaction, where: Where) -> list[SourceEffectiveness]:
+    """Each lead source's deals and outcomes, best win rate first."""
+    conditions, params = where
+    rows = tx.execute(
+        f"SELECT source, COUNT(*) AS opened, SUM({_IN_FUNNEL}) AS open, "
+        f"SUM({_NURTURING}) AS nurturing, "
+        "SUM(CASE WHEN status = 'won' THEN 1 ELSE 0 END) AS won, "
+        "SUM(CASE WHEN status = 'lost' THEN 1 ELSE 0 END) AS lost, "
+        "SUM(CASE WHEN status = 'won' THEN won_amount ELSE 0 END) AS won_amount "
+        f"FROM funnel_opportunities WHERE 1 = 1{conditions} GROUP BY source",
+        params,
+    )
+    return sorted(
         (
             SourceEffectiveness(
                 source=row["source"],
@@ -172,21 +238,7 @@ def query_conversion(
                 win_rate=_rate(int(row["won"] or 0), int(row["won"] or 0) + int(row["lost"] or 0)),
                 won_amount=as_decimal(row["won_amount"]),
             )
-            for row in source_rows
+            for row in rows
         ),
         key=lambda s: (-(s.win_rate or Decimal(-1)), s.source),
-    )
-    return ConversionReport(
-        cohorts=cohorts,
-        win_rate=win_rate,
-        average_days_in_stage={
-            int(r["stage"]): (as_decimal(r["seconds"]) / SECONDS_PER_DAY).quantize(Decimal("0.01"))
-            for r in stage_rows
-        },
-        open_deals=open_deals,
-        nurturing_deals=int(totals["nurturing"] or 0),
-        average_deal_size=average_deal,
-        average_cycle_days=cycle_days,
-        sales_velocity_per_day=velocity,
-        sources=sources,
     )

@@ -103,16 +103,7 @@ class NotificationDecoder:
                         break
                     state[key] = decode(value["_data_"])
                     transcoded -= 1
-            # The time as ``iso_timestamp`` gives it, from the stored UTC text (inline:
-            # a call per event is measurable here).
-            recorded_at = None
-            if type(timestamp) is dict:
-                text = timestamp.get("_data_")
-                if type(text) is str and text.endswith("+00:00"):
-                    if len(text) == _UTC_MICROSECONDS:
-                        recorded_at = text[:26] + "Z"
-                    elif len(text) == _UTC_SECONDS:
-                        recorded_at = text[:19] + ".000000Z"
+            recorded_at = _recorded_at(timestamp) if type(timestamp) is dict else None
             if transcoded or recorded_at is None:
                 append(self._through_mapper(position, originator, version, topic, stored))
                 continue
@@ -185,3 +176,15 @@ def _uuid(text: str) -> UUID:
     _set(uuid, "int", int(text.replace("-", ""), 16))
     _set(uuid, "is_safe", _UNKNOWN)
     return uuid
+
+
+def _recorded_at(timestamp: dict[str, Any]) -> str | None:
+    """The time as ``iso_timestamp`` gives it, from the stored UTC text of a timestamp;
+    None if it is not stored in UTC."""
+    text = timestamp.get("_data_")
+    if type(text) is str and text.endswith("+00:00"):
+        if len(text) == _UTC_MICROSECONDS:
+            return text[:26] + "Z"
+        if len(text) == _UTC_SECONDS:
+            return text[:19] + ".000000Z"
+    return None

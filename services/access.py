@@ -136,6 +136,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
     ("GET", "/plans/{plan_id}"): RouteRule(Access.MEMBER_READ),
     ("POST", "/plans/{plan_id}/decompositions"): RouteRule(Access.MEMBER_WRITE),
     ("POST", "/plans/{plan_id}/revisions"): RouteRule(Access.MEMBER_WRITE),
+    ("POST", "/plans/{plan_id}/proposals"): RouteRule(Access.MEMBER_WRITE),
     ("POST", "/plans/{plan_id}/approval"): RouteRule(Access.MEMBER_WRITE),
     ("GET", "/plans/{plan_id}/attainment"): RouteRule(Access.MEMBER_READ),
     ("GET", "/plans/{plan_id}/customer-resources"): RouteRule(Access.MEMBER_READ),

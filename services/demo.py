@@ -290,19 +290,7 @@ class DemoBuilder:
                 plan.aggregate_id, "total/period=2026-Q1", "period", months, actor="vp-sales"
             ),
         )
-        self._do(
-            day,
-            lambda: ledger.revise_plan(
-                plan.aggregate_id,
-                {
-                    "total/region=north": {"revenue": region + 100_000},
-                    "total/region=south": {"revenue": region - 100_000},
-                },
-                "top_down",
-                "north has the new channel partner",
-                actor="vp-sales",
-            ),
-        )
+        self._revise_plan(day, plan.aggregate_id, region / len(self.managers["mgr-north"]))
         self._do(
             day,
             lambda: ledger.approve_plan(
@@ -310,6 +298,58 @@ class DemoBuilder:
             ),
         )
         self.summary.plans = 1
+
+    def _revise_plan(self, day: date, plan_id: str, share: Decimal) -> None:
+        """The cycle the brief describes: bottom-up proposals by the reps, the manager's
+        bottom-up revision adopting them, then management's top-down correction."""
+        ledger = self.ledger
+        north = "total/region=north"
+        modest, keen = f"{north}/employee=rep-north-2", f"{north}/employee=rep-north-5"
+        self._do(
+            day,
+            lambda: ledger.propose_plan_targets(
+                plan_id, modest, {"revenue": share - 150_000}, "two key accounts churned",
+                actor="rep-north-2",
+            ),
+        )  # fmt: skip
+        self._do(
+            day,
+            lambda: ledger.propose_plan_targets(
+                plan_id, keen, {"revenue": share + 150_000}, "new territory in the port area",
+                actor="rep-north-5",
+            ),
+        )  # fmt: skip
+        self._do(
+            day,
+            lambda: ledger.revise_plan(
+                plan_id,
+                {modest: {"revenue": share - 150_000}, keen: {"revenue": share + 150_000}},
+                "bottom_up",
+                "the reps' proposals, adopted: the region's total stands",
+                actor="mgr-north",
+            ),
+        )
+        moved = Decimal(120_000)
+        changes = {
+            f"total/region={r}": {"revenue": share * len(reps) + sign * moved}
+            for r, sign in (("north", 1), ("south", -1))
+            for reps in [self.managers[f"mgr-{r}"]]
+        }
+        for r, sign in (("north", 1), ("south", -1)):
+            reps = self.managers[f"mgr-{r}"]
+            for rep in reps:
+                path = f"total/region={r}/employee={rep}"
+                base = share + (
+                    {"rep-north-2": -150_000, "rep-north-5": 150_000}.get(rep, 0)
+                )
+                changes[path] = {"revenue": base + sign * moved / len(reps)}
+        self._do(
+            day,
+            lambda: ledger.revise_plan(
+                plan_id, changes, "top_down", "north has the new channel partner",
+                actor="vp-sales",
+            ),
+        )  # fmt: skip
 
     def _open_deal(self, day: date) -> None:
         rnd, ledger = self.random, self.ledger

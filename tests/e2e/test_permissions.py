@@ -82,6 +82,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/plans/{plan_id}"): EVERYONE,
     ("POST", "/plans/{plan_id}/decompositions"): WRITERS,
     ("POST", "/plans/{plan_id}/revisions"): WRITERS,
+    ("POST", "/plans/{plan_id}/proposals"): WRITERS,
     ("POST", "/plans/{plan_id}/approval"): WRITERS,
     ("GET", "/plans/{plan_id}/attainment"): EVERYONE,
     ("GET", "/plans/{plan_id}/customer-resources"): EVERYONE,

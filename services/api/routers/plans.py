@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from aggregates.plan import ROOT, SalesPlan
-from commands.models import ApprovePlan, CommandAccepted, DecomposePlan, DraftPlan, RevisePlan
+from commands.models import (
+    ApprovePlan,
+    CommandAccepted,
+    DecomposePlan,
+    DraftPlan,
+    ProposePlanTargets,
+    RevisePlan,
+)
 from projections.plans import (
     CustomerResourcePlan,
     PlanAttainment,
@@ -34,7 +41,7 @@ router = APIRouter(prefix="/plans", tags=["plans"])
 def draft_plan(
     body: DraftPlan, context: ContextDep, actor: CurrentActor, command_id: IdempotencyKey = None
 ) -> CommandAccepted:
-    """Draft a plan with targets for a period (managers and admins)."""
+    """Draft a plan with targets for a period, for a unit (managers and admins)."""
     result = context.ledger.draft_plan(**body.model_dump(), actor=actor, command_id=command_id)
     return accepted(result, context)
 
@@ -73,6 +80,21 @@ def revise_plan(
     """Revise targets at several nodes at once, bottom-up or top-down, with a reason."""
     result = context.ledger.revise_plan(
         plan_id, body.changes, body.direction, body.reason, actor=actor, command_id=command_id
+    )
+    return accepted(result, context)
+
+
+@router.post("/{plan_id}/proposals", response_model=CommandAccepted, status_code=201)
+def propose_plan_targets(
+    plan_id: str,
+    body: ProposePlanTargets,
+    context: ContextDep,
+    actor: CurrentActor,
+    command_id: IdempotencyKey = None,
+) -> CommandAccepted:
+    """Bottom-up: propose the targets of your own node (a planner adopts them in a revision)."""
+    result = context.ledger.propose_plan_targets(
+        plan_id, body.path, body.targets, body.reason, actor=actor, command_id=command_id
     )
     return accepted(result, context)
 
