@@ -33,6 +33,11 @@ class ParkedEvent:
 
 
 def ensure_parked_table(tx: Transaction) -> None:
+    """Create the dead-letter table if it is missing. Processes that start together (the
+    relay, the projection workers) would race on PostgreSQL's catalogue (``CREATE TABLE IF
+    NOT EXISTS`` is not safe against itself there): they take turns on a lock."""
+    if tx.dialect == "postgres":
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [PARKED_TABLE])
     tx.execute(
         f"CREATE TABLE IF NOT EXISTS {PARKED_TABLE} (consumer TEXT NOT NULL, "
         "position BIGINT NOT NULL, error TEXT NOT NULL, parked_at TEXT NOT NULL, "

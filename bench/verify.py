@@ -1,0 +1,144 @@
+"""``salesledger verify`` against the least any verifier must do: read every row and hash it.
+
+A PostgreSQL database is filled with synthetic deal events (``bench.projections``'s
+generator, stored through the ledger's append path, so every event is chained) and sealed.
+Then, alternating in fresh processes so that machine noise hits both alike:
+
+- the baseline reads every stored event in position order, in batches of the verifier's
+  size, with one plain indexed SELECT each, and takes SHA-256 of each row's state;
+- the ledger runs ``ChainVerifier.verify_range()`` (both chains and the seals).
+
+It prints events/s of each, the ratio (target ≥ 0.6) and each process's peak RSS (the
+verifier streams in batches, so it should not grow with the ledger).
+
+    python -m bench.verify --events 1000000 --opportunities 100000 --rounds 3
+
+Connection settings come from POSTGRES_* (``eval "$(scripts/postgres env)"``); the
+database ``ledger_bench_verify`` is kept for ``--reuse``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import resource
+import time
+from typing import Any
+
+import psycopg
+
+from bench.projections import populate, populated_events, server_env
+from services.bootstrap import build_ledger
+from services.integrity import READ_BATCH, ChainVerifier, Sealer
+from services.settings import Settings
+
+DBNAME = "ledger_bench_verify"
+
+
+def _settings(dbname: str) -> Settings:
+    return Settings(store="postgres", postgres_dbname=dbname)
+
+
+def raw_read_and_hash(dbname: str) -> int:
+    """Every stored event's state read in position order and hashed; how many."""
+    env = server_env(dbname)
+    conninfo = (
+        f"host={env['POSTGRES_HOST']} port={env['POSTGRES_PORT']} dbname={dbname} "
+        f"user={env['POSTGRES_USER']} password={env['POSTGRES_PASSWORD']}"
+    )
+    count, after = 0, 0
+    with psycopg.connect(conninfo) as conn:
+        while True:
+            rows = conn.execute(
+                "SELECT notification_id, state FROM salesledger_events "
+                "WHERE notification_id > %s ORDER BY notification_id LIMIT %s",
+                [after, READ_BATCH],
+                prepare=True,
+            ).fetchall()
+            if not rows:
+                return count
+            for _, state in rows:
+                hashlib.sha256(state).digest()
+            count += len(rows)
+            after = rows[-1][0]
+
+
+def ledger_verify(dbname: str) -> int:
+    ledger = build_ledger(_settings(dbname))
+    try:
+        report = ChainVerifier(ledger.recorder).verify_range()  # type: ignore[arg-type]
+        assert report.ok, report.first_break
+        return report.events
+    finally:
+        ledger.close()
+
+
+def _timed(kind: str, dbname: str, out: Any) -> None:
+    started = time.perf_counter()
+    events = raw_read_and_hash(dbname) if kind == "raw" else ledger_verify(dbname)
+    elapsed = time.perf_counter() - started
+    out.put((events, elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def measure(kind: str, dbname: str) -> tuple[int, float, float]:
+    """(events, seconds, peak RSS in MiB) of one run in a fresh process."""
+    out: Any = multiprocessing.Queue()
+    process = multiprocessing.Process(target=_timed, args=(kind, dbname, out))
+    process.start()
+    result: tuple[int, float, float] = out.get(timeout=3600)
+    process.join()
+    return result
+
+
+def prepare(dbname: str, events: int, opportunities: int) -> int:
+    if populated_events(dbname) < events:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{dbname}"')
+        started = time.perf_counter()
+        written = populate(_settings(dbname), opportunities, events, order="time")
+        print(f"stored {written:,} events in {time.perf_counter() - started:.0f} s")
+    ledger = build_ledger(_settings(dbname))
+    try:
+        started = time.perf_counter()
+        sealed = Sealer(ledger.recorder).seal()  # type: ignore[arg-type]
+        print(f"sealed up to {sealed:,} in {time.perf_counter() - started:.1f} s")
+        return sealed
+    finally:
+        ledger.close()
+
+
+def _admin_conninfo() -> str:
+    env = server_env("postgres")
+    return (
+        f"host={env['POSTGRES_HOST']} port={env['POSTGRES_PORT']} dbname=postgres "
+        f"user={env['POSTGRES_USER']} password={env['POSTGRES_PASSWORD']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--opportunities", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dbname", default=DBNAME)
+    args = parser.parse_args()
+    prepare(args.dbname, args.events, args.opportunities)
+    print(f"{'round':>5} {'raw ev/s':>10} {'verify ev/s':>12} {'ratio':>6} "
+          f"{'raw MiB':>8} {'verify MiB':>10}")  # fmt: skip
+    ratios = []
+    for round_ in range(1, args.rounds + 1):
+        order = ("raw", "verify") if round_ % 2 else ("verify", "raw")
+        results = {kind: measure(kind, args.dbname) for kind in order}
+        (raw_n, raw_s, raw_mb), (n, seconds, mb) = results["raw"], results["verify"]
+        ratio = (n / seconds) / (raw_n / raw_s)
+        ratios.append(ratio)
+        print(f"{round_:>5} {raw_n / raw_s:>10,.0f} {n / seconds:>12,.0f} {ratio:>6.2f} "
+              f"{raw_mb:>8.0f} {mb:>10.0f}")  # fmt: skip
+    print(f"events verified: {n:,}; ratio min {min(ratios):.2f}, mean "
+          f"{sum(ratios) / len(ratios):.2f} (target ≥ 0.6)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
