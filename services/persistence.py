@@ -386,7 +386,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "guard_id uuid, guard_version bigint) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
                 "DECLARE positions bigint[]; hashes bytea[] := '{{}}'; previous bytea; "
-                "  i int; "
+                "  i int; j int; keys text[] := '{{}}'; "
                 "BEGIN "
                 "{guard}"
                 "{chain}"
@@ -576,18 +576,25 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
     def _sql_chain_hashes(self) -> Composable:
         """The part of the append function, before the lock, that hashes each event
-        onto the previous hash of its aggregate (from the same batch or the table).
+        onto the previous hash of its aggregate (from the same batch, wherever it stands
+        in it, or from the table).
 
         Writers of one aggregate are serialised by its (originator_id, version) key:
         the previous version is committed before anyone can append the next one.
         """
         return SQL(
             "  FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP "
+            "    keys[i] := ids[i]::text || ':' || versions[i]; "
             "    IF i > 1 AND ids[i - 1] = ids[i] AND versions[i - 1] = versions[i] - 1 THEN "
             "      previous := hashes[i - 1]; "
             "    ELSE "
-            "      SELECT s.hash INTO previous FROM {schema}.{table} s "
-            "      WHERE s.originator_id = ids[i] AND s.originator_version = versions[i] - 1; "
+            "      j := array_position(keys, ids[i]::text || ':' || (versions[i] - 1)); "
+            "      IF j IS NOT NULL THEN "
+            "        previous := hashes[j]; "
+            "      ELSE "
+            "        SELECT s.hash INTO previous FROM {schema}.{table} s "
+            "        WHERE s.originator_id = ids[i] AND s.originator_version = versions[i] - 1; "
+            "      END IF; "
             "    END IF; "
             "    hashes[i] := {hash}; "
             "    previous := NULL; "
