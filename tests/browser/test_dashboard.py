@@ -88,7 +88,7 @@ def test_pages_show_the_apis_figures(dashboard: Dashboard, page: tuple[Page, Con
             n for n in attainment["nodes"] if n["dimensions"].get("employee") == "rep-north-3"
         )
         browser_page.goto(f"{dashboard.url}/web/forecasts")
-        assert figure(browser_page, "quota-rep-north-3") == money(quota["targets"]["revenue"])
+        assert figure(browser_page, "plan-target-rep-north-3") == money(quota["targets"]["revenue"])
         browser_page.goto(f"{dashboard.url}/web/plans")
         resources = api.get(f"/plans/{plan_id}/customer-resources").json()
         assert figure(browser_page, "remaining") == money(resources["remaining"])
