@@ -173,6 +173,18 @@ def test_forecast_errors_show_the_apis_figures(
         "Chart.getChart(document.querySelector('canvas[data-chart=bars]')) !== undefined"
     )
     screenshot(browser_page, "mgr-north-forecast-errors")
+    browser_page.get_by_role("link", name="Show each person's accuracy").click()
+    columns = browser_page.locator('table[aria-labelledby="acc-h"] thead th.num')
+    periods = columns.all_inner_texts()[:-1]
+    assert periods and "2026-Q2" in periods
+    with dashboard.api("mgr-north") as api:
+        accuracy = api.get("/forecast-accuracy", params={"period": periods}).json()
+    shown = figures(browser_page)
+    for person in accuracy:
+        pid = person["person_id"]
+        assert shown[f"mae-{pid}"] == money(person["mean_absolute_error"]), pid
+        for name, value in person["periods"].items():
+            assert shown[f"accuracy-{pid}-{name}"] == percent(value), (pid, name)
     assert console.errors == []
 
 
@@ -256,7 +268,7 @@ def test_the_new_pages_read_at_phone_width(
     dashboard.sign_in(browser_page, "mgr-north")
     deal_id, _ = _a_busy_deal_of(dashboard, "rep-north-")
     for name, path in (
-        ("changes", "/web/changes?" + _query(WINDOW)),
+        ("changes", "/web/changes?measure=count&" + _query(WINDOW)),
         ("win-loss", "/web/win-loss"),
         ("forecast-errors", "/web/forecasts/errors?period=2026-Q2"),
         ("deal", f"/web/deals/{deal_id}"),

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from aggregates.plan import period_bounds, period_level
 from projections.field_history import FlagThresholds
-from projections.forecast_errors import CAUSES
+from projections.forecast_errors import CAUSES, accuracy_over_periods
 from projections.funnel import FunnelFilter
 from projections.pipeline_changes import PipelineChanges, pipeline_changes
 from projections.win_loss import DIMENSIONS
@@ -105,25 +105,36 @@ def window_moment(text: str | None, name: str, *, end: bool) -> datetime | None:
         raise PageError(422, f"{name}: not a date or moment: {text!r}") from None
 
 
-def waterfall(changes: PipelineChanges) -> dict[str, Any]:
-    """Start pipeline, every step that moved the amount or the count, end pipeline: as
-    floating bars ([low, high]) with the change of each for the tooltip."""
+MEASURES = {"amount": "amount", "weighted": "weighted amount", "count": "number of deals"}
+"""What the waterfall's bars measure (the table shows all three)."""
+
+
+def waterfall(changes: PipelineChanges, measure: str = "amount") -> dict[str, Any]:
+    """Start pipeline, every step with deals behind it, end pipeline: as floating bars
+    ([low, high]) of ``measure``, with the change of each for the tooltip."""
+
+    def of(item: Any) -> Decimal:
+        if measure == "count":
+            return Decimal(item.count)
+        return Decimal(item.weighted_amount if measure == "weighted" else item.amount)
+
     labels, bars, deltas, colours = ["pipeline at start"], [], [], [TOTAL]
-    level = changes.start.amount
+    level = of(changes.start)
     bars.append([0.0, float(level)])
     deltas.append(float(level))
     for step in changes.steps:
         if not step.deals:
             continue
-        after = level + step.amount
+        change = of(step)
+        after = level + change
         labels.append(step.label)
         bars.append([float(min(level, after)), float(max(level, after))])
-        deltas.append(float(step.amount))
-        colours.append(RISE if step.amount > 0 else FALL if step.amount < 0 else "#6e7781")
+        deltas.append(float(change))
+        colours.append(RISE if change > 0 else FALL if change < 0 else "#6e7781")
         level = after
     labels.append("pipeline at end")
-    bars.append([0.0, float(changes.end.amount)])
-    deltas.append(float(changes.end.amount))
+    bars.append([0.0, float(of(changes.end))])
+    deltas.append(float(of(changes.end)))
     colours.append(TOTAL)
     return {"labels": labels, "bars": bars, "deltas": deltas, "colours": colours}
 
@@ -141,8 +152,11 @@ def changes_page(
     product: str | None = None,
     source: str | None = None,
     period: str | None = None,
+    measure: str = "amount",
 ) -> Response:
     """``GET /pipeline/changes`` and ``GET /pipeline/flags`` for the viewer's scope."""
+    if measure not in MEASURES:
+        raise PageError(422, f"measure: one of {', '.join(MEASURES)}, not {measure!r}")
     authorize(context.ledger, viewer, "GET /pipeline/changes")
     authorize(context.ledger, viewer, "GET /pipeline/flags")
     filters = filter_values(
@@ -166,7 +180,9 @@ def changes_page(
         page="changes",
         version=queries.data_version(ledger, context.database),
         changes=changes,
-        chart=waterfall(changes),
+        chart=waterfall(changes, measure),
+        measure=measure,
+        measures=MEASURES,
         flags=flags,
         thresholds=FlagThresholds(),
         window={
@@ -232,6 +248,23 @@ def closed_periods(periods: list[str], today: date) -> list[str]:
     return [p for p in periods if period_bounds(p)[1] < today]
 
 
+ACCURACY_PERIODS = 4
+
+
+def accuracy_table(
+    ledger: Any, periods: list[str], people: set[str] | None
+) -> list[dict[str, Any]]:
+    """``GET /forecast-accuracy`` over ``periods`` (forecasts as they stood at each end)."""
+    reports = []
+    for name in periods:
+        end = datetime.combine(period_bounds(name)[1], time.max, tzinfo=UTC)
+        reports.append(forecast_error_forensics(ledger, name, end, people))
+    return [
+        {"person_id": person, **entry}
+        for person, entry in sorted(accuracy_over_periods(reports).items())
+    ]
+
+
 @router.get("/forecasts/errors")
 def forecast_errors_page(
     request: Request,
@@ -239,6 +272,7 @@ def forecast_errors_page(
     context: WebContextDep,
     period: str | None = None,
     as_of: str | None = None,
+    accuracy: bool = False,
 ) -> Response:
     """``GET /forecasts/{period}/errors``: each person's forecast at a date against what
     happened, the error split by cause, deal by deal."""
@@ -253,6 +287,9 @@ def forecast_errors_page(
     org = ledger.organisation(fresh=False)
     people = None if sees_everything(viewer.person_id, org) else org.subtree(viewer.person_id)
     report = forecast_error_forensics(ledger, period, moment, people)
+    over = sorted(closed[:ACCURACY_PERIODS])
+    if accuracy:
+        authorize(ledger, viewer, "GET /forecast-accuracy")
     deal_ids = {d.opportunity_id for p in report.people for d in p.deals}
     chart = {
         "stacked": True,
@@ -280,4 +317,6 @@ def forecast_errors_page(
         period=period,
         closed=period_bounds(period)[1] < today,
         as_of=as_of or "",
+        accuracy_periods=over,
+        accuracy=accuracy_table(ledger, over, people) if accuracy and over else None,
     )

@@ -39,7 +39,7 @@
         // Floating bars [low, high]: the start, each change from where the last left off, the end.
         charts.push(new Chart(canvas, {
           type: "bar",
-          data: { labels: data.labels, datasets: [{ label: "pipeline amount", data: data.bars, backgroundColor: data.colours }] },
+          data: { labels: data.labels, datasets: [{ label: "pipeline", data: data.bars, backgroundColor: data.colours }] },
           options: {
             animation,
             plugins: {
