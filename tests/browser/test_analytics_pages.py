@@ -86,6 +86,9 @@ def test_changes_show_the_apis_waterfall(dashboard: Dashboard, page: tuple[Page,
     screenshot(browser_page, "mgr-north-changes")
     first.click()
     expect(browser_page).to_have_url(f"{dashboard.url}/web/deals/{step['deals'][0]['opportunity_id']}")
+    for wrong in ("from=2026-07-01&to=2026-06-01", "from=soon", "measure=height", "period=Q9"):
+        refused = browser_page.request.get(f"{dashboard.url}/web/changes?{wrong}")
+        assert refused.status == 422, wrong
     assert console.errors == []
 
 
@@ -227,6 +230,9 @@ def test_a_rep_sees_only_their_own_changes_win_loss_and_errors(
     dashboard.sign_in(browser_page, rep)
     nav = browser_page.get_by_role("navigation", name="Main")
     assert nav.get_by_role("link", name="Changes").count() == 0
+    browser_page.get_by_role("link", name="What changed in my pipeline").click()
+    expect(browser_page.locator("h1")).to_have_text("What changed in the pipeline")
+    expect(browser_page.get_by_label("Owner", exact=True)).to_have_value(rep)
     browser_page.goto(f"{dashboard.url}/web/changes?" + _query(WINDOW))
     with dashboard.api(rep) as api:
         changes = api.get("/pipeline/changes", params=API_WINDOW).json()

@@ -83,9 +83,14 @@ def visible_scope(
     )
 
 
-def filter_values(**given: str | None) -> dict[str, str | None]:
-    """The filters as the form shows them (an empty field is no filter)."""
-    return {name: (value or None) for name, value in given.items()}
+def filter_values(viewer: Viewer, **given: str | None) -> dict[str, str | None]:
+    """The filters as the form shows them (an empty field is no filter; ``me`` for an owner
+    or a team is the viewer, as in the API)."""
+    values = {name: (value or None) for name, value in given.items()}
+    for name in ("owner", "team"):
+        if values.get(name) == "me":
+            values[name] = viewer.person_id
+    return values
 
 
 def window_moment(text: str | None, name: str, *, end: bool) -> datetime | None:
@@ -160,6 +165,7 @@ def changes_page(
     authorize(context.ledger, viewer, "GET /pipeline/changes")
     authorize(context.ledger, viewer, "GET /pipeline/flags")
     filters = filter_values(
+        viewer,
         owner=owner, team=team, region=region, product=product, source=source, period=period
     )
     scope = visible_scope(context, viewer, **filters)
@@ -213,6 +219,7 @@ def win_loss_page(
     if period is None:
         period = str(datetime.now(UTC).year)
     filters = filter_values(
+        viewer,
         owner=owner, team=team, region=region, product=product, source=source, period=period
     )
     report = win_loss_analysis(context.ledger, visible_scope(context, viewer, **filters))
