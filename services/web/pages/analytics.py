@@ -191,9 +191,9 @@ def changes_page(
         measures=MEASURES,
         flags=flags,
         thresholds=FlagThresholds(),
-        window={
-            "from": from_text or (start.date().isoformat()),
-            "to": to or (end - timedelta(days=1)).date().isoformat(),
+        window={  # the days the date fields show (a moment in the URL: its day)
+            "from": start.date().isoformat(),
+            "to": (end - timedelta(microseconds=1)).date().isoformat(),
         },
         start=start,
         end=end,
