@@ -7,6 +7,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.web.pages import (
+    analytics,
     audit,
     forecasts,
     home,
@@ -27,6 +28,7 @@ def install_dashboard(app: FastAPI) -> None:
     def root() -> RedirectResponse:
         return RedirectResponse("/web/", status_code=307)
 
-    for page in (signin, live, home, pipeline, records, forecasts, plans, monitoring, audit):
+    pages = (signin, live, home, pipeline, records, analytics, forecasts, plans, monitoring, audit)
+    for page in pages:
         app.include_router(page.router)
     app.mount("/web/static", StaticFiles(directory=STATIC), name="web-static")

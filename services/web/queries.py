@@ -128,3 +128,17 @@ def customer_names(database: Database, customer_ids: Collection[str]) -> dict[st
             ids,
         )
     return {str(r["customer_id"]): str(r["name"]) for r in rows}
+
+
+def deal_titles(database: Database, opportunity_ids: Collection[str]) -> dict[str, str]:
+    """The current title of each of these deals."""
+    ids = sorted(set(opportunity_ids))
+    if not ids:
+        return {}
+    with database.transaction() as tx:
+        rows = tx.execute(
+            "SELECT opportunity_id, title FROM funnel_opportunities "
+            f"WHERE opportunity_id {in_clause(ids)}",
+            ids,
+        )
+    return {str(r["opportunity_id"]): str(r["title"]) for r in rows}

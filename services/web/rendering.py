@@ -51,6 +51,15 @@ def when(value: Any) -> str:
     return text[:16].replace("T", " ") + (" UTC" if len(text) > 10 else "")
 
 
+def shown(value: Any) -> str:
+    """A field's value as text: none as a dash, text as it is, anything else as JSON."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
 def as_json(value: Any) -> Markup:
     """Data for a page's scripts, safe inside ``<script type="application/json">``."""
     text = json.dumps(value, default=str).replace("<", "\\u003c")
@@ -60,7 +69,9 @@ def as_json(value: Any) -> Markup:
 environment = Environment(
     loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True
 )
-environment.filters.update(money=money, percent=percent, when=when, as_json=as_json)
+environment.filters.update(
+    money=money, percent=percent, when=when, as_json=as_json, shown=shown
+)
 
 
 def render(request: Request, template: str, status: int = 200, **values: Any) -> Response:

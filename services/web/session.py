@@ -56,6 +56,11 @@ class Viewer:
         """Owns deals: a sales rep or a manager."""
         return self.org.has_role(self.person_id, Role.SALES_REP, Role.MANAGER)
 
+    @property
+    def oversees(self) -> bool:
+        """Reviews others' pipelines: a manager, an auditor or an admin."""
+        return self.org.has_role(self.person_id, Role.MANAGER, Role.AUDITOR, Role.ADMIN)
+
     def visible_owners(self) -> set[str] | None:
         """Whose deals this viewer may see on lists: None for everyone, else the subtree
         (``aggregates.visibility``, the rule the API applies)."""

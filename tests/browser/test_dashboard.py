@@ -20,9 +20,15 @@ from tests.browser.conftest import Console, Dashboard, screenshot
 
 PAGES = {
     "rep-north-1": ["/web/", "/web/pipeline", "/web/forecasts", "/web/plans", "/web/monitoring"],
-    "mgr-north": ["/web/", "/web/pipeline", "/web/forecasts", "/web/plans", "/web/monitoring"],
-    "auditor": ["/web/pipeline", "/web/forecasts", "/web/plans", "/web/monitoring", "/web/audit"],
-}
+    "mgr-north": [
+        "/web/", "/web/pipeline", "/web/changes", "/web/forecasts", "/web/forecasts/errors",
+        "/web/win-loss", "/web/plans", "/web/monitoring",
+    ],
+    "auditor": [
+        "/web/pipeline", "/web/changes", "/web/forecasts", "/web/forecasts/errors",
+        "/web/win-loss", "/web/plans", "/web/monitoring", "/web/audit",
+    ],
+}  # fmt: skip
 
 
 def figure(page: Page, name: str) -> str:
@@ -43,6 +49,9 @@ def test_each_role_signs_in_and_sees_its_pages(
             screenshot(browser_page, f"{person}-{name}")
         nav = browser_page.get_by_role("navigation", name="Main")
         assert (nav.get_by_role("link", name="Audit").count() == 1) == (person == "auditor")
+        oversees = person != "rep-north-1"
+        assert (nav.get_by_role("link", name="Changes").count() == 1) == oversees
+        assert (nav.get_by_role("link", name="Win/loss").count() == 1) == oversees
         browser_page.get_by_role("button", name="Sign out").click()
         expect(browser_page).to_have_url(re.compile(r"/web/signin"))
     assert console.errors == []
@@ -88,7 +97,7 @@ def test_pages_show_the_apis_figures(dashboard: Dashboard, page: tuple[Page, Con
             n for n in attainment["nodes"] if n["dimensions"].get("employee") == "rep-north-3"
         )
         browser_page.goto(f"{dashboard.url}/web/forecasts")
-        assert figure(browser_page, "quota-rep-north-3") == money(quota["targets"]["revenue"])
+        assert figure(browser_page, "plan-target-rep-north-3") == money(quota["targets"]["revenue"])
         browser_page.goto(f"{dashboard.url}/web/plans")
         resources = api.get(f"/plans/{plan_id}/customer-resources").json()
         assert figure(browser_page, "remaining") == money(resources["remaining"])

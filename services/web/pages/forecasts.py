@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from aggregates.forecast import CATEGORIES
 from aggregates.plan import period_bounds, period_level
 from aggregates.visibility import visible_people
 from projections.forecasts import ForecastReport, PersonForecast, query_forecast_report
@@ -112,4 +113,5 @@ def forecasts(
         as_of=as_of or "",
         trend=trend(database, period, managers),
         quotas=quotas(context, period),
+        categories=[(c, c.replace("_", " ")) for c in CATEGORIES],
     )

@@ -14,11 +14,14 @@ from aggregates.customer import Customer
 from aggregates.evaluation import EVALUATION_GROUPS, group_scores
 from aggregates.opportunity import Opportunity
 from commands.ledger import SalesLedger
+from projections.field_history import FieldHistory, FlagThresholds
+from services.analytics.queries import field_history
 from services.history import history_with_chain
 from services.web import queries
 from services.web.deps import ViewerDep, WebContextDep
 from services.web.guard import PageError, authorize
 from services.web.rendering import PageRoute, render
+from services.web.session import Viewer
 
 router = APIRouter(prefix="/web", route_class=PageRoute, include_in_schema=False)
 
@@ -91,6 +94,20 @@ def evaluation_of(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def changes_of(
+    ledger: SalesLedger, viewer: Viewer, record_id: str, moment: datetime | None
+) -> tuple[FieldHistory, list[Any]]:
+    """The record's field history as the API's ``GET /aggregates/{id}/field-history``
+    gives it (same policy, same function, default flag thresholds), newest first; with an
+    as-of moment, only the changes made by then."""
+    authorize(
+        ledger, viewer, "GET /aggregates/{aggregate_id}/field-history", {"aggregate_id": record_id}
+    )
+    history = field_history(ledger, record_id, None, FlagThresholds())
+    changes = [c for c in history.changes if moment is None or c.at <= moment]
+    return history, list(reversed(changes))
+
+
 @router.get("/deals/{opportunity_id}")
 def deal_page(
     request: Request,
@@ -105,6 +122,7 @@ def deal_page(
     moment = parse_moment(as_of)
     deal = record_state(ledger, Opportunity, opportunity_id, moment)
     entries = history_with_chain(ledger, opportunity_id, as_of=moment)
+    history, changes = changes_of(ledger, viewer, opportunity_id, moment)
     return render(
         request,
         "deal.html",
@@ -115,6 +133,9 @@ def deal_page(
         fields=fields_of(deal),
         evaluation=evaluation_of(entries),
         events=timeline(entries),
+        field_history=history,
+        changes=changes,
+        thresholds=FlagThresholds(),
         as_of=as_of or "",
         moment=moment,
     )
@@ -148,6 +169,7 @@ def customer_page(
     moment = parse_moment(as_of)
     customer = record_state(ledger, Customer, customer_id, moment)
     entries = history_with_chain(ledger, customer_id, as_of=moment)
+    history, changes = changes_of(ledger, viewer, customer_id, moment)
     return render(
         request,
         "customer.html",
@@ -158,6 +180,8 @@ def customer_page(
         fields=fields_of(customer),
         deals=queries.deals_of_customer(context.database, customer_id, viewer.visible_owners()),
         events=timeline(entries),
+        field_history=history,
+        changes=changes,
         as_of=as_of or "",
         moment=moment,
     )

@@ -13,7 +13,7 @@
     if (typeof Chart === "undefined") return;
     document.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
       const kind = canvas.dataset.chart;
-      const data = chartData(kind);
+      const data = chartData(canvas.dataset.source || kind);
       if (!data) return;
       const animation = false;
       if (kind === "funnel") {
@@ -29,10 +29,24 @@
           options: { animation },
         }));
       } else if (kind === "bars") {
+        const stacked = Boolean(data.stacked);
         charts.push(new Chart(canvas, {
           type: "bar",
           data: { labels: data.labels, datasets: data.series.map((s) => ({ label: s.label, data: s.values })) },
-          options: { animation },
+          options: { animation, scales: { x: { stacked }, y: { stacked } } },
+        }));
+      } else if (kind === "waterfall") {
+        // Floating bars [low, high]: the start, each change from where the last left off, the end.
+        charts.push(new Chart(canvas, {
+          type: "bar",
+          data: { labels: data.labels, datasets: [{ label: "pipeline", data: data.bars, backgroundColor: data.colours }] },
+          options: {
+            animation,
+            plugins: {
+              legend: { display: false },
+              tooltip: { callbacks: { label: (item) => `${data.deltas[item.dataIndex] >= 0 && item.dataIndex > 0 && item.dataIndex < data.deltas.length - 1 ? "+" : ""}${data.deltas[item.dataIndex].toLocaleString()}` } },
+            },
+          },
         }));
       }
     });
@@ -122,7 +136,10 @@
     const fresh = page.getElementById("main");
     if (!fresh || editing(main)) return;
     const focusedId = document.activeElement && document.activeElement.id;
+    // Disclosures the reader opened or closed stay so (those with an id).
+    const disclosed = new Map([...main.querySelectorAll("details[id]")].map((d) => [d.id, d.open]));
     main.innerHTML = fresh.innerHTML;
+    main.querySelectorAll("details[id]").forEach((d) => { if (disclosed.has(d.id)) d.open = disclosed.get(d.id); });
     main.dataset.version = fresh.dataset.version || "";
     drawCharts();
     if (focusedId && document.getElementById(focusedId)) document.getElementById(focusedId).focus();
