@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,6 +41,13 @@ class Configuration:
     country_code: str = "86"
     date_window_days: int = 1830
     """Expected-close and closing dates lie within this many days of the day recorded."""
+
+    def probabilities(self) -> dict[int, Decimal]:
+        """Each stage's win probability as a fraction (a won deal's is 1), as configured."""
+        configured = {
+            stage: Decimal(percent) / 100 for stage, percent in self.stage_probabilities.items()
+        }
+        return {**STAGE_PROBABILITY, **configured}
 
     def changed(self, changes: dict[str, Any]) -> Configuration:
         """This configuration with ``changes`` (as recorded in the event) applied."""

@@ -3,7 +3,7 @@ moment from the events alone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -59,12 +59,19 @@ StageTotals = dict[tuple[int, str], tuple[int, Decimal]]
 """(stage, funnel status) → (count, amount)."""
 
 
-def _funnel_from_totals(totals: StageTotals, as_of: datetime | None = None) -> Funnel:
+Probabilities = Mapping[int, Decimal]
+"""Each stage's win probability (the configuration's in force; default the brief's)."""
+
+
+def _funnel_from_totals(
+    totals: StageTotals, as_of: datetime | None = None, probabilities: Probabilities | None = None
+) -> Funnel:
+    probabilities = probabilities or STAGE_PROBABILITY
     stages = []
     for stage in range(1, WON_STAGE + 1):
         status = "won" if stage == WON_STAGE else "open"
         count, amount = totals.get((stage, status), (0, Decimal(0)))
-        probability = STAGE_PROBABILITY[stage]
+        probability = probabilities.get(stage, STAGE_PROBABILITY[stage])
         stages.append(
             FunnelStage(
                 stage=stage,
@@ -93,7 +100,11 @@ def _add_total(totals: StageTotals, stage: int, status: str, n: int, amount: Dec
     totals[(stage, status)] = (count + n, total + amount)
 
 
-def query_funnel(database: ReadStore, selection: FunnelFilter = FunnelFilter()) -> Funnel:
+def query_funnel(
+    database: ReadStore,
+    selection: FunnelFilter = FunnelFilter(),
+    probabilities: Probabilities | None = None,
+) -> Funnel:
     """The live funnel, from the projection's rows.
 
     Filtered by owners only (or not at all), it sums the per owner/stage totals. Filtered
@@ -102,9 +113,13 @@ def query_funnel(database: ReadStore, selection: FunnelFilter = FunnelFilter()) 
     day) it reads the matching deals through an index.
     """
     if selection == FunnelFilter(owner_ids=selection.owner_ids):
-        return _funnel_from_totals_table(database, "funnel_stage_totals", selection.sql())
+        return _funnel_from_totals_table(
+            database, "funnel_stage_totals", selection.sql(), probabilities
+        )
     if selection.owner_ids is None and selection.in_whole_months():
-        return _funnel_from_totals_table(database, "funnel_dimension_totals", selection.month_sql())
+        return _funnel_from_totals_table(
+            database, "funnel_dimension_totals", selection.month_sql(), probabilities
+        )
     conditions, params = selection.sql()
     won_conditions, won_params = selection.sql(close_column="closed_on")
     with database.transaction() as tx:
@@ -128,11 +143,14 @@ def query_funnel(database: ReadStore, selection: FunnelFilter = FunnelFilter()) 
         status = "nurturing" if row["nurturing"] else "open"
         _add_total(totals, int(row["stage"]), status, int(row["n"]), as_decimal(row["amount"]))
     _add_total(totals, WON_STAGE, "won", int(won[0]["n"]), as_decimal(won[0]["amount"]))
-    return _funnel_from_totals(totals)
+    return _funnel_from_totals(totals, probabilities=probabilities)
 
 
 def _funnel_from_totals_table(
-    database: ReadStore, table: str, where: tuple[str, list[Any]]
+    database: ReadStore,
+    table: str,
+    where: tuple[str, list[Any]],
+    probabilities: Probabilities | None = None,
 ) -> Funnel:
     conditions, params = where
     with database.transaction() as tx:
@@ -145,7 +163,7 @@ def _funnel_from_totals_table(
     for row in rows:
         stage = WON_STAGE if row["status"] == "won" else int(row["stage"])
         _add_total(totals, stage, row["status"], int(row["n"]), as_decimal(row["amount"]))
-    return _funnel_from_totals(totals)
+    return _funnel_from_totals(totals, probabilities=probabilities)
 
 
 def fold_deals_as_of(ledger: Any, moment: datetime, batch_size: int = 5000) -> dict[str, Row]:
@@ -180,7 +198,10 @@ def fold_deals_as_of(ledger: Any, moment: datetime, batch_size: int = 5000) -> d
 
 
 def funnel_from_deals(
-    deals: Iterable[Row], selection: FunnelFilter = FunnelFilter(), as_of: datetime | None = None
+    deals: Iterable[Row],
+    selection: FunnelFilter = FunnelFilter(),
+    as_of: datetime | None = None,
+    probabilities: Probabilities | None = None,
 ) -> Funnel:
     """The funnel over in-memory deal rows (for as-of queries)."""
     totals: StageTotals = {}
@@ -190,11 +211,16 @@ def funnel_from_deals(
             _add_total(totals, WON_STAGE, status, 1, as_decimal(row["won_amount"]))
         elif status in ("open", "nurturing") and selection.matches(row):
             _add_total(totals, int(row["stage"]), status, 1, as_decimal(row["amount"]))
-    return _funnel_from_totals(totals, as_of)
+    return _funnel_from_totals(totals, as_of, probabilities)
 
 
 def query_funnel_as_of(
-    ledger: Any, moment: datetime, selection: FunnelFilter = FunnelFilter()
+    ledger: Any,
+    moment: datetime,
+    selection: FunnelFilter = FunnelFilter(),
+    probabilities: Probabilities | None = None,
 ) -> Funnel:
-    """The funnel as it was at ``moment``, from the events alone."""
-    return funnel_from_deals(fold_deals_as_of(ledger, moment).values(), selection, moment)
+    """The funnel as it was at ``moment``, from the events alone (weighted with the
+    probabilities in force then, when given)."""
+    deals = fold_deals_as_of(ledger, moment).values()
+    return funnel_from_deals(deals, selection, moment, probabilities)

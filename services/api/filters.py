@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from aggregates.errors import InvalidFieldError
+from aggregates.configuration import Configuration
+from aggregates.errors import InvalidFieldError, NotFoundError
+from aggregates.organisation import ORGANISATION_ID, Organisation
 from aggregates.plan import period_bounds
 from aggregates.visibility import require_visible_people, visible_people
 from commands.ledger import SalesLedger
@@ -87,3 +90,16 @@ def funnel_filter(
 
 
 FunnelFilterDep = Annotated[FunnelFilter, Depends(funnel_filter)]
+
+
+def configuration_in_force(ledger: SalesLedger, moment: datetime | None = None) -> Configuration:
+    """The organisation's configuration now, or as it was at ``moment`` (so a report of
+    the past is weighted with the probabilities in force then: a change never rewrites
+    history)."""
+    organisation = ledger.organisation(fresh=False)
+    if moment is None:
+        return organisation.configuration
+    try:
+        return ledger.load_as_of(Organisation, ORGANISATION_ID, moment).configuration
+    except NotFoundError:
+        return Configuration()

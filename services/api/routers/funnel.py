@@ -16,7 +16,7 @@ from projections.funnel import (
 )
 from services.api.csv_export import Format, report_response
 from services.api.dependencies import DatabaseDep, LedgerDep, fresh
-from services.api.filters import FunnelFilterDep
+from services.api.filters import FunnelFilterDep, configuration_in_force
 from services.api.security import CurrentActor
 from services.api.time_params import AsOf
 
@@ -33,11 +33,13 @@ def get_funnel(
     request: Request,
     format: Format = None,
 ) -> Any:
-    """Count, amount and weighted amount per stage, nurturing deals apart; live or ``as_of``."""
+    """Count, amount and weighted amount per stage, nurturing deals apart; live or ``as_of``
+    (weighted with the stage probabilities configured then)."""
+    probabilities = configuration_in_force(ledger, as_of).probabilities()
     if as_of is not None:
-        funnel = query_funnel_as_of(ledger, as_of, selection)
+        funnel = query_funnel_as_of(ledger, as_of, selection, probabilities)
     else:
-        funnel = query_funnel(database, selection)
+        funnel = query_funnel(database, selection, probabilities)
     return report_response(request, ledger, actor, format, funnel)
 
 

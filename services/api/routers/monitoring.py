@@ -56,7 +56,13 @@ def get_stale_deals(
     database: DatabaseDep,
     ledger: LedgerDep,
     actor: CurrentActor,
-    days: Annotated[int, Query(ge=1, le=3650, description="idle for at least this long")] = 30,
+    days: Annotated[
+        int | None,
+        Query(
+            ge=1, le=3650,
+            description="idle for at least this long (default: the configured stale days)",
+        ),
+    ] = None,
     owner: Owner = None,
     team: Team = None,
     cursor: Cursor = None,
@@ -65,9 +71,12 @@ def get_stale_deals(
 ) -> Any:
     """Open deals with no activity and no stage change for ``days`` days."""
     owners = owners_in_scope(ledger, actor, owner, team, own_scope=True)
+    idle_days = days or ledger.organisation(fresh=False).configuration.stale_days
 
     def query(limit: int, offset: int) -> Any:
-        page = query_stale_deals(database, days=days, owner_ids=owners, limit=limit, offset=offset)
+        page = query_stale_deals(
+            database, days=idle_days, owner_ids=owners, limit=limit, offset=offset
+        )
         return _with_owner_names(ledger, page)
 
     return list_response(

@@ -30,10 +30,11 @@ def monitoring(
     request: Request,
     viewer: ViewerDep,
     context: WebContextDep,
-    days: Annotated[int, Query(ge=1, le=3650)] = 30,
+    days: Annotated[int | None, Query(ge=1, le=3650)] = None,
     after: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     ledger, database = context.ledger, context.database
+    days = days or ledger.organisation(fresh=False).configuration.stale_days
     for view in ("stale-deals", "slipped-deals", "activity", "ownership-transfers"):
         authorize(ledger, viewer, f"GET /monitoring/{view}")
     owners = viewer.visible_owners()

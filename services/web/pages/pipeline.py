@@ -15,7 +15,7 @@ from aggregates.plan import period_bounds
 from commands.errors import status_for
 from projections.funnel import FunnelFilter, query_funnel, query_funnel_health
 from services.api.dependencies import accepted
-from services.api.filters import owners_in_scope
+from services.api.filters import configuration_in_force, owners_in_scope
 from services.web import queries
 from services.web.deps import FormViewerDep, ViewerDep, WebContextDep, safe_next
 from services.web.guard import authorize
@@ -82,7 +82,8 @@ def pipeline(
     filters = {k: v or None for k, v in {**filters, "period": period}.items()}
     selection = scoped_filter(context, viewer, **filters)
     database = context.database
-    funnel = query_funnel(database, selection)
+    probabilities = configuration_in_force(context.ledger).probabilities()
+    funnel = query_funnel(database, selection, probabilities)
     health = {s.stage: s for s in query_funnel_health(database, selection).stages}
     cards = queries.board_cards(database, selection)
     columns = [
