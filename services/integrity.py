@@ -11,9 +11,10 @@ heads, which auditors check without trusting the operator, are in ``services.tra
 from __future__ import annotations
 
 import hmac
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Protocol
 from uuid import UUID
 
@@ -22,6 +23,9 @@ from services.chain import GENESIS, ChainedRecord, Seal, event_hash, ledger_link
 READ_BATCH = 10_000
 SEAL_BATCH = 10_000
 CHAIN_CACHE = 100_000
+LastHashes = dict[int, tuple[int, bytes]]
+"""Each aggregate's last version and hash seen, by the integer of its id (hashing a
+``UUID`` runs Python code; hashing its integer does not)."""
 """Aggregates whose last hash is kept between batches; others are re-read when met."""
 
 
@@ -166,7 +170,7 @@ class ChainVerifier:
         link = anchor.ledger_hash if anchor else GENESIS
         seals = SealCursor(self.store, after, upto)
         report = VerificationReport(sealed_upto=seals.sealed_upto)
-        last: OrderedDict[UUID, tuple[int, bytes]] = OrderedDict()
+        last: LastHashes = {}
         for batch in _batches(iter_records(self.store, after, upto), READ_BATCH):
             self._anchor(batch, last)
             for record in batch:
@@ -184,8 +188,9 @@ class ChainVerifier:
                     if keep_statuses and record.position not in report.statuses:
                         report.statuses[record.position] = "ok"
                 self._check_seal_end(seals, record.position, link, report)
-            while len(last) > CHAIN_CACHE:
-                last.popitem(last=False)
+            if len(last) > CHAIN_CACHE:  # the least recently first-seen go (insertion order)
+                for key in list(islice(last, len(last) - CHAIN_CACHE)):
+                    del last[key]
         self._report_missing(seals.skip_to(upto + 1), start, upto, report)
         report.ledger_hash = link.hex()
         report.breaks.sort(key=lambda b: b.position)
@@ -233,7 +238,7 @@ class ChainVerifier:
         report.sealed_upto, sealed = self.store.select_sealed_hashes(
             [record.position for record in records]
         )
-        last: dict[UUID, tuple[int, bytes]] = {}
+        last: LastHashes = {}
         for record in records:
             computed = self._check_event(record, last, report)
             self._check_sealed(record, computed, sealed.get(record.position), report)
@@ -254,26 +259,29 @@ class ChainVerifier:
         report = self.verify_range(1, position)
         return bytes.fromhex(report.ledger_hash or GENESIS.hex()), report.events
 
-    def _anchor(self, batch: list[ChainedRecord], last: dict[UUID, tuple[int, bytes]]) -> None:
-        first_seen: dict[UUID, int] = {}
+    def _anchor(self, batch: list[ChainedRecord], last: LastHashes) -> None:
+        first_seen: dict[int, tuple[UUID, int]] = {}
         for record in batch:
-            first_seen.setdefault(record.originator_id, record.version)
+            key = record.originator_id.int
+            if key not in first_seen:
+                first_seen[key] = (record.originator_id, record.version)
         needed = [
             (originator_id, version - 1)
-            for originator_id, version in first_seen.items()
-            if version > 1 and originator_id not in last
+            for key, (originator_id, version) in first_seen.items()
+            if version > 1 and key not in last
         ]
         for (originator_id, version), stored in self.store.select_hashes(needed).items():
-            if originator_id not in last and stored is not None:
-                last[originator_id] = (version, stored)
+            if originator_id.int not in last and stored is not None:
+                last[originator_id.int] = (version, stored)
 
     @staticmethod
     def _check_event(
         record: ChainedRecord,
-        last: dict[UUID, tuple[int, bytes]],
+        last: LastHashes,
         report: VerificationReport | None,
     ) -> bytes:
-        prior = last.get(record.originator_id)
+        key = record.originator_id.int
+        prior = last.get(key)
         previous_version, previous_hash = prior if prior else (0, GENESIS)
         computed = event_hash(
             previous_hash, record.originator_id, record.version, record.topic, record.state
@@ -296,7 +304,7 @@ class ChainVerifier:
                     ChainBreak(problem[0], record.position, str(record.originator_id),
                                record.version, problem[1])
                 )
-        last[record.originator_id] = (record.version, computed)
+        last[key] = (record.version, computed)
         return computed
 
     @staticmethod
