@@ -46,7 +46,7 @@ import psycopg
 from eventsourcing.persistence import Notification
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from commands.ledger import SalesLedger
 from events.limits import MAX_EVENT_BYTES, MESSAGE_OVERHEAD_BYTES
@@ -210,7 +210,16 @@ def broker_message_limit(bootstrap_servers: str, topic: str) -> int:
         )
     finally:
         admin.close()
-    return int(found["topic"][topic]["max.message.bytes"]["value"])
+    return described_message_limit(found, topic)
+
+
+def described_message_limit(described: Any, topic: str) -> int:
+    """``max.message.bytes`` from a ``describe_configs`` answer; a topic created a moment
+    ago may not be described yet (``UnknownTopicOrPartitionError``: the relay retries)."""
+    limit = described.get("topic", {}).get(topic, {}).get("max.message.bytes")
+    if limit is None:
+        raise UnknownTopicOrPartitionError(f"the broker does not describe {topic} yet")
+    return int(limit["value"])
 
 
 def read_committed_position(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> int:

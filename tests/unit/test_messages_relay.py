@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from aggregates.organisation import Role
@@ -17,7 +17,13 @@ from commands.ledger import SalesLedger
 from events.messages import decode_message
 from services.bootstrap import build_ledger
 from services.database import Database
-from services.relay import BrokerLimitError, OutboxRelay, PublishError, RelayConfig
+from services.relay import (
+    BrokerLimitError,
+    OutboxRelay,
+    PublishError,
+    RelayConfig,
+    described_message_limit,
+)
 from services.settings import Settings
 
 
@@ -176,3 +182,39 @@ def test_refuses_to_start_on_a_broker_taking_smaller_messages_than_the_bound(
     )
     with pytest.raises(BrokerLimitError, match="max.message.bytes"):
         relay.run(until_idle=True)
+
+
+def test_a_topic_not_described_yet_is_a_retried_error_not_a_crash() -> None:
+    described = {"topic": {"t.customer": {"max.message.bytes": {"value": "1048588"}}}}
+    assert described_message_limit(described, "t.customer") == 1_048_588
+    with pytest.raises(UnknownTopicOrPartitionError):
+        described_message_limit({"topic": {"t.customer": {}}}, "t.customer")
+    with pytest.raises(UnknownTopicOrPartitionError):
+        described_message_limit({}, "t.customer")
+
+
+def test_a_topic_the_broker_does_not_describe_yet_is_asked_again(
+    ledger: SalesLedger, database: Database
+) -> None:
+    answers: list[int | Exception] = [UnknownTopicOrPartitionError("not described yet"), 10**7]
+
+    def message_limit(topic: str) -> int:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    producer = RecordingProducer()
+    relay = OutboxRelay(
+        ledger,
+        database,
+        RelayConfig(
+            bootstrap_servers="unused:9092", topic_prefix="t", exactly_once=False,
+            initial_backoff=0.01,
+        ),  # fmt: skip
+        producer_factory=lambda: producer,
+        topic_creator=lambda topics: None,
+        message_limit=message_limit,
+    )
+    assert relay.run(until_idle=True) == total_events(ledger)
+    assert answers == []
