@@ -46,6 +46,14 @@ from aggregates.visibility import (
     sees_everything,
 )
 from commands.concurrency import GuardMovedError, LedgerRecorder
+from commands.erasure import erasure
+from commands.personal_data import (
+    InMemorySubjectKeys,
+    PersonalDataMapper,
+    PersonalDataTranscoding,
+    SubjectKeys,
+    subject_keys_of,
+)
 from commands.preconditions import IdempotencyKeyReusedError, PreconditionFailedError, expected
 from commands.snapshots import LedgerSnapshot, Snapshotter
 from events.base import DateAsISO
@@ -87,7 +95,7 @@ def _claim_for_command(actor: str, command_id: str) -> str:
     return f"command:{actor}:{command_id}"
 
 
-class CheckedMapper(Mapper[UUID]):
+class CheckedMapper(PersonalDataMapper):
     """The event boundary: every event passes ``events.limits`` before it is stored,
     whichever command made it; a value no consumer could process is refused
     (``InvalidFieldError``, naming the field) and nothing is written."""
@@ -112,6 +120,9 @@ class SalesLedger(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        fallback = InMemorySubjectKeys()
+        self.subject_keys = SubjectKeys(lambda: subject_keys_of(self.recorder, fallback))
+        transcoder.register(PersonalDataTranscoding(self.subject_keys, transcoder))
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(
@@ -129,7 +140,7 @@ class SalesLedger(Application[UUID]):
         self._organisation: Organisation | None = None
         self._organisation_lock = threading.Lock()
         self._local = threading.local()
-        self._snapshotter = Snapshotter(self)
+        self._snapshotter = Snapshotter(self, never=(Customer,))
 
     def load(
         self,
@@ -743,7 +754,8 @@ class SalesLedger(Application[UUID]):
                 org=org,
             )
             claims = [
-                (f"customer:{kind}:{value}", str(customer.id)) for kind, value in keys.items()
+                (self.subject_keys.claim_digest(kind, value), str(customer.id))
+                for kind, value in keys.items()
             ]
             self._raise_if_claimed(claims)
             return customer, claims
@@ -771,7 +783,8 @@ class SalesLedger(Application[UUID]):
                 org.configuration.country_code,
             )
             claims = [
-                (f"customer:{kind}:{value}", str(customer.id)) for kind, value in keys.items()
+                (self.subject_keys.claim_digest(kind, value), str(customer.id))
+                for kind, value in keys.items()
             ]
             self._raise_if_claimed(claims)
             return customer, claims
@@ -834,6 +847,14 @@ class SalesLedger(Application[UUID]):
             customer.log_activity(kind, summary, opportunity_id, actor)
 
         return self._change(Customer, customer_id, actor, command_id, act)
+
+    def erase_customer(
+        self, customer_id: str, reason: str, *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        """Erase the customer's personal data: destroy its key, append the receipt."""
+        return self._change(
+            Customer, customer_id, actor, command_id, erasure(self.subject_keys, reason, actor)
+        )
 
     # Opportunities.
 
