@@ -340,7 +340,7 @@ _ERROR_MAPPING: tuple[tuple[type[psycopg.Error], type[PersistenceError]], ...] =
 )
 
 
-class LedgerPostgresRecorder(PostgresSubjectKeys, PostgresApplicationRecorder):
+class LedgerPostgresRecorder(PostgresApplicationRecorder, PostgresSubjectKeys):
     """Application recorder with claims, short insert locks, a safe read horizon and
     the per-aggregate hash chain (see ``services.chain``)."""
 
@@ -1059,7 +1059,7 @@ class LedgerPostgresFactory(PostgresFactory):
         super().close()
 
 
-class LedgerSQLiteRecorder(SQLiteSubjectKeys, SQLiteApplicationRecorder):
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder, SQLiteSubjectKeys):
     """SQLite application recorder with claims and the per-aggregate hash chain, computed
     in Python; SQLite has one writer, so order holds and the previous hash is final."""
 
