@@ -18,7 +18,7 @@ from aggregates.field_rules import (
     require_email,
     require_phone,
 )
-from aggregates.organisation import Organisation, Role
+from aggregates.organisation import SYSTEM_ACTOR, Organisation, Role
 from events.customer import (
     ActivityLogged,
     CustomerAssigned,
@@ -175,8 +175,9 @@ class Customer(Aggregate):
 
     def erase_personal_data(self, reason: str, actor: str, org: Organisation) -> None:
         """Record the erasure of the customer's personal data (its key is destroyed by
-        the command); only an admin may, once. The business facts stay."""
-        if not org.has_role(actor, Role.ADMIN):
+        the command); only an admin (or the operator at the console) may, once. The
+        business facts stay."""
+        if actor != SYSTEM_ACTOR and not org.has_role(actor, Role.ADMIN):
             raise NotAllowedError("only an admin may erase a customer's personal data")
         if not reason.strip():
             raise RuleViolationError("reason: say why the personal data is erased")
