@@ -115,7 +115,7 @@ def postgres_rows_as_text(settings: Settings) -> bytes:
             "WHERE table_type = 'BASE TABLE' "
             "AND table_schema NOT IN ('pg_catalog', 'information_schema')"
         ).fetchall()
-        texts = []
+        texts: list[str] = []
         for schema, table in tables:
             query = sql.SQL("SELECT t::text FROM {}.{} t").format(
                 sql.Identifier(schema), sql.Identifier(table)
