@@ -106,7 +106,8 @@ class Customer(Aggregate):
         org: Organisation,
         customer_id: UUID | None = None,
     ) -> Customer:
-        """A new customer; ``customer_id`` only for imports (a stable id), else a new one."""
+        """A new customer; ``customer_id`` given for imports (a stable id) and by the ledger
+        (an id whose personal-data key is stored already), else a new one."""
         if not normalise_name(name):
             raise RuleViolationError("name: must contain letters or digits")
         require_configured("source", source, org.configuration.sources)

@@ -752,6 +752,7 @@ class SalesLedger(Application[UUID]):
                 profile=profile or {},
                 actor=actor,
                 org=org,
+                customer_id=self.subject_keys.new_subject(),
             )
             claims = [
                 (self.subject_keys.claim_digest(kind, value), str(customer.id))

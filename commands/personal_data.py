@@ -16,9 +16,10 @@ import hmac
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+from uuid import UUID, uuid4
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -36,6 +37,10 @@ from events.personal import (
 
 CLAIMS_SUBJECT = "ledger:claims"
 """The key table's row whose key makes the uniqueness claims' keyed digests; never erased."""
+
+RESERVED_SUBJECTS = 64
+"""New subject ids (with their keys) a process stores at once, for the customers it is
+about to register: a registration then makes no round trip to the key table."""
 
 KEY_CACHE_SECONDS = 2.0
 """How long a process reuses a subject key it read, before asking the store again (a
@@ -61,6 +66,10 @@ class SubjectKeyStore(Protocol):
         (``b""`` if the subject was erased)."""
         ...
 
+    def insert_subject_keys(self, keys: Sequence[tuple[str, bytes]]) -> None:
+        """Record keys for new subjects (ids no event names yet), all at once."""
+        ...
+
     def destroy_subject_key(self, subject: str) -> None:
         """Destroy the subject's key for good, leaving the tombstone."""
         ...
@@ -81,6 +90,10 @@ class InMemorySubjectKeys:
 
     def insert_subject_key(self, subject: str, key: bytes) -> bytes:
         return self.keys.setdefault(subject, key)
+
+    def insert_subject_keys(self, keys: Sequence[tuple[str, bytes]]) -> None:
+        for subject, key in keys:
+            self.keys.setdefault(subject, key)
 
     def destroy_subject_key(self, subject: str) -> None:
         self.keys[subject] = b""
@@ -114,6 +127,8 @@ class SubjectKeys:
         self._store: SubjectKeyStore | None = None
         self._cache: dict[str, tuple[bytes | None, float]] = {}
         self._lock = threading.Lock()
+        self._reserved: list[UUID] = []
+        self._reserved_keys: dict[str, bytes] = {}
 
     @property
     def store(self) -> SubjectKeyStore:
@@ -122,8 +137,25 @@ class SubjectKeys:
             self._store = self._find_store()
         return self._store
 
+    def new_subject(self) -> UUID:
+        """An id for a new data subject, whose key is already stored."""
+        with self._lock:
+            if not self._reserved:
+                reserved = [
+                    (uuid4(), AESGCM.generate_key(bit_length=256)) for _ in range(RESERVED_SUBJECTS)
+                ]
+                self.store.insert_subject_keys([(str(u), key) for u, key in reserved])
+                self._reserved = [u for u, _ in reversed(reserved)]
+                self._reserved_keys.update((str(u), key) for u, key in reserved)
+            return self._reserved.pop()
+
     def key(self, subject: str) -> bytes | None:
         """The subject's key for reading: ``b""`` if destroyed, None if there is none."""
+        reserved = self._reserved_keys.pop(subject, None)
+        if reserved is not None:
+            with self._lock:
+                self._cache[subject] = (reserved, time.monotonic())
+            return reserved
         now = time.monotonic()
         cached = self._cache.get(subject)
         if cached is not None and (cached[0] == b"" or now - cached[1] < KEY_CACHE_SECONDS):

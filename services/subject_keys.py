@@ -9,6 +9,7 @@ restored with the events (docs/erasure.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg.sql import SQL, Identifier
@@ -52,6 +53,14 @@ class SQLiteSubjectKeys:
             c.execute(f"SELECT key FROM {SUBJECT_KEYS_TABLE} WHERE subject = ?", (subject,))
             return bytes(c.fetchone()["key"])
 
+    def insert_subject_keys(self, keys: Sequence[tuple[str, bytes]]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.executemany(
+                f"INSERT INTO {SUBJECT_KEYS_TABLE} (subject, key) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                list(keys),
+            )
+
     def destroy_subject_key(self, subject: str) -> None:
         with self.datastore.transaction(commit=True) as c:
             c.execute("PRAGMA secure_delete = ON")
@@ -89,18 +98,26 @@ class PostgresSubjectKeys:
             return None if row is None else bytes(row["key"])
 
     def insert_subject_key(self, subject: str, key: bytes) -> bytes:
-        table = self._table()
+        # One statement, committed without waiting for the WAL flush: the key is only
+        # ever used by an event appended after it, whose (synchronous) commit flushes
+        # the WAL past the key's, so a key is never lost while an event needs it.
+        statement = SQL(
+            "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), "
+            "inserted AS (INSERT INTO {table} (subject, key) SELECT %s, %s FROM relaxed "
+            "ON CONFLICT DO NOTHING RETURNING key) "
+            "SELECT key FROM inserted UNION ALL SELECT key FROM {table} WHERE subject = %s"
+        ).format(table=self._table())
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL(
-                    "INSERT INTO {table} (subject, key) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-                ).format(table=table),
-                (subject, key),
-            )
-            curs.execute(
-                SQL("SELECT key FROM {table} WHERE subject = %s").format(table=table), (subject,)
-            )
+            curs.execute(statement, (subject, key, subject))
             return bytes(curs.fetchone()["key"])
+
+    def insert_subject_keys(self, keys: Sequence[tuple[str, bytes]]) -> None:
+        statement = SQL(
+            "INSERT INTO {table} (subject, key) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
+            "ON CONFLICT DO NOTHING"
+        ).format(table=self._table())
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(statement, ([s for s, _ in keys], [k for _, k in keys]))
 
     def destroy_subject_key(self, subject: str) -> None:
         with self.datastore.transaction(commit=True) as curs:
