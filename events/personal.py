@@ -5,9 +5,10 @@ the event is about), so that destroying that one key erases it from every event 
 once while the events' bytes, and so the hash chains, stay as they are
 (``docs/erasure.md``). The stored form of a personal value is a transcoded object::
 
-    {"_type_": "personal", "_data_": {"subject": "<customer id>", "ciphertext": "<base64>"}}
+    {"_type_": "personal",
+     "_data_": {"subject": "<customer id>", "ciphertext": "<base64>", "shape": "text"}}
 
-and Kafka messages carry the ``_data_`` object itself (``published_personal_value``),
+and Kafka messages carry its subject and ciphertext (``published_personal_value``),
 never the plaintext. Pure: no keys and no cryptography here.
 """
 

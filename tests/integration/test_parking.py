@@ -4,6 +4,7 @@ cannot process are parked, alerted and flagged; everything else goes on."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 
 import psycopg
@@ -35,9 +36,10 @@ def ledger(postgres_settings: Settings) -> Iterator[SalesLedger]:
 
 def _inject(settings: Settings, ledger: SalesLedger, template_position: int) -> list[int]:
     """As a superuser, straight into the table: a copy of a stored event with a NUL in
-    its name, and one whose state is not JSON at all."""
+    its source and actor (its name is encrypted), and one whose state is not JSON at all."""
     (template,) = ledger.recorder.select_notifications(template_position, 1)
-    poisoned = template.state.replace(b"Template Co", b"Nul\\u0000Corp")
+    poisoned = template.state.replace(b'"source":"web"', b'"source":"Nul\\u0000Corp"')
+    poisoned = poisoned.replace(b'"actor":"rep1"', b'"actor":"Nul\\u0000Rep"')
     assert poisoned != template.state
     table = ledger.recorder.events_table_name  # type: ignore[attr-defined]
     with psycopg.connect(postgres_admin_conninfo(settings.postgres_dbname)) as admin:
@@ -82,7 +84,8 @@ def test_a_poisoned_event_is_parked_and_the_rest_continue(
         listed = client.get("/monitoring/parked", headers=headers).json()
         assert {entry["position"] for entry in listed} == set(poisoned)
         metrics = client.get("/metrics", headers=headers).text
-        assert f"salesledger_parked_events {float(len(listed))}" in metrics
+        for consumer, count in Counter(entry["consumer"] for entry in listed).items():
+            assert f'salesledger_parked_events{{consumer="{consumer}"}} {float(count)}' in metrics
 
     monkeypatch.setenv("LEDGER_STORE", "postgres")
     monkeypatch.setenv("POSTGRES_DBNAME", postgres_settings.postgres_dbname)
