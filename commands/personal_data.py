@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID, uuid4
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder, Transcoding
@@ -206,7 +207,8 @@ class PersonalDataTranscoding(Transcoding):
     def encode(self, obj: PersonalValue) -> dict[str, Any]:
         key = self.keys.key_for_writing(obj.subject)
         nonce = os.urandom(12)
-        plaintext = self.transcoder.encode(obj.value)
+        value = obj.value
+        plaintext = orjson.dumps(value) if type(value) is str else self.transcoder.encode(value)
         ciphertext = AESGCM(key).encrypt(nonce, plaintext, obj.subject.encode())
         return {
             "subject": obj.subject,

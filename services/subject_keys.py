@@ -112,9 +112,12 @@ class PostgresSubjectKeys:
             return bytes(curs.fetchone()["key"])
 
     def insert_subject_keys(self, keys: Sequence[tuple[str, bytes]]) -> None:
+        # Committed without waiting for the WAL flush, as ``insert_subject_key``.
         statement = SQL(
-            "INSERT INTO {table} (subject, key) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
-            "ON CONFLICT DO NOTHING"
+            "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) "
+            "INSERT INTO {table} (subject, key) "
+            "SELECT u.subject, u.key FROM relaxed, unnest(%s::text[], %s::bytea[]) "
+            "AS u(subject, key) ON CONFLICT DO NOTHING"
         ).format(table=self._table())
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(statement, ([s for s, _ in keys], [k for _, k in keys]))
