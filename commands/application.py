@@ -19,6 +19,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 
+from aggregates.customer import Customer
 from aggregates.errors import (
     ConcurrencyConflictError,
     DomainError,
@@ -36,6 +37,13 @@ from commands.aggregate_cache import (
     StaleCacheError,
 )
 from commands.concurrency import GuardMovedError, LedgerRecorder
+from commands.personal_data import (
+    InMemorySubjectKeys,
+    PersonalDataMapper,
+    PersonalDataTranscoding,
+    SubjectKeys,
+    subject_keys_of,
+)
 from commands.preconditions import IdempotencyKeyReusedError, PreconditionFailedError, expected
 from commands.snapshots import LedgerSnapshot, Snapshotter
 from events.base import DateAsISO
@@ -76,7 +84,7 @@ def claim_for_command(actor: str, command_id: str) -> str:
     return f"command:{actor}:{command_id}"
 
 
-class CheckedMapper(Mapper[UUID]):
+class CheckedMapper(PersonalDataMapper):
     """The event boundary: every event passes ``events.limits`` before it is stored,
     whichever command made it; a value no consumer could process is refused
     (``InvalidFieldError``, naming the field) and nothing is written."""
@@ -105,11 +113,14 @@ class LedgerApplication(Application[UUID]):
         self._shared = SharedOrganisation(
             self._stored_organisation, lambda version: self.stored_events(ORGANISATION_ID, version)
         )
-        self._snapshotter = Snapshotter(self)
+        self._snapshotter = Snapshotter(self, never=(Customer,))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        fallback = InMemorySubjectKeys()
+        self.subject_keys = SubjectKeys(lambda: subject_keys_of(self.recorder, fallback))
+        transcoder.register(PersonalDataTranscoding(self.subject_keys, transcoder))
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(

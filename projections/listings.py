@@ -25,6 +25,7 @@ from aggregates.field_rules import normalise_phone
 from events import customer as customer_events
 from events import forecast as forecast_events
 from events import opportunity as opportunity_events
+from events.personal import ERASED
 from projections.base import (
     KeyedRows,
     Projection,
@@ -111,6 +112,7 @@ _CUSTOMER_TYPES = (
     customer_events.CustomerClassified,
     customer_events.CustomerAssigned,
     customer_events.ActivityLogged,
+    customer_events.PersonalDataErased,
 )
 _FORECAST_TYPES = (
     forecast_events.ForecastOpened,
@@ -140,6 +142,7 @@ class ListingProjection(Projection):
     """Opportunities, customers and forecasts as rows to filter, sort, search and page."""
 
     name = "lists"
+    rows_version = 2
     topics = topics_of((*_OPPORTUNITY_TYPES, *_CUSTOMER_TYPES, *_FORECAST_TYPES))
     tables = (
         "list_opportunities",
@@ -245,6 +248,7 @@ class _ListingChanges:
         self.forecasts = KeyedRows("list_forecasts", "forecast_id", FORECAST_COLUMNS)
         self.team: dict[tuple[str, str], bool] = {}
         self.grams: list[tuple[str, str]] = []
+        self.erased: list[str] = []
 
     def load(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         """Read the rows of earlier batches that ``events`` change."""
@@ -307,6 +311,9 @@ class _ListingChanges:
             row["owner_id"] = event.owner_id
         elif kind == "ProfileSupplemented" and "region" in event.changes:
             row["region"] = _text_or_none(event.changes["region"])
+        elif kind == "PersonalDataErased":
+            row.update(ERASED_CUSTOMER_COLUMNS)
+            self.erased.append(recorded.aggregate_id)
         self.customers.put(row)
 
     def apply_to_forecast(self, recorded: RecordedEvent) -> None:
@@ -363,8 +370,14 @@ class _ListingChanges:
             sorted(set(self.grams)),
             " ON CONFLICT (gram, customer_id) DO NOTHING",
         )
+        if self.erased:
+            tx.executemany(
+                "DELETE FROM list_customer_grams WHERE customer_id = %s",
+                [(customer_id,) for customer_id in sorted(set(self.erased))],
+            )
         self.team.clear()
         self.grams.clear()
+        self.erased.clear()
 
 
 def _opened_deal(recorded: RecordedEvent) -> Row:
@@ -417,6 +430,21 @@ def _registered_customer(recorded: RecordedEvent) -> Row:
         "updated_at": at,
         "version": event.originator_version,
     }
+
+
+ERASED_CUSTOMER_COLUMNS: Row = {
+    "name": ERASED,
+    "name_key": "",
+    "tax_id": None,
+    "tax_key": None,
+    "phone": None,
+    "phone_key": None,
+    "phone_rev": None,
+    "email": None,
+    "email_key": None,
+    "region": None,
+}
+"""A customer's row once its personal data is erased: no personal value, no search key."""
 
 
 def _text_or_none(value: Any) -> str | None:
