@@ -17,14 +17,13 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 
 from aggregates.customer import Customer
 from aggregates.errors import (
     ConcurrencyConflictError,
     DomainError,
     DuplicateCustomerError,
-    InvalidFieldError,
     NotFoundError,
 )
 from aggregates.organisation import ORGANISATION_ID, Organisation
@@ -37,9 +36,9 @@ from commands.aggregate_cache import (
     StaleCacheError,
 )
 from commands.concurrency import GuardMovedError, LedgerRecorder
+from commands.event_boundary import CheckedMapper as CheckedMapper  # (re-exported)
 from commands.personal_data import (
     InMemorySubjectKeys,
-    PersonalDataMapper,
     PersonalDataTranscoding,
     SubjectKeys,
     subject_keys_of,
@@ -47,7 +46,6 @@ from commands.personal_data import (
 from commands.preconditions import IdempotencyKeyReusedError, PreconditionFailedError, expected
 from commands.snapshots import LedgerSnapshot, Snapshotter
 from events.base import DateAsISO
-from events.limits import EventFieldError, check_encoded_size, check_event
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -82,21 +80,6 @@ def aggregate_uuid(aggregate_class: type[Aggregate], aggregate_id: UUID | str) -
 def claim_for_command(actor: str, command_id: str) -> str:
     """The claim that records the outcome of the command ``actor`` sent as ``command_id``."""
     return f"command:{actor}:{command_id}"
-
-
-class CheckedMapper(PersonalDataMapper):
-    """The event boundary: every event passes ``events.limits`` before it is stored,
-    whichever command made it; a value no consumer could process is refused
-    (``InvalidFieldError``, naming the field) and nothing is written."""
-
-    def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        try:
-            check_event(domain_event)
-            stored = super().to_stored_event(domain_event)
-            check_encoded_size(domain_event, stored.state)
-        except EventFieldError as error:
-            raise InvalidFieldError(error.field, error.problem) from None
-        return stored
 
 
 class LedgerApplication(Application[UUID]):
