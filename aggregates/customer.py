@@ -18,14 +18,16 @@ from aggregates.field_rules import (
     require_email,
     require_phone,
 )
-from aggregates.organisation import Organisation, Role
+from aggregates.organisation import SYSTEM_ACTOR, Organisation, Role
 from events.customer import (
     ActivityLogged,
     CustomerAssigned,
     CustomerClassified,
     CustomerRegistered,
+    PersonalDataErased,
     ProfileSupplemented,
 )
+from events.personal import ERASED, ERASED_MAPPING
 
 CLASSIFICATIONS = ("A", "B", "C")
 ACTIVITY_KINDS = ("visit", "call", "meeting", "proposal", "demo", "email", "note")
@@ -87,6 +89,7 @@ class Customer(Aggregate):
         self.profile: dict[str, Any] = {}
         self.classification: str | None = None
         self.activity_count = 0
+        self.erased = False
 
     @classmethod
     def register(
@@ -103,7 +106,8 @@ class Customer(Aggregate):
         org: Organisation,
         customer_id: UUID | None = None,
     ) -> Customer:
-        """A new customer; ``customer_id`` only for imports (a stable id), else a new one."""
+        """A new customer; ``customer_id`` given for imports (a stable id) and by the ledger
+        (an id whose personal-data key is stored already), else a new one."""
         if not normalise_name(name):
             raise RuleViolationError("name: must contain letters or digits")
         require_configured("source", source, org.configuration.sources)
@@ -130,6 +134,7 @@ class Customer(Aggregate):
         )
 
     def supplement_profile(self, changes: dict[str, Any], actor: str) -> None:
+        self._require_not_erased()
         if not changes:
             raise RuleViolationError("changes: nothing to supplement")
         identity_in(changes)
@@ -162,11 +167,29 @@ class Customer(Aggregate):
         )
 
     def log_activity(self, kind: str, summary: str, opportunity_id: str | None, actor: str) -> None:
+        self._require_not_erased()
         if kind not in ACTIVITY_KINDS:
             raise RuleViolationError(f"activity kind must be one of {ACTIVITY_KINDS}")
         self.trigger_event(
             ActivityLogged, kind=kind, summary=summary, opportunity_id=opportunity_id, actor=actor
         )
+
+    def erase_personal_data(self, reason: str, actor: str, org: Organisation) -> None:
+        """Record the erasure of the customer's personal data (its key is destroyed by
+        the command); only an admin (or the operator at the console) may, once. The
+        business facts stay."""
+        if actor != SYSTEM_ACTOR and not org.has_role(actor, Role.ADMIN):
+            raise NotAllowedError("only an admin may erase a customer's personal data")
+        if not reason.strip():
+            raise RuleViolationError("reason: say why the personal data is erased")
+        self._require_not_erased()
+        self.trigger_event(PersonalDataErased, reason=reason, actor=actor)
+
+    def _require_not_erased(self) -> None:
+        if self.erased:
+            raise RuleViolationError(
+                "the customer's personal data was erased; it takes no new personal data"
+            )
 
     @singledispatchmethod
     def when(self, event: Any) -> None:
@@ -199,6 +222,15 @@ class Customer(Aggregate):
     @when.register
     def _(self, event: ActivityLogged) -> None:
         self.activity_count += 1
+
+    @when.register
+    def _(self, event: PersonalDataErased) -> None:
+        self.erased = True
+        self.name = ERASED
+        self.tax_id = ERASED if self.tax_id else self.tax_id
+        self.phone = ERASED if self.phone else self.phone
+        self.email = ERASED if self.email else self.email
+        self.profile = dict(ERASED_MAPPING)
 
 
 def _may_assign(org: Organisation, actor: str, new_owner: str, old_owner: str | None) -> bool:

@@ -67,9 +67,7 @@ def period_bounds(period: str) -> tuple[date, date]:
         return date(year, 1, 1), date(year, 12, 31)
     if level == "quarter":
         year, quarter = int(period[:4]), int(period[-1])
-        first = date(year, 3 * quarter - 2, 1)
-        last_month = 3 * quarter
-        return first, _month_end(year, last_month)
+        return date(year, 3 * quarter - 2, 1), _month_end(year, 3 * quarter)
     if level == "month":
         year, month = int(period[:4]), int(period[5:7])
         return date(year, month, 1), _month_end(year, month)

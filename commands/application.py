@@ -17,13 +17,13 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 
+from aggregates.customer import Customer
 from aggregates.errors import (
     ConcurrencyConflictError,
     DomainError,
     DuplicateCustomerError,
-    InvalidFieldError,
     NotFoundError,
 )
 from aggregates.organisation import ORGANISATION_ID, Organisation
@@ -36,10 +36,16 @@ from commands.aggregate_cache import (
     StaleCacheError,
 )
 from commands.concurrency import GuardMovedError, LedgerRecorder
+from commands.event_boundary import CheckedMapper as CheckedMapper  # (re-exported)
+from commands.personal_data import (
+    InMemorySubjectKeys,
+    PersonalDataTranscoding,
+    SubjectKeys,
+    subject_keys_of,
+)
 from commands.preconditions import IdempotencyKeyReusedError, PreconditionFailedError, expected
 from commands.snapshots import LedgerSnapshot, Snapshotter
 from events.base import DateAsISO
-from events.limits import EventFieldError, check_encoded_size, check_event
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -76,21 +82,6 @@ def claim_for_command(actor: str, command_id: str) -> str:
     return f"command:{actor}:{command_id}"
 
 
-class CheckedMapper(Mapper[UUID]):
-    """The event boundary: every event passes ``events.limits`` before it is stored,
-    whichever command made it; a value no consumer could process is refused
-    (``InvalidFieldError``, naming the field) and nothing is written."""
-
-    def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        try:
-            check_event(domain_event)
-            stored = super().to_stored_event(domain_event)
-            check_encoded_size(domain_event, stored.state)
-        except EventFieldError as error:
-            raise InvalidFieldError(error.field, error.problem) from None
-        return stored
-
-
 class LedgerApplication(Application[UUID]):
     """Load → decide → save, shared by every area's commands (``commands.ledger``)."""
 
@@ -105,11 +96,14 @@ class LedgerApplication(Application[UUID]):
         self._shared = SharedOrganisation(
             self._stored_organisation, lambda version: self.stored_events(ORGANISATION_ID, version)
         )
-        self._snapshotter = Snapshotter(self)
+        self._snapshotter = Snapshotter(self, never=(Customer,))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        fallback = InMemorySubjectKeys()
+        self.subject_keys = SubjectKeys(lambda: subject_keys_of(self.recorder, fallback))
+        transcoder.register(PersonalDataTranscoding(self.subject_keys, transcoder))
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(

@@ -14,6 +14,7 @@ from aggregates.opportunity import Opportunity
 from aggregates.organisation import Organisation
 from aggregates.permissions import require_may_change
 from commands.application import CommandResult, LedgerApplication
+from commands.erasure import erasure
 
 
 class CustomerCommands(LedgerApplication):
@@ -52,9 +53,11 @@ class CustomerCommands(LedgerApplication):
                 profile=profile or {},
                 actor=actor,
                 org=org,
+                customer_id=self.subject_keys.new_subject(),
             )
             claims = [
-                (f"customer:{kind}:{value}", str(customer.id)) for kind, value in keys.items()
+                (self.subject_keys.claim_digest(kind, value), str(customer.id))
+                for kind, value in keys.items()
             ]
             self._raise_if_claimed(claims)
             return customer, claims
@@ -82,7 +85,8 @@ class CustomerCommands(LedgerApplication):
                 org.configuration.country_code,
             )
             claims = [
-                (f"customer:{kind}:{value}", str(customer.id)) for kind, value in keys.items()
+                (self.subject_keys.claim_digest(kind, value), str(customer.id))
+                for kind, value in keys.items()
             ]
             self._raise_if_claimed(claims)
             return customer, claims
@@ -145,3 +149,11 @@ class CustomerCommands(LedgerApplication):
             customer.log_activity(kind, summary, opportunity_id, actor)
 
         return self._change(Customer, customer_id, actor, command_id, act)
+
+    def erase_customer(
+        self, customer_id: str, reason: str, *, actor: str, command_id: str | None = None
+    ) -> CommandResult:
+        """Erase the customer's personal data: destroy its key, append the receipt."""
+        return self._change(
+            Customer, customer_id, actor, command_id, erasure(self.subject_keys, reason, actor)
+        )

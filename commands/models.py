@@ -102,6 +102,10 @@ class ClassifyCustomer(CommandRequest):
     reason: Reason
 
 
+class EraseCustomer(CommandRequest):
+    reason: Reason
+
+
 class AssignCustomer(CommandRequest):
     owner_id: str = Field(min_length=1, examples=["alice"])
     reason: Reason

@@ -47,10 +47,17 @@ def _comparable(aggregate: Any) -> str:
 class Snapshotter:
     """Takes an application's snapshots after its appends."""
 
-    def __init__(self, app: Any, interval: int = SNAPSHOT_INTERVAL) -> None:
+    def __init__(
+        self,
+        app: Any,
+        interval: int = SNAPSHOT_INTERVAL,
+        never: tuple[type[Aggregate], ...] = (),
+    ) -> None:
+        """``never``: aggregates never snapshotted (those holding personal data: a
+        snapshot would copy it out of the erasable fields of their events)."""
         self.app = app
         self.interval = interval
-        self.unsupported: set[type[Aggregate]] = set()
+        self.unsupported: set[type[Aggregate]] = set(never)
 
     def after_append(self, aggregate: Aggregate, previous_version: int) -> None:
         """Store a snapshot if the append passed an interval (and it gives back the

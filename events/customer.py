@@ -36,3 +36,10 @@ class ActivityLogged(LedgerEvent):
     kind: str
     summary: str
     opportunity_id: str | None
+
+
+class PersonalDataErased(LedgerEvent):
+    """The receipt of an erasure (GDPR art. 17): the customer's key was destroyed, so
+    every personal field of its events reads as erased from now on; who, when and why."""
+
+    reason: str

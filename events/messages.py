@@ -7,7 +7,8 @@ the consumers that read. ``docs/kafka.md`` describes the format for outside cons
 - topic: ``{prefix}.{aggregate}`` (``sales.opportunity``), one per aggregate type;
 - key: the aggregate id, so one deal's events stay in order in one partition;
 - value: the event's fields as a JSON object (Decimal as string, date ISO-8601,
-  datetime ISO-8601 in UTC, UUID as string);
+  datetime ISO-8601 in UTC, UUID as string); personal fields (``events.personal``) only
+  encrypted, as ``{"subject": …, "ciphertext": …}`` (``ciphertext`` null: withheld);
 - headers: ``ce_specversion``, ``ce_id`` (``{aggregate id}:{version}``, unique and
   stable, so a republished event is recognisable), ``ce_type``
   (``salesledger.{aggregate}.{Event}.v{schema version}``), ``ce_source``,
@@ -35,6 +36,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 from uuid import UUID
+
+from events.personal import personal_fields_of, published_personal_value
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -168,6 +171,22 @@ def event_fields(event: Any) -> dict[str, Any]:
     }
 
 
+def published_fields(event: Any, stored_state: bytes | None) -> dict[str, Any]:
+    """The event's fields as published: personal fields (``events.personal``) as their
+    encrypted form in ``stored_state`` (the event's stored bytes), or withheld without
+    it; never in plain text."""
+    fields = event_fields(event)
+    personal = personal_fields_of(type(event))
+    if personal:
+        stored_values = json.loads(stored_state) if stored_state is not None else {}
+        subject = str(event.originator_id)
+        for name in personal:
+            fields[name] = published_personal_value(
+                subject, fields.get(name), stored_values.get(name)
+            )
+    return fields
+
+
 def encode_event(
     event: Any,
     position: int,
@@ -175,14 +194,20 @@ def encode_event(
     topic_prefix: str,
     source: str = DEFAULT_SOURCE,
     stored: StoredForm | None = None,
+    stored_state: bytes | None = None,
 ) -> EventMessage:
     """The message that publishes ``event``, stored at global ``position`` (with its
-    stored form, the self-verifying headers)."""
+    stored form, the self-verifying headers; its personal fields come from the stored
+    form, or from ``stored_state``, the stored bytes alone)."""
     event_class = type(event)
     aggregate_type = aggregate_type_of(event_class)
     aggregate_id = str(event.originator_id)
     version = int(event.originator_version)
-    value = json.dumps(event_fields(event), separators=(",", ":"), ensure_ascii=False)
+    value = json.dumps(
+        published_fields(event, stored.state if stored is not None else stored_state),
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
     ce_type = event_type_name(aggregate_type, event_class.__name__, schema_version_of(event_class))
     headers: Headers = [
         ("ce_specversion", SPEC_VERSION.encode()),

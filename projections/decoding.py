@@ -8,7 +8,8 @@ other event (nested transcoded values, a class version to upcast, a cipher or co
 goes through the mapper unchanged, so both paths give equal events.
 
 The fast path also keeps the stored JSON (``RecordedEvent.state``), so the audit trail
-reads an event's changes from it instead of encoding the event again.
+reads an event's changes from it instead of encoding the event again; not for an event
+with personal fields (``events.personal``), whose stored JSON holds their ciphertext.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, Notification
 from eventsourcing.utils import resolve_topic
 
 from events.base import DateAsISO
+from events.personal import PERSONAL_TYPE
 from projections.base import RecordedEvent
 
 NotificationRow = tuple[int, str, int, str, bytes]
@@ -96,12 +98,14 @@ class NotificationDecoder:
                 continue
             timestamp = state.get("timestamp")
             transcoded = stored.count(_TRANSCODED)
+            personal = False
             for key, value in state.items():
                 if type(value) is dict and "_type_" in value:
                     decode = transcodings.get(value["_type_"])
                     if decode is None or len(value) != 2 or "_data_" not in value:
                         break
                     state[key] = decode(value["_data_"])
+                    personal = personal or value["_type_"] == PERSONAL_TYPE
                     transcoded -= 1
             recorded_at = _recorded_at(timestamp) if type(timestamp) is dict else None
             if transcoded or recorded_at is None:
@@ -125,7 +129,7 @@ class NotificationDecoder:
                         originator,
                         recorded_at,
                         actor if type(actor) is str else str(actor),
-                        stored,
+                        None if personal else stored,  # never the ciphertext as changes
                     ),
                 )
             )

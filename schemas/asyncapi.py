@@ -25,6 +25,7 @@ from events.messages import (
     schema_version_of,
     topic_name,
 )
+from events.personal import personal_fields_of
 from schemas.generate import event_classes, schema_file_name
 
 ASYNCAPI_FILE = Path(__file__).parent / "asyncapi.json"
@@ -47,20 +48,35 @@ def headers_schema() -> dict[str, Any]:
         "ce_dataschema": {**text, "description": "the $id of the payload's JSON Schema"},
         "content-type": {"const": CONTENT_TYPE},
         "ce_aggregateversion": {**text, "pattern": "^[0-9]+$"},
-        "ce_position": {**text, "pattern": "^[0-9]+$",
-                        "description": "the event's global position in the ledger"},
-        "ce_ledgerposition": {**text, "pattern": "^[0-9]+$",
-                              "description": "the same position (dedup and proofs)"},
+        "ce_position": {
+            **text,
+            "pattern": "^[0-9]+$",
+            "description": "the event's global position in the ledger",
+        },
+        "ce_ledgerposition": {
+            **text,
+            "pattern": "^[0-9]+$",
+            "description": "the same position (dedup and proofs)",
+        },
     }
     self_verifying = {
-        "ce_eventhash": {**text, "pattern": "^[0-9a-f]{64}$",
-                         "description": "the event's chain hash: its Merkle tree leaf"},
+        "ce_eventhash": {
+            **text,
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "the event's chain hash: its Merkle tree leaf",
+        },
         "ce_storedtopic": {**text, "description": "the stored topic the hash covers"},
-        "ce_storedstate": {**text, "contentEncoding": "base64",
-                           "description": "the stored bytes the hash covers"},
+        "ce_storedstate": {
+            **text,
+            "contentEncoding": "base64",
+            "description": "the stored bytes the hash covers",
+        },
     }
-    return {"type": "object", "properties": {**properties, **self_verifying},
-            "required": sorted(properties)}
+    return {
+        "type": "object",
+        "properties": {**properties, **self_verifying},
+        "required": sorted(properties),
+    }
 
 
 def document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
@@ -81,8 +97,13 @@ def document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
             "address": topic,
             "description": f"Every {aggregate} event, in ledger order per aggregate.",
             "messages": names,
-            "bindings": {"kafka": {"topic": topic, "partitions": DEFAULT_PARTITIONS,
-                                   "bindingVersion": KAFKA_BINDING_VERSION}},
+            "bindings": {
+                "kafka": {
+                    "topic": topic,
+                    "partitions": DEFAULT_PARTITIONS,
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            },
         }
         operations[f"publish_{aggregate}"] = {
             "action": "send",
@@ -109,15 +130,28 @@ def _message(aggregate: str, cls: type) -> tuple[str, dict[str, Any]]:
     version = schema_version_of(cls)
     ce_type = event_type_name(aggregate, cls.__name__, version)
     name = f"{aggregate}.{cls.__name__}.v{version}"
+    personal = personal_fields_of(cls)
+    extra: dict[str, Any] = {}
+    if personal:
+        extra = {
+            "description": "Personal fields are published encrypted under the data "
+            "subject's key, never in plain text (docs/erasure.md): " + ", ".join(personal) + ".",
+            "x-personal-fields": list(personal),
+        }
     return name, {
+        **extra,
         "name": ce_type,
         "title": f"{aggregate} {cls.__name__} v{version}",
         "contentType": CONTENT_TYPE,
         "headers": {"$ref": f"#/components/schemas/{HEADERS_SCHEMA}"},
         "payload": {"$ref": f"events/{schema_file_name(cls)}"},
         "x-dataschema": schema_id(ce_type),
-        "bindings": {"kafka": {"key": {"type": "string", "format": "uuid"},
-                               "bindingVersion": KAFKA_BINDING_VERSION}},
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "format": "uuid"},
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        },
     }
 
 

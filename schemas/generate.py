@@ -33,6 +33,7 @@ from events.messages import (
     schema_id,
     schema_version_of,
 )
+from events.personal import PUBLISHED_PERSONAL_SCHEMA, personal_fields_of
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 EVENT_SCHEMAS_DIR = Path(__file__).parent / "events"
@@ -93,11 +94,7 @@ def type_schema(annotation: Any) -> dict[str, Any]:
 def event_schema(event_class: type) -> dict[str, Any]:
     """The JSON Schema of the value published for ``event_class``."""
     hints = typing.get_type_hints(event_class)
-    names = [
-        f.name
-        for f in dataclasses.fields(event_class)
-        if f.name not in STORAGE_ONLY_FIELDS
-    ]
+    names = [f.name for f in dataclasses.fields(event_class) if f.name not in STORAGE_ONLY_FIELDS]
     aggregate_type = aggregate_type_of(event_class)
     version = schema_version_of(event_class)
     ce_type = event_type_name(aggregate_type, event_class.__name__, version)
@@ -108,10 +105,19 @@ def event_schema(event_class: type) -> dict[str, Any]:
         "description": _own_docstring(event_class),
         "x-cloudevents-type": ce_type,
         "type": "object",
-        "properties": {name: type_schema(hints[name]) for name in names},
+        "properties": {name: _field_schema(event_class, name, hints[name]) for name in names},
         "required": names,
         "additionalProperties": False,
     }
+
+
+def _field_schema(event_class: type, name: str, annotation: Any) -> dict[str, Any]:
+    """A field's schema; a personal field is published encrypted (or withheld) unless
+    it is empty (``events.personal``), and says so with ``x-personal``."""
+    schema = type_schema(annotation)
+    if name not in personal_fields_of(event_class):
+        return schema
+    return {"anyOf": [PUBLISHED_PERSONAL_SCHEMA, schema], "x-personal": True}
 
 
 def _own_docstring(event_class: type) -> str:

@@ -64,7 +64,7 @@ REFUSAL_BY_ACCESS: dict[Access, str] = {
     Access.MEMBER_READ: "only active members of the organisation read this",
     Access.MEMBER_WRITE: "an auditor changes nothing; only sales reps, managers and admins "
     "record this",
-    Access.ADMIN: "only an admin manages people, roles and tokens",
+    Access.ADMIN: "only an admin manages people, roles and tokens, and erases personal data",
     Access.OVERSIGHT: "only sales reps, managers, auditors and admins watch the process",
     Access.AUDIT: "only auditors and admins read the audit trail, exports and integrity proofs",
     Access.RECORD_READ: "only active members of the organisation read records",
@@ -115,6 +115,7 @@ ROUTE_POLICY: dict[tuple[str, str], RouteRule] = {
         )
         for action in ("profile", "classification", "assignment", "activities")
     },
+    ("POST", "/customers/{customer_id}/erasure"): RouteRule(Access.ADMIN),
     ("POST", "/opportunities"): RouteRule(Access.MEMBER_WRITE),
     ("GET", "/opportunities/{opportunity_id}"): _record(
         Access.RECORD_READ, "opportunity_id", Opportunity

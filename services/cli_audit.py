@@ -165,6 +165,24 @@ def _print_report(report: VerificationReport) -> None:
             print(f"({len(report.breaks) - 1} further breaks after it)")
 
 
+def erasure_summary(erased: list[str], aggregate: str | None = None) -> str:
+    """What ``verify`` says of erasures: erased is not tampered (the chains hash the
+    ciphertext, which is still there; only the keys that read it are gone)."""
+    if aggregate is not None:
+        if aggregate in erased:
+            return (
+                "erased: this customer's personal data (its key is destroyed; "
+                "its events verify as stored)"
+            )
+        return "erased: none for this aggregate"
+    if not erased:
+        return "erased: none"
+    return (
+        f"erased: the personal data of {len(erased)} customer(s) (keys destroyed; "
+        f"their events verify as stored): {', '.join(erased)}"
+    )
+
+
 def _verify(args: argparse.Namespace) -> int:
     ledger = build_ledger()
     store: Any = ledger.recorder
@@ -174,6 +192,7 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         report = verifier.verify_range(args.start, args.stop)
     _print_report(report)
+    print(erasure_summary(ledger.subject_keys.store.erased_subjects(), args.aggregate))
     status = 0 if report.ok else 1
     if args.kafka:
         from services.kafka_verify import verify_published

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from aggregates.errors import NotFoundError
 from commands.ledger import SalesLedger
+from events.personal import PERSONAL_FIELDS
 
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "actor", "originator_topic"}
 
@@ -48,12 +49,25 @@ def history_with_chain(
     ledger: SalesLedger, aggregate_id: str, as_of: datetime | None = None
 ) -> list[dict[str, Any]]:
     """``deal_history`` entries, each with ``chain``: "ok", or the kind of break found at
-    that event when its hash chain is recomputed (see ``services.integrity``)."""
+    that event when its hash chain is recomputed (see ``services.integrity``); "erased"
+    for an intact event whose personal fields were erased (never for a broken one)."""
     from services.integrity import ChainVerifier
 
     entries = deal_history(ledger, aggregate_id, as_of=as_of)
     report = ChainVerifier(ledger.recorder).verify_aggregate(UUID(aggregate_id))  # type: ignore[arg-type]
+    erased = ledger.subject_keys.store.select_subject_key(aggregate_id) == b""
     return [
-        {**entry, "chain": report.version_statuses.get(entry["version"], "unchained event")}
+        {**entry, "chain": _chain_status(report.version_statuses, entry, erased)}
         for entry in entries
     ]
+
+
+def _chain_status(statuses: dict[int, str], entry: dict[str, Any], erased: bool) -> str:
+    status = statuses.get(entry["version"], "unchained event")
+    if status == "ok" and erased and _has_personal_fields(entry["event_type"]):
+        return "erased"
+    return status
+
+
+def _has_personal_fields(event_type: str) -> bool:
+    return any(cls.__name__ == event_type for cls in PERSONAL_FIELDS)

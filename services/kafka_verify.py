@@ -77,7 +77,9 @@ def expected_messages(ledger: Any, upto: int, topic_prefix: str) -> dict[int, Ev
             break
         for notification in notifications:
             event = ledger.mapper.to_domain_event(notification)
-            message = encode_event(event, notification.id, topic_prefix=topic_prefix)
+            message = encode_event(
+                event, notification.id, topic_prefix=topic_prefix, stored_state=notification.state
+            )
             if message.topic in {topic_name(topic_prefix, a) for a in AGGREGATE_TYPES}:
                 expected[notification.id] = message
         start = notifications[-1].id + 1
@@ -150,8 +152,11 @@ def consume_all(
             for tp, records in batches.items():
                 for record in records:
                     yield ConsumedMessage(
-                        record.topic, record.partition, record.offset,
-                        list(record.headers or []), record.value,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        list(record.headers or []),
+                        record.value,
                     )
                     if record.offset + 1 >= ends[tp]:
                         remaining.discard(tp)

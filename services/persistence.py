@@ -79,6 +79,12 @@ from services.chain import (
     split_hashes,
     unpack_positions,
 )
+from services.subject_keys import (
+    SQLITE_CREATE_SUBJECT_KEYS,
+    PostgresSubjectKeys,
+    SQLiteSubjectKeys,
+    postgres_create_subject_keys,
+)
 from services.transparency.store import create_statements as tree_tables
 
 Claim = tuple[str, str]
@@ -334,7 +340,7 @@ _ERROR_MAPPING: tuple[tuple[type[psycopg.Error], type[PersistenceError]], ...] =
 )
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
+class LedgerPostgresRecorder(PostgresApplicationRecorder, PostgresSubjectKeys):
     """Application recorder with claims, short insert locks, a safe read horizon and
     the per-aggregate hash chain (see ``services.chain``)."""
 
@@ -360,6 +366,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "recorded_at timestamptz NOT NULL DEFAULT now())"
             ).format(schema=schema)
         )
+        self.sql_create_statements.append(postgres_create_subject_keys(self.datastore.schema))
         self.sql_create_statements.append(
             SQL("ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS hash bytea").format(
                 schema=schema, table=table
@@ -1059,7 +1066,7 @@ class LedgerPostgresFactory(PostgresFactory):
         super().close()
 
 
-class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder, SQLiteSubjectKeys):
     """SQLite application recorder with claims and the per-aggregate hash chain, computed
     in Python; SQLite has one writer, so order holds and the previous hash is final."""
 
@@ -1078,6 +1085,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS ledger_claims ("
             "claim TEXT PRIMARY KEY, value TEXT NOT NULL, "
             "recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+            SQLITE_CREATE_SUBJECT_KEYS,
             "CREATE TABLE IF NOT EXISTS ledger_seals ("
             "upto_position INTEGER PRIMARY KEY, after_position INTEGER NOT NULL UNIQUE, "
             "positions BLOB NOT NULL, event_hashes BLOB NOT NULL, ledger_hash BLOB NOT NULL, "

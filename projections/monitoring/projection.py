@@ -10,6 +10,7 @@ from typing import Any
 from aggregates.funnel import FIRST_STAGE, WON_STAGE
 from events import customer as customer_events
 from events import opportunity as opportunity_events
+from events.personal import ERASED
 from projections.base import (
     KeyedRows,
     Projection,
@@ -61,7 +62,9 @@ _CUSTOMER_EVENT_TYPES = (
     customer_events.CustomerRegistered,
     customer_events.CustomerAssigned,
     customer_events.ActivityLogged,
+    customer_events.PersonalDataErased,
 )
+_CHANGING_CUSTOMERS = frozenset({"CustomerAssigned", "PersonalDataErased"})
 _DEAL_EVENTS = frozenset(cls.__name__ for cls in _DEAL_EVENT_TYPES)
 _CUSTOMER_EVENTS = frozenset(cls.__name__ for cls in _CUSTOMER_EVENT_TYPES)
 
@@ -70,7 +73,7 @@ class MonitoringProjection(Projection):
     """What managers watch day to day: is the process being worked?"""
 
     name = "monitoring"
-    rows_version = 2
+    rows_version = 3
     topics = topics_of((*_DEAL_EVENT_TYPES, *_CUSTOMER_EVENT_TYPES))
     tables = (
         "monitoring_deals",
@@ -128,7 +131,7 @@ class MonitoringProjection(Projection):
         activity, transfers = pending.activity, pending.transfers
         deals.load(tx, _deals_from_earlier_batches(events))
         customers.load(
-            tx, (e.aggregate_id for e in customer_events if e.type_name == "CustomerAssigned")
+            tx, (e.aggregate_id for e in customer_events if e.type_name in _CHANGING_CUSTOMERS)
         )
         for recorded in events:
             kind = recorded.type_name
@@ -222,6 +225,10 @@ class MonitoringProjection(Projection):
             current = customers.get(recorded.aggregate_id)
             if current is not None:
                 customers.put({**current, "owner_id": event.owner_id})
+        elif kind == "PersonalDataErased":
+            current = customers.get(recorded.aggregate_id)
+            if current is not None:
+                customers.put({**current, "name": ERASED})
         elif kind == "ActivityLogged":
             activity[(recorded.actor, week_of(recorded.recorded_at), event.kind)] += 1
             deal = deals.get(event.opportunity_id) if event.opportunity_id else None

@@ -141,31 +141,7 @@ def query_plan_attainment(
         targets: dict[str, dict[str, Decimal]] = {}
         for row in target_rows:
             targets.setdefault(row["path"], {})[row["metric"]] = as_decimal(row["target"])
-        nodes = []
-        for path, node_targets in targets.items():
-            dimensions = node_dimensions(path)
-            condition, params = won_condition(
-                dimensions, plan["period"], subtree_of, plan["unit"]
-            )
-            won = tx.execute(
-                "SELECT COUNT(*) AS n, SUM(won_amount) AS amount FROM funnel_opportunities "
-                f"WHERE {condition}",
-                params,
-            )[0]
-            actuals = {"revenue": as_decimal(won["amount"]), "volume": Decimal(int(won["n"]))}
-            nodes.append(
-                NodeAttainment(
-                    path=path,
-                    dimensions=dimensions,
-                    period=str(dimensions.get("period", plan["period"])),
-                    targets=node_targets,
-                    actuals=actuals,
-                    attainment={
-                        metric: _share(actuals[metric], target) if metric in actuals else None
-                        for metric, target in node_targets.items()
-                    },
-                )
-            )
+        nodes = _node_attainments(tx, plan, targets, subtree_of)
     return PlanAttainment(
         plan_id=plan_id,
         name=plan["name"],
@@ -182,6 +158,39 @@ def query_plan_attainment(
             for row in proposal_rows
         ],
     )
+
+
+def _node_attainments(
+    tx: Transaction,
+    plan: Row,
+    targets: dict[str, dict[str, Decimal]],
+    subtree_of: SubtreeOf,
+) -> list[NodeAttainment]:
+    """Each node's targets against the won amount and won deals its dimensions select."""
+    nodes = []
+    for path, node_targets in targets.items():
+        dimensions = node_dimensions(path)
+        condition, params = won_condition(dimensions, plan["period"], subtree_of, plan["unit"])
+        won = tx.execute(
+            "SELECT COUNT(*) AS n, SUM(won_amount) AS amount FROM funnel_opportunities "
+            f"WHERE {condition}",
+            params,
+        )[0]
+        actuals = {"revenue": as_decimal(won["amount"]), "volume": Decimal(int(won["n"]))}
+        nodes.append(
+            NodeAttainment(
+                path=path,
+                dimensions=dimensions,
+                period=str(dimensions.get("period", plan["period"])),
+                targets=node_targets,
+                actuals=actuals,
+                attainment={
+                    metric: _share(actuals[metric], target) if metric in actuals else None
+                    for metric, target in node_targets.items()
+                },
+            )
+        )
+    return nodes
 
 
 def _share(actual: Decimal, target: Decimal) -> Decimal | None:

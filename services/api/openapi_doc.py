@@ -110,13 +110,20 @@ def _problem_response(
     if existing is not None:
         for content in existing.get("content", {}).values():
             example = {**example, **content.get("example", {})}
+    own = {
+        media_type: content
+        for media_type, content in (existing or {}).get("content", {}).items()
+        if media_type != PROBLEM_MEDIA_TYPE
+        and "HTTPValidationError" not in str(content.get("schema", {}))
+    }
     return {
         "description": (existing or {}).get("description") or HTTPStatus(status).phrase,
         "content": {
             PROBLEM_MEDIA_TYPE: {
                 "schema": {"$ref": "#/components/schemas/Problem"},
                 "example": example,
-            }
+            },
+            **own,  # a route's own answer at this status (an import's report of problems)
         },
     }
 

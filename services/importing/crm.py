@@ -109,9 +109,7 @@ class CrmImport:
         """Import one file: all of it or (with problems, or ``dry_run``) nothing."""
         return self.run_data(kind, path.name, path.read_bytes(), dry_run=dry_run)
 
-    def run_data(
-        self, kind: str, name: str, text: bytes, *, dry_run: bool = False
-    ) -> ImportReport:
+    def run_data(self, kind: str, name: str, text: bytes, *, dry_run: bool = False) -> ImportReport:
         """Import the CSV ``text`` of a file called ``name`` (see ``run``)."""
         if kind not in COLUMNS:
             raise RowError("kind", f"must be one of {', '.join(COLUMNS)}")
@@ -131,7 +129,9 @@ class CrmImport:
         keys = [run.claim_key(row) for _, row in rows]
         claimed = self._claimed(keys)
         if kind == "customers":
-            run.taken = self._taken([k for _, row in rows for k, _ in _customer_claims(row)])
+            run.taken = self._taken(
+                [k for _, row in rows for k, _ in _customer_claims(row, self.ledger)]
+            )
         bar = tqdm(rows, desc=f"importing {name}", unit="row", disable=not self.progress)
         for (line, row), key in zip(bar, keys, strict=True):
             report.rows += 1
@@ -202,7 +202,7 @@ class CrmImport:
     def _customer(self, run: _Run, line: int, row: dict[str, str]) -> UUID:
         run.rule_column = "Name"
         name, tax_id, phone, email = (row[c] or None for c in ("Name", "TaxId", "Phone", "Email"))
-        claims = _customer_claims(row)
+        claims = _customer_claims(row, self.ledger)
         for key, kind in claims:
             other = run.taken.get(key) or run.unique.get(key)
             if other is not None:
@@ -272,11 +272,11 @@ class CrmImport:
         return person
 
 
-def _customer_claims(row: dict[str, str]) -> list[tuple[str, str]]:
-    """The uniqueness claims a customer row makes, with the kind of each."""
+def _customer_claims(row: dict[str, str], ledger: SalesLedger) -> list[tuple[str, str]]:
+    """The uniqueness claims a customer row makes (keyed digests), with the kind of each."""
     name, tax_id, phone, email = (row[c] or None for c in ("Name", "TaxId", "Phone", "Email"))
     keys = uniqueness_keys(name or "", tax_id, phone, email)
-    return [(f"customer:{kind}:{value}", kind) for kind, value in keys.items()]
+    return [(ledger.subject_keys.claim_digest(kind, value), kind) for kind, value in keys.items()]
 
 
 _CUSTOMER_COLUMNS = {"name": "Name", "tax_id": "TaxId", "phone": "Phone", "email": "Email"}

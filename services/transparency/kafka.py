@@ -56,7 +56,10 @@ def checkpoint_message(head: SignedTreeHead, prefix: str) -> tuple[str, bytes, b
 def reencoder(mapper: Any, topic_prefix: str) -> Reencode:
     """Rebuilds a message from a stored form with the ledger's own mapper and encoder."""
     def reencode(stored: StoredEvent, position: int) -> EventMessage:
-        return encode_event(mapper.to_domain_event(stored), position, topic_prefix=topic_prefix)
+        return encode_event(
+            mapper.to_domain_event(stored), position, topic_prefix=topic_prefix,
+            stored_state=stored.state,
+        )
     return reencode
 
 

@@ -74,6 +74,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/customers/{customer_id}/classification"): CHANGE_REP1,
     ("POST", "/customers/{customer_id}/assignment"): CHANGE_REP1,
     ("POST", "/customers/{customer_id}/activities"): CHANGE_REP1,
+    ("POST", "/customers/{customer_id}/erasure"): ADMIN,
     ("POST", "/opportunities"): WRITERS,
     ("GET", "/opportunities/{opportunity_id}"): READ_REP1,
     ("GET", "/opportunities/{opportunity_id}/history"): READ_REP1,

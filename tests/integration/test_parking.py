@@ -36,9 +36,10 @@ def ledger(postgres_settings: Settings) -> Iterator[SalesLedger]:
 
 def _inject(settings: Settings, ledger: SalesLedger, template_position: int) -> list[int]:
     """As a superuser, straight into the table: a copy of a stored event with a NUL in
-    its name, and one whose state is not JSON at all."""
+    its source and actor (its name is encrypted), and one whose state is not JSON at all."""
     (template,) = ledger.recorder.select_notifications(template_position, 1)
-    poisoned = template.state.replace(b"Template Co", b"Nul\\u0000Corp")
+    poisoned = template.state.replace(b'"source":"web"', b'"source":"Nul\\u0000Corp"')
+    poisoned = poisoned.replace(b'"actor":"rep1"', b'"actor":"Nul\\u0000Rep"')
     assert poisoned != template.state
     table = ledger.recorder.events_table_name  # type: ignore[attr-defined]
     with psycopg.connect(postgres_admin_conninfo(settings.postgres_dbname)) as admin:

@@ -13,6 +13,7 @@ from pathlib import Path
 from aggregates.evaluation import QUALIFICATION_CRITERIA
 from commands.ledger import SalesLedger
 from events.base import recorded_at
+from events.personal import personal_fields_of
 from projections.audit import AuditTrailProjection, event_changes, stored_changes
 from projections.base import RecordedEvent
 from projections.decoding import NotificationDecoder, parse_stored_json
@@ -83,8 +84,11 @@ def test_audit_changes_read_the_same_from_stored_json_and_from_the_event(tmp_pat
     ledger = _ledger_with_history(tmp_path / "ledger.db")
     decode = NotificationDecoder(ledger.mapper)
     for recorded in decode.decode_rows(_rows(ledger)):
-        assert recorded.state is not None
         encoded = json.dumps(event_changes(recorded.event), default=str, sort_keys=True)
+        if personal_fields_of(type(recorded.event)):
+            assert recorded.state is None  # its stored JSON holds ciphertext, not changes
+            continue
+        assert recorded.state is not None
         assert stored_changes(recorded.state) == stored_changes(encoded) == json.loads(encoded)
 
 

@@ -11,6 +11,7 @@ from commands.models import (
     AssignCustomer,
     ClassifyCustomer,
     CommandAccepted,
+    EraseCustomer,
     LogCustomerActivity,
     RegisterCustomer,
     SupplementCustomer,
@@ -123,5 +124,20 @@ def log_customer_activity(
         body.opportunity_id,
         actor=actor,
         command_id=command_id,
+    )
+    return accepted(result, context)
+
+
+@router.post("/{customer_id}/erasure", response_model=CommandAccepted)
+def erase_customer(
+    customer_id: str,
+    body: EraseCustomer,
+    context: ContextDep,
+    actor: CurrentActor,
+    command_id: IdempotencyKey = None,
+) -> CommandAccepted:
+    """Erase the customer's personal data for good (admins only): its key is destroyed."""
+    result = context.ledger.erase_customer(
+        customer_id, body.reason, actor=actor, command_id=command_id
     )
     return accepted(result, context)

@@ -1,27 +1,12 @@
-"""The lists a user browses and searches: every opportunity, customer and forecast, one
-row each with the columns the list filters and sorts on.
-
-Tables:
-- ``list_opportunities``: owner, customer, title, product, region, amount, expected
-  close, stage, status, high value, when it was last worked (``idle_since``), version.
-- ``list_opportunity_team``: who is on each deal's sales team.
-- ``list_customers``: owner, class, region, and the search keys, normalised as the
-  uniqueness check normalises them (``aggregates.customer.uniqueness_keys``); the phone
-  key is also kept reversed, so that a number ending in the digits asked for is found
-  through an index.
-- ``list_customer_grams``: the trigrams of every customer's normalised name, for fuzzy
-  search.
-- ``list_forecasts``: each person's forecast per period: status and current total.
+"""The list projection: its tables and indexes, and how a batch of events changes their
+rows (read once, changed in memory, each written once at the end of the batch).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from aggregates.customer import uniqueness_keys
-from aggregates.field_rules import normalise_phone
 from events import customer as customer_events
 from events import forecast as forecast_events
 from events import opportunity as opportunity_events
@@ -33,61 +18,20 @@ from projections.base import (
     topics_of,
     write_rows,
 )
-from projections.store import Row, Transaction
+from projections.listings.rows import (
+    CUSTOMER_COLUMNS,
+    DEAL_CHANGES,
+    ERASED_CUSTOMER_COLUMNS,
+    FORECAST_COLUMNS,
+    OPPORTUNITY_COLUMNS,
+    no_change,
+    opened_deal,
+    registered_customer,
+    text_or_none,
+)
+from projections.listings.search import name_grams
+from projections.store import Transaction
 
-OPPORTUNITY_COLUMNS = (
-    "opportunity_id",
-    "customer_id",
-    "owner_id",
-    "title",
-    "source",
-    "product",
-    "region",
-    "amount",
-    "amount_text",
-    "expected_close",
-    "stage",
-    "status",
-    "qualification",
-    "high_value",
-    "evaluation_score",
-    "opened_at",
-    "idle_since",
-    "updated_at",
-    "won_amount_text",
-    "closed_on",
-    "version",
-)
-CUSTOMER_COLUMNS = (
-    "customer_id",
-    "name",
-    "name_key",
-    "source",
-    "tax_id",
-    "tax_key",
-    "phone",
-    "phone_key",
-    "phone_rev",
-    "email",
-    "email_key",
-    "owner_id",
-    "classification",
-    "region",
-    "registered_at",
-    "updated_at",
-    "version",
-)
-FORECAST_COLUMNS = (
-    "forecast_id",
-    "person_id",
-    "period",
-    "status",
-    "total",
-    "total_text",
-    "submitted_at",
-    "updated_at",
-    "version",
-)
 _OPPORTUNITY_TYPES = (
     opportunity_events.OpportunityOpened,
     opportunity_events.OpportunityQualified,
@@ -111,6 +55,7 @@ _CUSTOMER_TYPES = (
     customer_events.CustomerClassified,
     customer_events.CustomerAssigned,
     customer_events.ActivityLogged,
+    customer_events.PersonalDataErased,
 )
 _FORECAST_TYPES = (
     forecast_events.ForecastOpened,
@@ -121,25 +66,13 @@ _OPPORTUNITY_EVENTS = frozenset(cls.__name__ for cls in _OPPORTUNITY_TYPES)
 _CUSTOMER_EVENTS = frozenset(cls.__name__ for cls in _CUSTOMER_TYPES)
 _FORECAST_EVENTS = frozenset(cls.__name__ for cls in _FORECAST_TYPES)
 _CREATED = frozenset({"OpportunityOpened", "CustomerRegistered", "ForecastOpened"})
-GRAM_SIZE = 3
-
-
-def name_grams(key: str) -> set[str]:
-    """The trigrams of a normalised name, padded so that short names have some."""
-    padded = f"  {key} "
-    return {padded[i : i + GRAM_SIZE] for i in range(len(padded) - GRAM_SIZE + 1)}
-
-
-def phone_suffixes(digits: str, shortest: int = 7) -> list[str]:
-    """``digits`` and its tails of at least ``shortest`` digits: the stored keys that a
-    number with extra leading digits (a country or trunk code) may stand for."""
-    return [digits[i:] for i in range(0, max(1, len(digits) - shortest + 1))]
 
 
 class ListingProjection(Projection):
     """Opportunities, customers and forecasts as rows to filter, sort, search and page."""
 
     name = "lists"
+    rows_version = 2
     topics = topics_of((*_OPPORTUNITY_TYPES, *_CUSTOMER_TYPES, *_FORECAST_TYPES))
     tables = (
         "list_opportunities",
@@ -245,6 +178,7 @@ class _ListingChanges:
         self.forecasts = KeyedRows("list_forecasts", "forecast_id", FORECAST_COLUMNS)
         self.team: dict[tuple[str, str], bool] = {}
         self.grams: list[tuple[str, str]] = []
+        self.erased: list[str] = []
 
     def load(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         """Read the rows of earlier batches that ``events`` change."""
@@ -272,14 +206,14 @@ class _ListingChanges:
     def apply_to_opportunity(self, recorded: RecordedEvent) -> None:
         event, kind, at = recorded.event, recorded.type_name, recorded.recorded_at
         if kind == "OpportunityOpened":
-            self.deals.put(_opened_deal(recorded))
+            self.deals.put(opened_deal(recorded))
             return
         current = self.deals.get(recorded.aggregate_id)
         if current is None:
             return
         row = dict(current)
         row.update(version=event.originator_version, updated_at=at)
-        _DEAL_CHANGES.get(kind, _no_change)(row, event, at)
+        DEAL_CHANGES.get(kind, no_change)(row, event, at)
         if kind == "TeamMemberAdded":
             self.team[(recorded.aggregate_id, event.person_id)] = True
         elif kind == "TeamMemberRemoved":
@@ -289,7 +223,7 @@ class _ListingChanges:
     def apply_to_customer(self, recorded: RecordedEvent) -> None:
         event, kind, at = recorded.event, recorded.type_name, recorded.recorded_at
         if kind == "CustomerRegistered":
-            row = _registered_customer(recorded)
+            row = registered_customer(recorded)
             self.customers.put(row)
             self.grams.extend((gram, row["customer_id"]) for gram in name_grams(row["name_key"]))
             return
@@ -306,7 +240,10 @@ class _ListingChanges:
         elif kind == "CustomerAssigned":
             row["owner_id"] = event.owner_id
         elif kind == "ProfileSupplemented" and "region" in event.changes:
-            row["region"] = _text_or_none(event.changes["region"])
+            row["region"] = text_or_none(event.changes["region"])
+        elif kind == "PersonalDataErased":
+            row.update(ERASED_CUSTOMER_COLUMNS)
+            self.erased.append(recorded.aggregate_id)
         self.customers.put(row)
 
     def apply_to_forecast(self, recorded: RecordedEvent) -> None:
@@ -363,137 +300,11 @@ class _ListingChanges:
             sorted(set(self.grams)),
             " ON CONFLICT (gram, customer_id) DO NOTHING",
         )
+        if self.erased:
+            tx.executemany(
+                "DELETE FROM list_customer_grams WHERE customer_id = %s",
+                [(customer_id,) for customer_id in sorted(set(self.erased))],
+            )
         self.team.clear()
         self.grams.clear()
-
-
-def _opened_deal(recorded: RecordedEvent) -> Row:
-    event, at = recorded.event, recorded.recorded_at
-    return {
-        "opportunity_id": recorded.aggregate_id,
-        "customer_id": event.customer_id,
-        "owner_id": event.owner_id,
-        "title": event.title,
-        "source": event.source,
-        "product": event.product,
-        "region": event.region,
-        "amount": str(event.amount),
-        "amount_text": str(event.amount),
-        "expected_close": event.expected_close.isoformat(),
-        "stage": 1,
-        "status": "open",
-        "qualification": "pending",
-        "high_value": 0,
-        "evaluation_score": None,
-        "opened_at": at,
-        "idle_since": at,
-        "updated_at": at,
-        "won_amount_text": None,
-        "closed_on": None,
-        "version": event.originator_version,
-    }
-
-
-def _registered_customer(recorded: RecordedEvent) -> Row:
-    event, at = recorded.event, recorded.recorded_at
-    keys = uniqueness_keys(event.name, event.tax_id, event.phone, event.email)
-    phone_key = keys.get("phone")
-    return {
-        "customer_id": recorded.aggregate_id,
-        "name": event.name,
-        "name_key": keys["name"],
-        "source": event.source,
-        "tax_id": event.tax_id,
-        "tax_key": keys.get("tax_id"),
-        "phone": event.phone,
-        "phone_key": phone_key,
-        "phone_rev": phone_key[::-1] if phone_key else None,
-        "email": event.email,
-        "email_key": keys.get("email"),
-        "owner_id": event.owner_id,
-        "classification": None,
-        "region": _text_or_none(event.profile.get("region")),
-        "registered_at": at,
-        "updated_at": at,
-        "version": event.originator_version,
-    }
-
-
-def _text_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _no_change(row: Row, event: Any, at: str) -> None:
-    return None
-
-
-def _worked(row: Row, at: str) -> None:
-    row["idle_since"] = max(row["idle_since"], at)
-
-
-def _stage(row: Row, event: Any, at: str) -> None:
-    row["stage"] = event.to_stage
-    _worked(row, at)
-
-
-def _disqualified(row: Row, event: Any, at: str) -> None:
-    row.update(stage=1, qualification="nurturing")
-    _worked(row, at)
-
-
-def _evaluated(row: Row, event: Any, at: str) -> None:
-    row.update(high_value=int(bool(event.high_value)), evaluation_score=event.score)
-
-
-def _won(row: Row, event: Any, at: str) -> None:
-    row.update(stage=8, status="won", won_amount_text=str(event.amount))
-    row["closed_on"] = event.closed_on.isoformat()
-    _worked(row, at)
-
-
-def _lost(row: Row, event: Any, at: str) -> None:
-    row.update(status="lost", closed_on=event.closed_on.isoformat())
-    _worked(row, at)
-
-
-def _reopened(row: Row, event: Any, at: str) -> None:
-    row.update(status="open", stage=event.stage, won_amount_text=None, closed_on=None)
-    _worked(row, at)
-
-
-def _amount(row: Row, event: Any, at: str) -> None:
-    row.update(amount=str(event.amount), amount_text=str(event.amount))
-
-
-_DEAL_CHANGES: dict[str, Any] = {
-    "OpportunityQualified": lambda row, event, at: row.update(qualification="qualified"),
-    "OpportunityDisqualified": _disqualified,
-    "OpportunityEvaluated": _evaluated,
-    "StageAdvanced": _stage,
-    "PrimaryOwnerChanged": lambda row, event, at: row.update(owner_id=event.owner_id),
-    "AmountRevised": _amount,
-    "CloseDateRevised": lambda row, event, at: row.update(
-        expected_close=event.expected_close.isoformat()
-    ),
-    "OpportunityActivityLogged": lambda row, event, at: _worked(row, at),
-    "OpportunityWon": _won,
-    "OpportunityLost": _lost,
-    "OpportunityReopened": _reopened,
-}
-
-
-def customer_search_keys(text: str) -> dict[str, Any]:
-    """What a search text is compared with: the uniqueness check's normal forms of it as
-    a name, a tax id, an e-mail and a phone number (and that number's tails)."""
-    keys = uniqueness_keys(text, text, text, text)
-    raw = re.sub(r"\D", "", text)
-    international = text.strip().startswith("+") or raw.startswith("00")
-    # a short national number is searched as the end of a stored one (no country code added)
-    digits = normalise_phone(text, "86") if international or len(raw) >= 10 else raw.lstrip("0")
-    return {
-        "name": keys.get("name", ""),
-        "tax_id": keys.get("tax_id"),
-        "email": keys.get("email"),
-        "phone_digits": digits if len(digits) >= 4 else None,
-        "phone_tails": phone_suffixes(digits) if len(digits) >= 7 else [],
-    }
+        self.erased.clear()
