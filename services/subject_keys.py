@@ -109,7 +109,14 @@ class PostgresSubjectKeys:
         ).format(table=self._table())
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(statement, (subject, key, subject))
-            return bytes(curs.fetchone()["key"])
+            row = curs.fetchone()
+            if row is None:  # another process inserted it meanwhile: after our snapshot
+                curs.execute(
+                    SQL("SELECT key FROM {table} WHERE subject = %s").format(table=self._table()),
+                    (subject,),
+                )
+                row = curs.fetchone()
+            return bytes(row["key"])
 
     def insert_subject_keys(self, keys: Sequence[tuple[str, bytes]]) -> None:
         # Committed without waiting for the WAL flush, as ``insert_subject_key``.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -301,3 +302,21 @@ def test_kafka_messages_carry_no_plaintext_personal_data(postgres_settings: Sett
     finally:
         database.close()
         ledger.close()
+
+
+@pytest.mark.integration
+def test_processes_racing_for_a_new_key_all_get_the_same_one(postgres_settings: Settings) -> None:
+    ledgers = [SalesLedger(env=postgres_settings.event_store_env()) for _ in range(6)]
+    start = threading.Barrier(len(ledgers))
+
+    def first_key(ledger: SalesLedger) -> bytes:
+        start.wait(30)
+        return ledger.subject_keys.key_for_writing("a subject nobody has written for yet")
+
+    try:
+        with ThreadPoolExecutor(len(ledgers)) as pool:
+            keys = list(pool.map(first_key, ledgers))
+    finally:
+        for ledger in ledgers:
+            ledger.close()
+    assert len(set(keys)) == 1 and len(keys[0]) == 32
