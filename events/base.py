@@ -29,6 +29,25 @@ def recorded_at(moment: datetime) -> Iterator[None]:
         _recording_time.reset(token)
 
 
+_causality: ContextVar[tuple[str, str] | None] = ContextVar("causality", default=None)
+
+CAUSALITY_FIELDS = ("correlation_id", "causation_id")
+"""Recorded on an event triggered inside ``caused_by``: the business transaction or trace
+it belongs to, and the request (or command) that caused it. Metadata beside the event's
+own fields: stored and hashed with them, published as CloudEvents extensions."""
+
+
+@contextmanager
+def caused_by(correlation_id: str, causation_id: str) -> Iterator[None]:
+    """Record ``correlation_id`` and ``causation_id`` on every event triggered in this
+    block (the API sets them for each request)."""
+    token = _causality.set((correlation_id, causation_id))
+    try:
+        yield
+    finally:
+        _causality.reset(token)
+
+
 def recording_now() -> datetime:
     """The moment events triggered now are stamped with (see ``recorded_at``)."""
     moment = _recording_time.get()
@@ -44,6 +63,12 @@ class _Stamped:
     def create_timestamp(cls) -> datetime:
         moment = _recording_time.get()
         return moment if moment is not None else Aggregate.Event.create_timestamp()
+
+    def __post_init__(self) -> None:
+        causality = _causality.get()
+        if causality is not None:
+            object.__setattr__(self, CAUSALITY_FIELDS[0], causality[0])
+            object.__setattr__(self, CAUSALITY_FIELDS[1], causality[1])
 
 
 _handlers: dict[tuple[type, type], Callable[[Any, Any], None]] = {}

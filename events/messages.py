@@ -52,6 +52,9 @@ STORAGE_ONLY_FIELDS = frozenset({"originator_topic"})
 Headers = list[tuple[str, bytes]]
 
 LEDGER_POSITION_HEADER = "ce_ledgerposition"
+CAUSALITY_HEADERS = {"ce_correlationid": "correlation_id", "ce_causationid": "causation_id"}
+"""CloudEvents extensions carrying an event's correlation and causation ids, when it has
+them (``events.base.caused_by``)."""
 """The event's global position in the ledger (one definition, for dedup and proofs)."""
 EVENT_HASH_HEADER = "ce_eventhash"
 STORED_TOPIC_HEADER = "ce_storedtopic"
@@ -221,6 +224,11 @@ def encode_event(
         ("ce_aggregateversion", str(version).encode()),
         ("ce_position", str(position).encode()),
         (LEDGER_POSITION_HEADER, str(position).encode()),
+    ]
+    headers += [
+        (header, str(given).encode())
+        for header, name in CAUSALITY_HEADERS.items()
+        if (given := getattr(event, name, None)) is not None
     ]
     if stored is not None:
         headers += [

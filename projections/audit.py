@@ -20,7 +20,8 @@ AUDIT_COLUMNS = ("position", "actor", "recorded_at", "recorded_day")
 """What the audit trail's own rows hold: the index to the ledger's events by actor and by
 time. What each event changed is read from the event itself (see ``query_audit_trail``)."""
 _ENVELOPE = frozenset(
-    {"originator_id", "originator_version", "timestamp", "actor", "originator_topic"}
+    {"originator_id", "originator_version", "timestamp", "actor", "originator_topic",
+     "correlation_id", "causation_id"}
 )
 _CHANGES_AS_JSON = json.JSONEncoder(default=str, sort_keys=True)
 _STORED_STATE = JSONTranscoder()

@@ -59,6 +59,18 @@ def headers_schema() -> dict[str, Any]:
             "description": "the same position (dedup and proofs)",
         },
     }
+    causality = {
+        "ce_correlationid": {
+            **text,
+            "description": "the business transaction or trace the command belonged to "
+            "(the request's X-Correlation-ID, else its trace id); absent when none",
+        },
+        "ce_causationid": {
+            **text,
+            "description": "the request that caused the event (its X-Request-ID); "
+            "absent when none",
+        },
+    }
     self_verifying = {
         "ce_eventhash": {
             **text,
@@ -74,7 +86,7 @@ def headers_schema() -> dict[str, Any]:
     }
     return {
         "type": "object",
-        "properties": {**properties, **self_verifying},
+        "properties": {**properties, **causality, **self_verifying},
         "required": sorted(properties),
     }
 

@@ -10,7 +10,8 @@ from aggregates.errors import NotFoundError
 from commands.ledger import SalesLedger
 from events.personal import PERSONAL_FIELDS
 
-_ENVELOPE = {"originator_id", "originator_version", "timestamp", "actor", "originator_topic"}
+_ENVELOPE = {"originator_id", "originator_version", "timestamp", "actor", "originator_topic",
+    "correlation_id", "causation_id"}
 
 
 def event_changes(event: Any) -> dict[str, Any]:
@@ -38,6 +39,8 @@ def deal_history(
                 "actor": getattr(event, "actor", ""),
                 "event_type": type(event).__name__,
                 "changes": event_changes(event),
+                "correlation_id": getattr(event, "correlation_id", None),
+                "causation_id": getattr(event, "causation_id", None),
             }
         )
     if not entries:

@@ -183,6 +183,10 @@ class HistoryEntry(BaseModel):
     actor: str
     event_type: str
     changes: dict[str, Any]
+    correlation_id: str | None = Field(
+        None, description="the business transaction or trace the command belonged to"
+    )
+    causation_id: str | None = Field(None, description="the request that caused the event")
     chain: str = Field(examples=["ok"], description='"ok" or the kind of break found there')
 
 

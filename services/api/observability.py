@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from events.base import caused_by
 from services.database import Database
 from services.metrics import COMMANDS, REQUEST_SECONDS, outcome_of, record_pool
 
@@ -98,7 +99,9 @@ class RequestContextMiddleware:
     """Gives each request an id (the caller's ``X-Request-ID`` if well-formed) and a span
     in the caller's trace (W3C ``traceparent``, or a new trace), binds them to every log
     record of the request, answers them in ``X-Request-ID`` and ``traceparent``, and logs
-    one ``request`` line when the request ends."""
+    one ``request`` line when the request ends. Every event the request causes records
+    the correlation id (the caller's ``X-Correlation-ID`` if well-formed, else the trace
+    id) and, as its causation id, the request id (``events.base.caused_by``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -111,10 +114,13 @@ class RequestContextMiddleware:
         given = headers.get("x-request-id", "")
         request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
         trace_id, parent_id, flags = trace_context(headers.get("traceparent"))
+        given_correlation = headers.get("x-correlation-id", "")
+        correlation_id = given_correlation if REQUEST_ID.match(given_correlation) else trace_id
         span_id = secrets.token_hex(8)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            request_id=request_id, trace_id=trace_id, span_id=span_id, parent_span_id=parent_id
+            request_id=request_id, trace_id=trace_id, span_id=span_id, parent_span_id=parent_id,
+            correlation_id=correlation_id,
         )
         started = time.perf_counter()
         status = 500
@@ -126,12 +132,14 @@ class RequestContextMiddleware:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
+                    (b"x-correlation-id", correlation_id.encode()),
                     (b"traceparent", f"00-{trace_id}-{span_id}-{flags}".encode()),
                 ]
             await send(message)
 
         try:
-            await self.app(scope, receive, sending)
+            with caused_by(correlation_id, request_id):  # on every event the request causes
+                await self.app(scope, receive, sending)
         finally:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             access_log.info(
