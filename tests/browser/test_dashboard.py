@@ -93,6 +93,10 @@ def test_pages_show_the_apis_figures(dashboard: Dashboard, page: tuple[Page, Con
         for node in attainment["nodes"]:
             shown = figure(browser_page, f"actual-{node['path']}-revenue")
             assert shown == money(node["actuals"]["revenue"]), node["path"]
+        assert attainment["proposals"], "the demo's reps propose their part of the plan"
+        for proposal in attainment["proposals"]:
+            shown_proposal = browser_page.locator(f'[data-figure="proposal-{proposal["path"]}"]')
+            assert shown_proposal.count() >= 1, proposal["path"]
         quota = next(
             n for n in attainment["nodes"] if n["dimensions"].get("employee") == "rep-north-3"
         )
