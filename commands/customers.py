@@ -55,12 +55,7 @@ class CustomerCommands(LedgerApplication):
                 org=org,
                 customer_id=self.subject_keys.new_subject(),
             )
-            claims = [
-                (self.subject_keys.claim_digest(kind, value), str(customer.id))
-                for kind, value in keys.items()
-            ]
-            self._raise_if_claimed(claims)
-            return customer, claims
+            return customer, self._unclaimed(keys, customer)
 
         return self._run(actor, command_id, decide)
 
@@ -84,12 +79,7 @@ class CustomerCommands(LedgerApplication):
                 named.get("email"),
                 org.configuration.country_code,
             )
-            claims = [
-                (self.subject_keys.claim_digest(kind, value), str(customer.id))
-                for kind, value in keys.items()
-            ]
-            self._raise_if_claimed(claims)
-            return customer, claims
+            return customer, self._unclaimed(keys, customer)
 
         return self._run(actor, command_id, decide)
 
@@ -157,3 +147,13 @@ class CustomerCommands(LedgerApplication):
         return self._change(
             Customer, customer_id, actor, command_id, erasure(self.subject_keys, reason, actor)
         )
+
+    def _unclaimed(self, keys: dict[str, str], customer: Customer) -> list[tuple[str, str]]:
+        """The uniqueness claims of ``keys`` (keyed digests) for ``customer``; a
+        ``DuplicateCustomerError`` if another customer holds one of them already."""
+        claims = [
+            (self.subject_keys.claim_digest(kind, value), str(customer.id))
+            for kind, value in keys.items()
+        ]
+        self._raise_if_claimed(claims)
+        return claims

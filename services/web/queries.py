@@ -104,41 +104,35 @@ def forecast_periods(database: Database) -> list[str]:
 
 def amounts_of(database: Database, opportunity_ids: Collection[str]) -> dict[str, object]:
     """The current amount of each of these deals."""
-    ids = sorted(set(opportunity_ids))
-    if not ids:
-        return {}
-    with database.transaction() as tx:
-        rows = tx.execute(
-            "SELECT opportunity_id, amount FROM funnel_opportunities "
-            f"WHERE opportunity_id {in_clause(ids)}",
-            ids,
-        )
-    return {str(r["opportunity_id"]): r["amount"] for r in rows}
+    return _column_by_id(
+        database, "funnel_opportunities", "opportunity_id", "amount", opportunity_ids
+    )
 
 
 def customer_names(database: Database, customer_ids: Collection[str]) -> dict[str, str]:
     """The registered names of these customers."""
-    ids = sorted(set(customer_ids))
-    if not ids:
-        return {}
-    with database.transaction() as tx:
-        rows = tx.execute(
-            "SELECT customer_id, name FROM monitoring_customers "
-            f"WHERE customer_id {in_clause(ids)}",
-            ids,
-        )
-    return {str(r["customer_id"]): str(r["name"]) for r in rows}
+    names = _column_by_id(database, "monitoring_customers", "customer_id", "name", customer_ids)
+    return {key: str(name) for key, name in names.items()}
 
 
 def deal_titles(database: Database, opportunity_ids: Collection[str]) -> dict[str, str]:
     """The current title of each of these deals."""
-    ids = sorted(set(opportunity_ids))
+    titles = _column_by_id(
+        database, "funnel_opportunities", "opportunity_id", "title", opportunity_ids
+    )
+    return {key: str(title) for key, title in titles.items()}
+
+
+def _column_by_id(
+    database: Database, table: str, id_column: str, column: str, keys: Collection[str]
+) -> dict[str, object]:
+    """``column`` of the rows of ``table`` whose ``id_column`` is one of ``keys``."""
+    ids = sorted(set(keys))
     if not ids:
         return {}
     with database.transaction() as tx:
         rows = tx.execute(
-            "SELECT opportunity_id, title FROM funnel_opportunities "
-            f"WHERE opportunity_id {in_clause(ids)}",
+            f"SELECT {id_column}, {column} FROM {table} WHERE {id_column} {in_clause(ids)}",
             ids,
         )
-    return {str(r["opportunity_id"]): str(r["title"]) for r in rows}
+    return {str(r[id_column]): r[column] for r in rows}
