@@ -28,7 +28,8 @@ from typing import Any
 
 import psycopg
 
-from bench.projections import populate, populated_events, server_env
+from bench.harness import conninfo
+from bench.projections import populate, populated_events
 from services.bootstrap import build_ledger
 from services.integrity import READ_BATCH, ChainVerifier, Sealer
 from services.settings import Settings
@@ -42,13 +43,8 @@ def _settings(dbname: str) -> Settings:
 
 def raw_read_and_hash(dbname: str) -> int:
     """Every stored event's state read in position order and hashed; how many."""
-    env = server_env(dbname)
-    conninfo = (
-        f"host={env['POSTGRES_HOST']} port={env['POSTGRES_PORT']} dbname={dbname} "
-        f"user={env['POSTGRES_USER']} password={env['POSTGRES_PASSWORD']}"
-    )
     count, after = 0, 0
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(conninfo(dbname)) as conn:
         while True:
             rows = conn.execute(
                 "SELECT notification_id, state FROM salesledger_events "
@@ -93,7 +89,7 @@ def measure(kind: str, dbname: str) -> tuple[int, float, float]:
 
 def prepare(dbname: str, events: int, opportunities: int) -> int:
     if populated_events(dbname) < events:
-        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+        with psycopg.connect(conninfo("postgres"), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
             admin.execute(f'CREATE DATABASE "{dbname}"')
         started = time.perf_counter()
@@ -107,14 +103,6 @@ def prepare(dbname: str, events: int, opportunities: int) -> int:
         return sealed
     finally:
         ledger.close()
-
-
-def _admin_conninfo() -> str:
-    env = server_env("postgres")
-    return (
-        f"host={env['POSTGRES_HOST']} port={env['POSTGRES_PORT']} dbname=postgres "
-        f"user={env['POSTGRES_USER']} password={env['POSTGRES_PASSWORD']}"
-    )
 
 
 def main() -> None:
