@@ -31,6 +31,7 @@ from commands.application import (
     LedgerApplication,
     claim_for_command,
 )
+from commands.claims import token_claim, token_revoked_claim
 from commands.concurrency import GuardMovedError
 
 
@@ -222,7 +223,7 @@ class OrganisationCommands(LedgerApplication):
         def decide() -> tuple[Aggregate, Sequence[tuple[str, str]]]:
             org = self.organisation(for_change=True)
             org.issue_token(token_id, person_id, digest, actor, expires_at)
-            return org, [(f"token:{digest}", person_id)]
+            return org, [(token_claim(digest), person_id)]
 
         result = self._run(actor, command_id, decide)
         if result.duplicate:
@@ -250,8 +251,8 @@ class OrganisationCommands(LedgerApplication):
             org.issue_token(new_id, person_id, digest, actor, expires_at)
             org.revoke_token(token_id, f"rotated: replaced by {new_id}", actor)
             return org, [
-                (f"token:{digest}", person_id),
-                (f"token-revoked:{old_digest}", token_id),
+                (token_claim(digest), person_id),
+                (token_revoked_claim(old_digest), token_id),
             ]
 
         result = self._run(actor, command_id, decide)
@@ -266,7 +267,7 @@ class OrganisationCommands(LedgerApplication):
             org = self.organisation(for_change=True)
             digest = org.tokens[token_id][1] if token_id in org.tokens else ""
             org.revoke_token(token_id, reason, actor)
-            return org, [(f"token-revoked:{digest}", token_id)]
+            return org, [(token_revoked_claim(digest), token_id)]
 
         return self._run(actor, command_id, decide)
 

@@ -187,9 +187,14 @@ class SubjectKeys:
     def claim_digest(self, kind: str, value: str) -> str:
         """The keyed digest (HMAC-SHA-256, hex) a uniqueness claim records instead of the
         normalised value itself."""
-        key = self.key_for_writing(CLAIMS_SUBJECT)
-        digest = hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-        return f"customer:{kind}:{digest}"
+        return keyed_claim(self.key_for_writing(CLAIMS_SUBJECT), kind, value)
+
+
+def keyed_claim(key: bytes, kind: str, value: str) -> str:
+    """The uniqueness claim of a normalised ``value`` of ``kind`` under the claims key:
+    what ``SubjectKeys.claim_digest`` records and what ``verify`` recomputes."""
+    digest = hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+    return f"customer:{kind}:{digest}"
 
 
 class PersonalDataTranscoding(Transcoding):

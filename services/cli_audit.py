@@ -16,6 +16,7 @@ from services.bootstrap import (
     build_ledger,
     until_reachable,
 )
+from services.claims_audit import audit_claims
 from services.database import Database
 from services.integrity import ChainVerifier, VerificationReport
 from services.schema_admin import init_db
@@ -56,7 +57,9 @@ def register(subparsers: Any) -> None:
     seal.set_defaults(handler=_seal)
 
     verify = subparsers.add_parser(
-        "verify", help="recompute every hash; exit 1 and show the first break if any"
+        "verify",
+        help="recompute every hash and derive every claim from the events; "
+        "exit 1 and show the first break if any",
     )
     verify.add_argument("--from", dest="start", type=int, default=1, help="first position")
     verify.add_argument("--to", dest="stop", type=int, default=None, help="last position")
@@ -194,6 +197,11 @@ def _verify(args: argparse.Namespace) -> int:
     _print_report(report)
     print(erasure_summary(ledger.subject_keys.store.erased_subjects(), args.aggregate))
     status = 0 if report.ok else 1
+    if not args.aggregate and args.start == 1 and args.stop is None:
+        claims = audit_claims(ledger)
+        print(f"claims: {claims.summary()}")
+        if not claims.ok:
+            status = 1
     if args.kafka:
         from services.kafka_verify import verify_published
 
