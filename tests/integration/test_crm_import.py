@@ -22,6 +22,7 @@ from projections.pipeline_changes import PipelineChanges, pipeline_changes
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from services.analytics.events import recorded_events
+from services.claims_audit import audit_claims
 from services.cli import main
 from services.demo import DemoBuilder
 from services.importing.crm import imported_id, run_import
@@ -135,6 +136,9 @@ def test_the_demo_exported_and_imported_answers_the_same(
         if getattr(e, "reason", None) and not isinstance(e, OpportunityLost)
     ]
     assert reasons and all("imported from opportunity_history.csv line" in r for r in reasons)
+    for ledger in (source, target):  # the demo's claims and the import's: all from events
+        claims = audit_claims(ledger)
+        assert claims.ok and claims.claims > 100, claims.breaks[:3]
 
 
 def test_a_second_import_changes_nothing_and_a_bad_file_is_refused_whole(

@@ -29,6 +29,7 @@ from events.base import recorded_at
 from events.personal import ERASED
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
+from services.claims_audit import audit_claims
 from services.cli_audit import erasure_summary
 from services.database import Database
 from services.history import history_with_chain
@@ -188,6 +189,8 @@ def test_erased_values_are_nowhere_and_the_business_facts_stay(
     # The chains verify; the erasure is reported, apart from any break.
     report = ChainVerifier(ledger.recorder).verify_range()  # type: ignore[arg-type]
     assert report.ok, report.first_break
+    claims = audit_claims(ledger)  # its claims are still accounted for by its events
+    assert claims.ok, claims.breaks
     erased = ledger.subject_keys.store.erased_subjects()
     assert erased == [customer_id]
     assert "erased" in erasure_summary(erased) and customer_id in erasure_summary(erased)
