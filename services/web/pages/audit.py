@@ -1,4 +1,5 @@
-"""The auditor's page: audit-trail search by aggregate, actor and time; chain verification;
+"""The auditor's page: audit-trail search by aggregate, actor and time; chain verification
+(with the claims checked against the events, for the whole ledger);
 a signed digest and a deal's history to download."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from projections.audit import query_audit_trail
 from services.api.integrity import latest_head
+from services.claims_audit import audit_claims
 from services.integrity import ChainVerifier
 from services.web import queries
 from services.web.deps import ViewerDep, WebContextDep
@@ -55,7 +57,11 @@ def audit_page(
         verification = {"scope": "this aggregate", "report": report}
     elif verify:
         authorize(ledger, viewer, "GET /integrity/heads/latest")
-        verification = {"scope": "the whole ledger", "report": verifier.verify_range()}
+        verification = {
+            "scope": "the whole ledger",
+            "report": verifier.verify_range(),
+            "claims": audit_claims(ledger),
+        }
     return render(
         request,
         "audit.html",
