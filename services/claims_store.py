@@ -1,5 +1,6 @@
 """The reads ``verify``'s claims check makes: the claims table streamed once, and the
-events the claims name, a batch at a time (PostgreSQL and SQLite)."""
+events the claims name and their subjects' keys, a batch at a time (PostgreSQL and
+SQLite)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
+
+from services.subject_keys import SUBJECT_KEYS_TABLE
 
 CLAIMS_PAGE = 5000
 """Claims read per round trip."""
@@ -37,6 +40,11 @@ class ClaimsStore(Protocol):
 
     def select_events_of(self, ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every stored event of those aggregates, by aggregate and version."""
+        ...
+
+    def select_subject_keys(self, subjects: Sequence[str]) -> dict[str, bytes]:
+        """The personal-data keys of those of ``subjects`` that have one (``b""`` if
+        destroyed), in one read."""
         ...
 
 
@@ -85,6 +93,20 @@ class PostgresClaimsStore:
             "WHERE originator_id = ANY(%s::uuid[]) ORDER BY originator_id, originator_version"
         ).format(schema=self.schema, table=self.table)
         return self._fetch(statement, (list(ids),))
+
+    def select_subject_keys(self, subjects: Sequence[str]) -> dict[str, bytes]:
+        if not subjects:
+            return {}
+        statement = SQL("SELECT subject, key FROM {schema}.{keys} WHERE subject = ANY(%s)")
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
+            curs.execute(
+                statement.format(schema=self.schema, keys=Identifier(SUBJECT_KEYS_TABLE)),
+                (list(subjects),),
+            )
+            return {subject: bytes(key) for subject, key in curs.fetchall()}
 
     def _fetch(self, statement: Any, parameters: tuple[Any, ...]) -> list[StoredEvent]:
         with (
@@ -160,6 +182,20 @@ class SQLiteClaimsStore:
                 )
                 events.extend(_stored(*row) for row in c.fetchall())
         return events
+
+
+    def select_subject_keys(self, subjects: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(subjects), SQLITE_CHUNK):
+                chunk = list(subjects[start : start + SQLITE_CHUNK])
+                c.execute(
+                    f"SELECT subject, key FROM {SUBJECT_KEYS_TABLE} "
+                    f"WHERE subject IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                found.update((row["subject"], bytes(row["key"])) for row in c.fetchall())
+        return found
 
 
 def claims_store_for(recorder: Any) -> ClaimsStore:
