@@ -128,7 +128,11 @@ class ClaimsAuditor:
             if stored is None:
                 report.breaks.append(ClaimBreak("claim", claim, value, "names no stored event"))
                 continue
-            recorded = self._actor_of(stored)
+            try:
+                recorded = self._actor_of(stored)
+            except ValueError:  # a damaged event, which the chains report as such
+                report.breaks.append(ClaimBreak("claim", claim, value, "names an unreadable event"))
+                continue
             if recorded != actor:
                 report.breaks.append(
                     ClaimBreak("claim", claim, value,
@@ -177,7 +181,14 @@ class ClaimsAuditor:
                 detail = "names no customer" if digest else "there is no claims key"
                 report.breaks.extend(ClaimBreak("claim", key, value, detail) for key in keys)
                 continue
-            made = customer_claims(self._decoded(stored[uid]), digest, org.country_codes)
+            try:
+                made = customer_claims(self._decoded(stored[uid]), digest, org.country_codes)
+            except ValueError:  # a damaged event, which the chains report as such
+                report.breaks.extend(
+                    ClaimBreak("claim", key, value, "the customer's events are unreadable")
+                    for key in keys
+                )
+                continue
             self._compare_customer(value, keys, made, report)
 
     @staticmethod

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -70,7 +71,7 @@ class ClaimedLedger:
         self.rotated = rotated
 
     def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
-        """Run ``statement`` on the claims table as its owner, below the application."""
+        """Run ``statement`` as the tables' owner, below the application (and its triggers)."""
         if self.settings.store == "postgres":
             with psycopg.connect(
                 postgres_admin_conninfo(self.settings.postgres_dbname), autocommit=True
@@ -78,8 +79,10 @@ class ClaimedLedger:
                 conn.execute("SET session_replication_role = replica")
                 conn.execute(statement, params)
             return
+        table = self.ledger.recorder.events_table_name  # type: ignore[attr-defined]
         with sqlite3.connect(self.settings.sqlite_path) as conn:
-            conn.execute("DROP TRIGGER IF EXISTS ledger_claims_no_delete")
+            for trigger in ("ledger_claims_no_delete", f"{table}_no_update"):
+                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
             conn.execute(statement.replace("%s", "?"), params)
 
     def forge(self, claim: str, value: str) -> None:
@@ -200,6 +203,20 @@ def test_verify_exits_1_and_names_the_forged_claim(
     claimed.forge(f"token:{digest}", "admin")
     assert main(["verify"]) == 1
     assert f"claims: BROKEN: claim token:{digest} -> admin" in capsys.readouterr().out
+
+
+def test_a_damaged_event_makes_its_claims_unaccounted_for_not_a_crash(
+    claimed: ClaimedLedger,
+) -> None:
+    table = claimed.ledger.recorder.events_table_name  # type: ignore[attr-defined]
+    key = claimed.customer if claimed.settings.store == "postgres" else UUID(claimed.customer).hex
+    claimed.execute(
+        f"UPDATE {table} SET state = %s WHERE originator_id = %s AND originator_version = 1",
+        (b"{not json", key),
+    )
+    details = {b.claim: b.detail for b in claimed.audit().breaks}
+    assert details["command:rep1:reg-1"] == "names an unreadable event"
+    assert "the customer's events are unreadable" in details.values()
 
 
 def _token_digests(ledger: SalesLedger) -> list[str]:
