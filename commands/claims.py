@@ -14,11 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
 from aggregates.configuration import Configuration
 from aggregates.customer import uniqueness_keys
 from events.customer import CustomerRegistered, ProfileSupplemented
 from events.organisation import ConfigurationChanged, TokenIssued, TokenRevoked
 from events.personal import ERASED
+
+CUSTOMER_TOPICS = tuple(get_topic(c) for c in (CustomerRegistered, ProfileSupplemented))
+"""The customer events that make uniqueness claims."""
+ORGANISATION_TOPICS = tuple(
+    get_topic(c) for c in (TokenIssued, TokenRevoked, ConfigurationChanged)
+)
+"""The organisation's events that make (or shape) claims."""
 
 IDENTITY_FIELDS = ("tax_id", "phone", "email")
 """The identity fields a profile may name besides the registration's own."""

@@ -33,6 +33,8 @@ from eventsourcing.persistence import Mapper, StoredEvent
 
 from aggregates.organisation import ORGANISATION_ID
 from commands.claims import (
+    CUSTOMER_TOPICS,
+    ORGANISATION_TOPICS,
     CustomerClaims,
     OrganisationClaims,
     command_outcome,
@@ -95,7 +97,8 @@ class ClaimsAuditor:
         """Check every claim, then the token claims the events make against the table."""
         report = ClaimsReport()
         org = OrganisationClaims()
-        for event in self._decoded(self.store.select_events_of([ORGANISATION_ID])):
+        org_events = self.store.select_events_of([ORGANISATION_ID], ORGANISATION_TOPICS)
+        for event in self._decoded(org_events):
             org.add(event)
         for batch in _batches(self.store.iter_claims(), BATCH):
             report.claims += len(batch)
@@ -161,9 +164,10 @@ class ClaimsAuditor:
             by_customer[value].append(claim)
         ids = {value: _uuid(value) for value in by_customer}
         stored: dict[UUID, list[StoredEvent]] = defaultdict(list)
-        for event in self.store.select_events_of([uid for uid in ids.values() if uid]):
-            stored[UUID(str(event.originator_id))].append(event)
-        with self._keys_of([uid for uid in ids.values() if uid]):
+        customers = [uid for uid in ids.values() if uid]
+        for event in self.store.select_events_of(customers, CUSTOMER_TOPICS):
+            stored[_as_uuid(event.originator_id)].append(event)
+        with self._keys_of(customers):
             self._compare_customers(by_customer, ids, stored, org, report)
 
     def _compare_customers(
@@ -286,6 +290,10 @@ def _batches(rows: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple[
         batch.append(row)
     if batch:
         yield batch
+
+
+def _as_uuid(originator_id: UUID | str) -> UUID:
+    return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
 
 
 def _uuid(text: str) -> UUID | None:

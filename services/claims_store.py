@@ -38,8 +38,9 @@ class ClaimsStore(Protocol):
         """The stored events at those (aggregate, version) that exist."""
         ...
 
-    def select_events_of(self, ids: Sequence[UUID]) -> list[StoredEvent]:
-        """Every stored event of those aggregates, by aggregate and version."""
+    def select_events_of(self, ids: Sequence[UUID], topics: Sequence[str]) -> list[StoredEvent]:
+        """The stored events of those aggregates with one of ``topics``, by aggregate and
+        version."""
         ...
 
     def select_subject_keys(self, subjects: Sequence[str]) -> dict[str, bytes]:
@@ -78,21 +79,25 @@ class PostgresClaimsStore:
         if not keys:
             return {}
         statement = SQL(
+            # One primary-key lookup per key (a plain join of a few thousand keys is
+            # planned as a hash join over the whole table).
             "SELECT e.originator_id, e.originator_version, e.topic, e.state "
-            "FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, version) JOIN {schema}.{table} e "
-            "ON e.originator_id = k.id AND e.originator_version = k.version"
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, version) CROSS JOIN LATERAL ("
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+            "WHERE originator_id = k.id AND originator_version = k.version) e"
         ).format(schema=self.schema, table=self.table)
         rows = self._fetch(statement, ([k[0] for k in keys], [k[1] for k in keys]))
         return {(UUID(str(event.originator_id)), event.originator_version): event for event in rows}
 
-    def select_events_of(self, ids: Sequence[UUID]) -> list[StoredEvent]:
+    def select_events_of(self, ids: Sequence[UUID], topics: Sequence[str]) -> list[StoredEvent]:
         if not ids:
             return []
         statement = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-            "WHERE originator_id = ANY(%s::uuid[]) ORDER BY originator_id, originator_version"
+            "WHERE originator_id = ANY(%s::uuid[]) AND topic = ANY(%s) "
+            "ORDER BY originator_id, originator_version"
         ).format(schema=self.schema, table=self.table)
-        return self._fetch(statement, (list(ids),))
+        return self._fetch(statement, (list(ids), list(topics)))
 
     def select_subject_keys(self, subjects: Sequence[str]) -> dict[str, bytes]:
         if not subjects:
@@ -169,7 +174,7 @@ class SQLiteClaimsStore:
                     found[(originator_id, version)] = _stored(*row)
         return found
 
-    def select_events_of(self, ids: Sequence[UUID]) -> list[StoredEvent]:
+    def select_events_of(self, ids: Sequence[UUID], topics: Sequence[str]) -> list[StoredEvent]:
         events: list[StoredEvent] = []
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(ids), SQLITE_CHUNK):
@@ -177,8 +182,9 @@ class SQLiteClaimsStore:
                 c.execute(
                     f"SELECT originator_id, originator_version, topic, state FROM {self.table} "
                     f"WHERE originator_id IN ({','.join('?' * len(chunk))}) "
+                    f"AND topic IN ({','.join('?' * len(topics))}) "
                     "ORDER BY originator_id, originator_version",
-                    chunk,
+                    [*chunk, *topics],
                 )
                 events.extend(_stored(*row) for row in c.fetchall())
         return events
