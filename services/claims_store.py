@@ -12,6 +12,7 @@ from eventsourcing.persistence import StoredEvent
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from services.persistence import OwnConnections
 from services.subject_keys import SUBJECT_KEYS_TABLE
 
 CLAIMS_PAGE = 5000
@@ -60,15 +61,24 @@ class PostgresClaimsStore:
         self.table = Identifier(recorder.events_table_name)
 
     def iter_claims(self) -> Iterator[tuple[str, str]]:
+        """On a connection of its own, outside the pool (the other reads need the pool's
+        while the claims stream), in a read-only transaction that may stay idle between
+        pages as long as the check takes: it holds no transaction id, so it does not hold
+        back the followers' read horizon."""
         statement = SQL("SELECT claim, value FROM {schema}.ledger_claims ORDER BY value, claim")
-        with (
-            self.datastore.get_connection() as conn,
-            conn.transaction(force_rollback=True),
-            conn.cursor(name="ledger_claims_check", row_factory=tuple_row) as curs,
-        ):
-            curs.itersize = CLAIMS_PAGE
-            curs.execute(statement.format(schema=self.schema))
-            yield from curs
+        own = OwnConnections(self.datastore)
+        try:
+            with own.cursor() as plain, plain.connection.transaction(force_rollback=True):
+                plain.execute("SET TRANSACTION READ ONLY")
+                plain.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+                with plain.connection.cursor(
+                    name="ledger_claims_check", row_factory=tuple_row
+                ) as curs:
+                    curs.itersize = CLAIMS_PAGE
+                    curs.execute(statement.format(schema=self.schema))
+                    yield from curs
+        finally:
+            own.close()
 
     def select_claims(self, keys: Sequence[str]) -> dict[str, str]:
         return dict(self.recorder.select_claims(keys))

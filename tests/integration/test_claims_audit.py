@@ -219,5 +219,21 @@ def test_a_damaged_event_makes_its_claims_unaccounted_for_not_a_crash(
     assert "the customer's events are unreadable" in details.values()
 
 
+def test_the_check_needs_no_second_pooled_connection(claimed: ClaimedLedger) -> None:
+    """The claims stream on a connection of their own while the events are read, so a
+    pool of one connection does (and a database bound on idle transactions, which the
+    stream's transaction may be between pages, does not end it)."""
+    if claimed.settings.store != "postgres":
+        pytest.skip("SQLite has no pool")
+    env = {**claimed.settings.event_store_env(), "POSTGRES_POOL_SIZE": "1",
+           "POSTGRES_MAX_OVERFLOW": "0", "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"}
+    small = SalesLedger(env=env)
+    try:
+        report = audit_claims(small)
+        assert report.ok and report.claims >= 20, report.breaks
+    finally:
+        small.close()
+
+
 def _token_digests(ledger: SalesLedger) -> list[str]:
     return [digest for _, digest, _ in ledger.organisation().tokens.values()]
