@@ -18,10 +18,13 @@ from eventsourcing.utils import get_topic
 
 from aggregates.configuration import Configuration
 from aggregates.customer import uniqueness_keys
+from commands.personal_data import NO_KEY
 from events.customer import CustomerRegistered, ProfileSupplemented
 from events.organisation import ConfigurationChanged, TokenIssued, TokenRevoked
 from events.personal import ERASED
 
+UNREADABLE = {ERASED, NO_KEY}
+"""What a personal text reads as when its key is destroyed, or missing altogether."""
 CUSTOMER_TOPICS = tuple(get_topic(c) for c in (CustomerRegistered, ProfileSupplemented))
 """The customer events that make uniqueness claims."""
 ORGANISATION_TOPICS = tuple(
@@ -83,9 +86,9 @@ class CustomerClaims:
     Each registration or profile change that named an identity must have claimed it:
     ``required`` holds, per such (event, kind), the claims that would do (a phone's under
     each country code the organisation has had; only one of them was made). Events whose
-    personal data is erased cannot be recomputed: ``erased`` counts, per kind, how many
-    of them may have claimed one, so a customer still has no more claims than its events
-    could have made."""
+    personal data is erased (or whose key is missing) cannot be recomputed: ``erased``
+    counts, per kind, how many of them may have claimed one, so a customer still has no
+    more claims than its events could have made."""
 
     required: list[tuple[str, frozenset[str]]] = field(default_factory=list)
     erased: Counter[str] = field(default_factory=Counter)
@@ -111,7 +114,7 @@ def customer_claims(
             name, fields, profile = None, {}, event.changes
         else:
             continue
-        if name == ERASED or _is_erased(profile) or ERASED in fields.values():
+        if name in UNREADABLE or _is_erased(profile) or UNREADABLE & set(fields.values()):
             found.erased.update(_erased_kinds(name, fields, profile))
             continue
         named = {k: profile.get(k) for k in IDENTITY_FIELDS if isinstance(profile.get(k), str)}
@@ -126,14 +129,14 @@ def customer_claims(
 
 
 def _is_erased(profile: Any) -> bool:
-    return isinstance(profile, dict) and profile.get("erased") == ERASED
+    return isinstance(profile, dict) and profile.get("erased") in UNREADABLE
 
 
 def _erased_kinds(name: str | None, fields: dict[str, Any], profile: Any) -> list[str]:
     """The kinds an erased event may have claimed: its identity fields that held a value
     (an empty one is stored as it is), and any a profile may have named."""
     kinds = ["name"] if name is not None else []
-    kinds += [kind for kind, value in fields.items() if value == ERASED]
+    kinds += [kind for kind, value in fields.items() if value in UNREADABLE]
     if profile:
         kinds += [kind for kind in IDENTITY_FIELDS if kind not in kinds]
     return kinds
