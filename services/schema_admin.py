@@ -1,8 +1,9 @@
 """Schema set-up for ``salesledger init-db``: tables, append-only triggers, application role.
 
-On PostgreSQL the owner (the role running ``init-db``) creates the recorder's tables,
-then a trigger on each ledger table (events, claims, seals) that refuses UPDATE, DELETE
-and TRUNCATE even for the owner, and an application role that may insert and select
+On PostgreSQL the owner (the role running ``init-db``: a superuser, or the database's
+owner with CREATEROLE) creates the recorder's tables, then a trigger on each ledger table
+(events, claims, seals) that refuses UPDATE, DELETE and TRUNCATE even for the owner, and
+an application role that may insert and select
 those tables but not update or delete them. The application then connects as that role
 (``POSTGRES_USER=ledger_app``); it cannot drop or disable the triggers, as it owns no
 ledger table. On SQLite, where there are no roles, the same triggers are created.
@@ -77,6 +78,7 @@ def _appends_only_through_the_functions(
     ).fetchone()
     if not exists:
         conn.execute(sql.SQL("CREATE ROLE {appender} NOLOGIN").format(appender=appender))
+    _become_member_of(conn, f"{app_role}_appender")
     conn.execute(
         sql.SQL("GRANT USAGE ON SCHEMA public TO {appender}").format(appender=appender)
     )
@@ -99,6 +101,8 @@ def _appends_only_through_the_functions(
     signatures = conn.execute(
         "SELECT oid::regprocedure::text FROM pg_proc WHERE proname = ANY(%s)", (list(functions),)
     ).fetchall()
+    # A new owner needs CREATE on the function's schema, but only while it takes them.
+    conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {appender}").format(appender=appender))
     for (signature,) in signatures:
         function = sql.SQL(str(signature))
         conn.execute(
@@ -108,6 +112,20 @@ def _appends_only_through_the_functions(
                 "REVOKE ALL ON FUNCTION {function} FROM PUBLIC; "
                 "GRANT EXECUTE ON FUNCTION {function} TO {role}"
             ).format(function=function, appender=appender, role=role)
+        )
+    conn.execute(
+        sql.SQL("REVOKE CREATE ON SCHEMA public FROM {appender}").format(appender=appender)
+    )
+
+
+def _become_member_of(conn: psycopg.Connection[tuple[object, ...]], role: str) -> None:
+    """Only a member of a role may give it objects (PostgreSQL 15 and later, unless a
+    superuser): an administrator with CREATEROLE but no superuser, as on a managed
+    server, is granted the role it hands the append functions to."""
+    member = conn.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", (role,)).fetchone()
+    if not (member and member[0]):
+        conn.execute(
+            sql.SQL("GRANT {role} TO CURRENT_USER").format(role=sql.Identifier(role))
         )
 
 

@@ -1,6 +1,7 @@
 """Append-only below the application: after ``init-db`` no one may UPDATE, DELETE or
 TRUNCATE the ledger tables, not the owner (trigger) and not the application role
-(privileges), while the application role still records and reads events."""
+(privileges), while the application role still records and reads events. ``init-db``
+runs as an administrator that is no superuser; the suite itself connects as none."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from commands.ledger import SalesLedger
 from services.schema_admin import init_db
 from services.settings import Settings
-from tests.conftest import build_team, postgres_admin_conninfo
+from tests.conftest import build_team, create_database, drop_database, postgres_admin_conninfo
 
 pytestmark = pytest.mark.integration
 
@@ -25,31 +26,67 @@ def app_role() -> Iterator[str]:
     role = f"ledger_app_{uuid.uuid4().hex[:8]}"
     yield role
     with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
-        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-        admin.execute(f'DROP ROLE IF EXISTS "{role}_appender"')
+        admin.execute(f'DROP ROLE IF EXISTS "{role}", "{role}_appender"')
 
 
 @pytest.fixture
-def initialised(postgres_settings: Settings, app_role: str) -> Iterator[tuple[Settings, str]]:
-    result = init_db(postgres_settings, app_role=app_role, app_password=APP_PASSWORD)
+def administrator() -> Iterator[Settings]:
+    """``init-db``'s user: a role that may create roles and owns a new database, but is
+    no superuser, as the administrator of a managed server is not."""
+    role = f"ledger_admin_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE \"{role}\" LOGIN CREATEROLE PASSWORD '{APP_PASSWORD}'")
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    create_database(database, owner=role)
+    as_role = {"postgres_user": role, "postgres_password": APP_PASSWORD}
+    yield Settings(store="postgres").model_copy(update={"postgres_dbname": database, **as_role})
+    drop_database(database)  # and every privilege granted in it
+    with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
+        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.fixture
+def initialised(app_role: str, administrator: Settings) -> tuple[Settings, str]:
+    """The app role first: it is dropped after the database that holds its privileges."""
+    result = init_db(administrator, app_role=app_role, app_password=APP_PASSWORD)
     assert result.app_role == app_role
-    owner_ledger = SalesLedger(env=postgres_settings.event_store_env())
+    owner_ledger = SalesLedger(env=administrator.event_store_env())
     build_team(owner_ledger)
     owner_ledger.register_customer(name="Globex", source="web", tax_id="TX-9", actor="rep1")
     table: str = owner_ledger.recorder.events_table_name  # type: ignore[attr-defined]
     owner_ledger.close()
-    yield postgres_settings, table
-    with psycopg.connect(
-        postgres_admin_conninfo(postgres_settings.postgres_dbname), autocommit=True
-    ) as conn:
-        conn.execute(f'DROP OWNED BY "{app_role}", "{app_role}_appender"')
+    return administrator, table
 
 
 def _connect(settings: Settings, user: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
-    conninfo = postgres_admin_conninfo(settings.postgres_dbname)
+    """As ``user`` (password APP_PASSWORD), or as the owner of the ledger's tables."""
+    conninfo = settings.postgres_conninfo()
     if user is not None:
         conninfo += f" user={user} password={APP_PASSWORD}"
     return psycopg.connect(conninfo, autocommit=True)
+
+
+def _attributes(conninfo: str) -> tuple[object, ...] | None:
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute(
+            "SELECT rolsuper, rolcreaterole, rolbypassrls, rolreplication FROM pg_roles "
+            "WHERE rolname = current_user"
+        ).fetchone()
+
+
+def test_the_suite_connects_as_no_superuser() -> None:
+    """The tests run as the application does: as a role that is no superuser, which
+    could not bypass the triggers, the privileges or the roles of the other tests."""
+    suite = Settings(store="postgres").postgres_conninfo()
+    assert _attributes(suite) == (False, False, False, False)
+
+
+def test_the_application_role_is_no_superuser(
+    initialised: tuple[Settings, str], app_role: str
+) -> None:
+    settings, _ = initialised
+    conninfo = f"{settings.postgres_conninfo()} user={app_role} password={APP_PASSWORD}"
+    assert _attributes(conninfo) == (False, False, False, False)
 
 
 @pytest.mark.parametrize(
@@ -83,6 +120,7 @@ def test_the_owner_cannot_change_the_ledger(
         "DELETE FROM ledger_claims",
         "ALTER TABLE {table} DISABLE TRIGGER ledger_append_only",
         "DROP TRIGGER ledger_append_only ON {table}",
+        "SET session_replication_role = replica",
     ],
 )
 def test_the_application_role_cannot_change_the_ledger(
