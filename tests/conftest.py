@@ -30,6 +30,11 @@ def wait_for_read_horizon(ledger: SalesLedger, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+MAINTENANCE_DB = "postgres"
+"""Where databases are created and dropped from: never one of them (a test may point
+``POSTGRES_DBNAME`` at the database it is about to drop)."""
+
+
 def postgres_admin_conninfo(dbname: str | None = None) -> str:
     """The test server's superuser (``POSTGRES_ADMIN_USER``, trusted on loopback by
     scripts/postgres), on ``dbname`` or the suite's own database. The suite's user
@@ -51,7 +56,9 @@ def create_database(name: str, owner: str | None = None) -> None:
     15 and later only a database's owner may create tables in its ``public`` schema."""
     owner = owner or Settings(store="postgres").postgres_user
     try:
-        admin = psycopg.connect(postgres_admin_conninfo(), autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(
+            postgres_admin_conninfo(MAINTENANCE_DB), autocommit=True, connect_timeout=5
+        )
     except psycopg.OperationalError as error:
         pytest.fail(f"PostgreSQL is not reachable (run the tests with scripts/test): {error}")
     with admin:
@@ -60,7 +67,7 @@ def create_database(name: str, owner: str | None = None) -> None:
 
 def drop_database(name: str) -> None:
     """Drop ``name``, ending the sessions still connected to it."""
-    with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
+    with psycopg.connect(postgres_admin_conninfo(MAINTENANCE_DB), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
