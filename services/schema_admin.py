@@ -26,6 +26,10 @@ SIDE_TABLES = ("ledger_claims", "ledger_seals", *TREE_TABLES)
 
 REFUSE_CHANGE_FUNCTION = "ledger_refuse_change"
 
+WRITTEN_BY_FUNCTIONS = ("ledger_claims", "ledger_seals")
+"""Besides the events table, the tables the application role writes only through the
+append functions (the tree tables it still inserts into)."""
+
 
 @dataclass(frozen=True)
 class InitResult:
@@ -45,7 +49,7 @@ def init_db(
     tables = (recorder.events_table_name, *SIDE_TABLES)
     append_functions = tuple(
         getattr(recorder, name)
-        for name in ("ledger_insert_function", "ledger_insert_one_function")
+        for name in ("ledger_insert_function", "ledger_insert_one_function", "ledger_seal_function")
         if hasattr(recorder, name)
     )
     ledger.close()
@@ -55,7 +59,8 @@ def init_db(
     with psycopg.connect(settings.postgres_conninfo()) as conn, conn.transaction():
         _postgres_triggers(conn, tables)
         _postgres_app_role(conn, settings.postgres_dbname, app_role, app_password, tables)
-        _appends_only_through_the_functions(conn, app_role, tables[:2], append_functions)
+        written = (recorder.events_table_name, *WRITTEN_BY_FUNCTIONS)
+        _appends_only_through_the_functions(conn, app_role, written, append_functions)
         _bound_idle_transactions(conn, settings)
     return InitResult("postgres", tables, app_role)
 
@@ -66,11 +71,12 @@ def _appends_only_through_the_functions(
     written_by_appends: tuple[str, ...],
     functions: tuple[str, ...],
 ) -> None:
-    """The application role may not INSERT into the events table or the claims: it
-    can only call the append functions, which run as ``{app_role}_appender`` (a role
-    without login, owner of the functions: SECURITY DEFINER) and compute each event's
-    chain hash themselves. So the role cannot forge an event with a chosen hash, nor a
-    claim (an API token digest, a uniqueness key) that no event records."""
+    """The application role may not INSERT into the events table, the claims or the
+    seals: it can only call the append functions, which run as ``{app_role}_appender``
+    (a role without login, owner of the functions: SECURITY DEFINER), compute each
+    event's chain hash themselves and record only a seal the events yield. So the role
+    cannot forge an event with a chosen hash, a claim (an API token digest, a uniqueness
+    key) that no event records, nor a seal of its choosing."""
     appender = sql.Identifier(f"{app_role}_appender")
     role = sql.Identifier(app_role)
     exists = conn.execute(

@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 
 from commands.ledger import SalesLedger
+from services.chain import GENESIS, Seal
+from services.integrity import ChainVerifier, Sealer
 from services.schema_admin import init_db
 from services.settings import Settings
-from tests.conftest import build_team, create_database, drop_database, postgres_admin_conninfo
+from tests.conftest import (
+    build_team,
+    create_database,
+    drop_database,
+    postgres_admin_conninfo,
+    wait_for_read_horizon,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -131,14 +140,16 @@ def test_the_application_role_cannot_change_the_ledger(
         conn.execute(statement.format(table=table))
 
 
+def _as_app(settings: Settings, app_role: str) -> SalesLedger:
+    as_role = {"postgres_user": app_role, "postgres_password": APP_PASSWORD}
+    return SalesLedger(env=settings.model_copy(update=as_role).event_store_env())
+
+
 def test_the_application_role_records_and_reads_events(
     initialised: tuple[Settings, str], app_role: str
 ) -> None:
     settings, _ = initialised
-    app_settings = settings.model_copy(
-        update={"postgres_user": app_role, "postgres_password": APP_PASSWORD}
-    )
-    ledger = SalesLedger(env=app_settings.event_store_env())
+    ledger = _as_app(settings, app_role)
     try:
         customer = ledger.register_customer(name="Acme", source="web", actor="rep1")
         ledger.log_customer_activity(customer.aggregate_id, "call", "hello", actor="rep1")
@@ -154,13 +165,15 @@ def test_the_application_role_records_and_reads_events(
         "INSERT INTO ledger_claims VALUES ('token:' || repeat('0', 64), 'admin')",
         "INSERT INTO {table} (originator_id, originator_version, topic, state) "
         "VALUES (gen_random_uuid(), 1, 'x', '\\x7b7d')",
+        "INSERT INTO ledger_seals (after_position, upto_position, positions, event_hashes, "
+        "ledger_hash) VALUES (0, 1, '\\x', '\\x', '\\x')",
     ],
 )
-def test_the_application_role_cannot_forge_claims_or_events(
+def test_the_application_role_cannot_forge_claims_events_or_seals(
     initialised: tuple[Settings, str], app_role: str, statement: str
 ) -> None:
     """It appends only through the functions (SECURITY DEFINER, owned by a role without
-    login), which compute the chain hash themselves."""
+    login), which compute the chain hash themselves and check a seal against the events."""
     settings, table = initialised
     with _connect(settings, app_role) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute(statement.format(table=table))
@@ -170,3 +183,26 @@ def test_the_application_role_cannot_forge_claims_or_events(
             "JOIN pg_roles r ON r.oid = p.proowner WHERE p.proname LIKE 'ledger_append_%'"
         ).fetchall()
     assert owner and all(row == (f"{app_role}_appender", False, True) for row in owner)
+
+
+def test_the_application_role_records_only_the_seals_the_events_yield(
+    initialised: tuple[Settings, str], app_role: str
+) -> None:
+    settings, _ = initialised
+    ledger = _as_app(settings, app_role)
+    recorder: Any = ledger.recorder
+    try:
+        wait_for_read_horizon(ledger)
+        head = recorder.horizon_position()
+        records = recorder.select_chained(0, head, head)
+        honest = [r.hash or GENESIS for r in records]
+        forged = Seal(0, head, [r.position for r in records], honest, ledger_hash=GENESIS)
+        with pytest.raises(Exception, match="does not match the stored events"):
+            recorder.insert_seal(forged)
+        detached = Seal(1, head, forged.positions[1:], honest[1:], ledger_hash=GENESIS)
+        with pytest.raises(Exception, match="extends the last one"):
+            recorder.insert_seal(detached)
+        assert Sealer(recorder).seal() == head
+        assert ChainVerifier(recorder).verify_range().ok
+    finally:
+        ledger.close()
