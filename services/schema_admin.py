@@ -3,10 +3,11 @@
 On PostgreSQL the owner (the role running ``init-db``: a superuser, or the database's
 owner with CREATEROLE) creates the recorder's tables, then a trigger on each ledger table
 (events, claims, seals) that refuses UPDATE, DELETE and TRUNCATE even for the owner, and
-an application role that may insert and select
-those tables but not update or delete them. The application then connects as that role
-(``POSTGRES_USER=ledger_app``); it cannot drop or disable the triggers, as it owns no
-ledger table. On SQLite, where there are no roles, the same triggers are created.
+an application role that may read those tables, append to the events, claims and seals
+only through the append functions, and never update or delete them. The application then
+connects as that role (``POSTGRES_USER=ledger_app``); it cannot drop or disable the
+triggers, as it owns no ledger table. On SQLite, where there are no roles, the same
+triggers are created.
 """
 
 from __future__ import annotations
@@ -104,10 +105,20 @@ def _appends_only_through_the_functions(
                 table=sql.Identifier(table), role=role
             )
         )
+    _give_functions(conn, functions, appender, role)
+
+
+def _give_functions(
+    conn: psycopg.Connection[tuple[object, ...]],
+    functions: tuple[str, ...],
+    appender: sql.Identifier,
+    role: sql.Identifier,
+) -> None:
+    """``functions`` become the appender's, run as it, and only ``role`` may call them.
+    The new owner needs CREATE on their schema, but only while it takes them."""
     signatures = conn.execute(
         "SELECT oid::regprocedure::text FROM pg_proc WHERE proname = ANY(%s)", (list(functions),)
     ).fetchall()
-    # A new owner needs CREATE on the function's schema, but only while it takes them.
     conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {appender}").format(appender=appender))
     for (signature,) in signatures:
         function = sql.SQL(str(signature))
