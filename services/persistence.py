@@ -79,6 +79,7 @@ from services.chain import (
     split_hashes,
     unpack_positions,
 )
+from services.seal_function import create_seal_function, seal_function_name
 from services.subject_keys import (
     SQLITE_CREATE_SUBJECT_KEYS,
     PostgresSubjectKeys,
@@ -383,6 +384,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, PostgresSubjectKeys):
         self.sql_create_statements.extend(
             SQL(statement).format()
             for statement in tree_tables("postgres", self.datastore.schema)
+        )
+        self.ledger_seal_function = seal_function_name(self.events_table_name)
+        self.sql_create_statements.append(
+            create_seal_function(self.datastore.schema, self.events_table_name)
         )
         self.ledger_insert_function = f"ledger_append_{self.events_table_name}"
         self.sql_create_statements.append(
@@ -771,12 +776,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, PostgresSubjectKeys):
             return _seal_from_row(row) if row else None
 
     def insert_seal(self, seal: Seal) -> bool:
-        """Record a seal; False if another sealer recorded that stretch first."""
-        statement = SQL(
-            "INSERT INTO {schema}.ledger_seals "
-            "(after_position, upto_position, positions, event_hashes, ledger_hash) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-        ).format(schema=Identifier(self.datastore.schema))
+        """Record a seal; False if another sealer recorded that stretch first. The
+        function refuses one that the stored events do not yield (``seal_function``)."""
+        statement = SQL("SELECT {schema}.{function}(%s, %s, %s, %s, %s) AS recorded").format(
+            schema=Identifier(self.datastore.schema),
+            function=Identifier(self.ledger_seal_function),
+        )
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 statement,
@@ -788,7 +793,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder, PostgresSubjectKeys):
                     seal.ledger_hash,
                 ),
             )
-            return curs.rowcount == 1
+            row = curs.fetchone()
+            return bool(row and row["recorded"])
 
     def insert_events(
         self,

@@ -1,11 +1,13 @@
 """Schema set-up for ``salesledger init-db``: tables, append-only triggers, application role.
 
-On PostgreSQL the owner (the role running ``init-db``) creates the recorder's tables,
-then a trigger on each ledger table (events, claims, seals) that refuses UPDATE, DELETE
-and TRUNCATE even for the owner, and an application role that may insert and select
-those tables but not update or delete them. The application then connects as that role
-(``POSTGRES_USER=ledger_app``); it cannot drop or disable the triggers, as it owns no
-ledger table. On SQLite, where there are no roles, the same triggers are created.
+On PostgreSQL the owner (the role running ``init-db``: a superuser, or the database's
+owner with CREATEROLE) creates the recorder's tables, then a trigger on each ledger table
+(events, claims, seals) that refuses UPDATE, DELETE and TRUNCATE even for the owner, and
+an application role that may read those tables, append to the events, claims and seals
+only through the append functions, and never update or delete them. The application then
+connects as that role (``POSTGRES_USER=ledger_app``); it cannot drop or disable the
+triggers, as it owns no ledger table. On SQLite, where there are no roles, the same
+triggers are created.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ SIDE_TABLES = ("ledger_claims", "ledger_seals", *TREE_TABLES)
 """Besides the events table, the tables that only ever grow."""
 
 REFUSE_CHANGE_FUNCTION = "ledger_refuse_change"
+
+WRITTEN_BY_FUNCTIONS = ("ledger_claims", "ledger_seals")
+"""Besides the events table, the tables the application role writes only through the
+append functions (the tree tables it still inserts into)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ def init_db(
     tables = (recorder.events_table_name, *SIDE_TABLES)
     append_functions = tuple(
         getattr(recorder, name)
-        for name in ("ledger_insert_function", "ledger_insert_one_function")
+        for name in ("ledger_insert_function", "ledger_insert_one_function", "ledger_seal_function")
         if hasattr(recorder, name)
     )
     ledger.close()
@@ -54,7 +60,8 @@ def init_db(
     with psycopg.connect(settings.postgres_conninfo()) as conn, conn.transaction():
         _postgres_triggers(conn, tables)
         _postgres_app_role(conn, settings.postgres_dbname, app_role, app_password, tables)
-        _appends_only_through_the_functions(conn, app_role, tables[:2], append_functions)
+        written = (recorder.events_table_name, *WRITTEN_BY_FUNCTIONS)
+        _appends_only_through_the_functions(conn, app_role, written, append_functions)
         _bound_idle_transactions(conn, settings)
     return InitResult("postgres", tables, app_role)
 
@@ -65,11 +72,12 @@ def _appends_only_through_the_functions(
     written_by_appends: tuple[str, ...],
     functions: tuple[str, ...],
 ) -> None:
-    """The application role may not INSERT into the events table or the claims: it
-    can only call the append functions, which run as ``{app_role}_appender`` (a role
-    without login, owner of the functions: SECURITY DEFINER) and compute each event's
-    chain hash themselves. So the role cannot forge an event with a chosen hash, nor a
-    claim (an API token digest, a uniqueness key) that no event records."""
+    """The application role may not INSERT into the events table, the claims or the
+    seals: it can only call the append functions, which run as ``{app_role}_appender``
+    (a role without login, owner of the functions: SECURITY DEFINER), compute each
+    event's chain hash themselves and record only a seal the events yield. So the role
+    cannot forge an event with a chosen hash, a claim (an API token digest, a uniqueness
+    key) that no event records, nor a seal of its choosing."""
     appender = sql.Identifier(f"{app_role}_appender")
     role = sql.Identifier(app_role)
     exists = conn.execute(
@@ -77,6 +85,7 @@ def _appends_only_through_the_functions(
     ).fetchone()
     if not exists:
         conn.execute(sql.SQL("CREATE ROLE {appender} NOLOGIN").format(appender=appender))
+    _become_member_of(conn, f"{app_role}_appender")
     conn.execute(
         sql.SQL("GRANT USAGE ON SCHEMA public TO {appender}").format(appender=appender)
     )
@@ -96,9 +105,21 @@ def _appends_only_through_the_functions(
                 table=sql.Identifier(table), role=role
             )
         )
+    _give_functions(conn, functions, appender, role)
+
+
+def _give_functions(
+    conn: psycopg.Connection[tuple[object, ...]],
+    functions: tuple[str, ...],
+    appender: sql.Identifier,
+    role: sql.Identifier,
+) -> None:
+    """``functions`` become the appender's, run as it, and only ``role`` may call them.
+    The new owner needs CREATE on their schema, but only while it takes them."""
     signatures = conn.execute(
         "SELECT oid::regprocedure::text FROM pg_proc WHERE proname = ANY(%s)", (list(functions),)
     ).fetchall()
+    conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {appender}").format(appender=appender))
     for (signature,) in signatures:
         function = sql.SQL(str(signature))
         conn.execute(
@@ -108,6 +129,20 @@ def _appends_only_through_the_functions(
                 "REVOKE ALL ON FUNCTION {function} FROM PUBLIC; "
                 "GRANT EXECUTE ON FUNCTION {function} TO {role}"
             ).format(function=function, appender=appender, role=role)
+        )
+    conn.execute(
+        sql.SQL("REVOKE CREATE ON SCHEMA public FROM {appender}").format(appender=appender)
+    )
+
+
+def _become_member_of(conn: psycopg.Connection[tuple[object, ...]], role: str) -> None:
+    """Only a member of a role may give it objects (PostgreSQL 15 and later, unless a
+    superuser): an administrator with CREATEROLE but no superuser, as on a managed
+    server, is granted the role it hands the append functions to."""
+    member = conn.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", (role,)).fetchone()
+    if not (member and member[0]):
+        conn.execute(
+            sql.SQL("GRANT {role} TO CURRENT_USER").format(role=sql.Identifier(role))
         )
 
 

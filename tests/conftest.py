@@ -30,27 +30,66 @@ def wait_for_read_horizon(ledger: SalesLedger, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+MAINTENANCE_DB = "postgres"
+"""Where databases are created and dropped from: never one of them (a test may point
+``POSTGRES_DBNAME`` at the database it is about to drop)."""
+
+
 def postgres_admin_conninfo(dbname: str | None = None) -> str:
-    """The test server (POSTGRES_*), on ``dbname`` or the suite's own database."""
-    return Settings(store="postgres").postgres_conninfo(
-        dbname or os.environ.get("POSTGRES_DBNAME", "ledger_test")
+    """The test server's superuser (``POSTGRES_ADMIN_USER``, trusted on loopback by
+    scripts/postgres), on ``dbname`` or the suite's own database. The suite's user
+    (``POSTGRES_USER``) is not a superuser, as the application's is not: this connection
+    does what it may not, creating databases for it and roles, ending other sessions,
+    and writing below the application as a tamper or an older version would."""
+    settings = Settings(store="postgres")
+    conninfo = (
+        f"host={settings.postgres_host} port={settings.postgres_port} "
+        f"user={os.environ.get('POSTGRES_ADMIN_USER', 'postgres')} "
+        f"dbname={dbname or settings.postgres_dbname}"
     )
+    password = os.environ.get("POSTGRES_ADMIN_PASSWORD")
+    return f"{conninfo} password={password}" if password else conninfo
+
+
+def create_database(name: str, owner: str | None = None) -> None:
+    """A new database, owned by ``owner`` (by default the suite's user): on PostgreSQL
+    15 and later only a database's owner may create tables in its ``public`` schema."""
+    owner = owner or Settings(store="postgres").postgres_user
+    try:
+        admin = psycopg.connect(
+            postgres_admin_conninfo(MAINTENANCE_DB), autocommit=True, connect_timeout=5
+        )
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL is not reachable (run the tests with scripts/test): {error}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+
+
+def drop_database(name: str) -> None:
+    """Drop ``name``, ending the sessions still connected to it."""
+    with psycopg.connect(postgres_admin_conninfo(MAINTENANCE_DB), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def provide_app_role(role: str) -> None:
+    """What ``init-db --app-role ROLE`` needs and the suite's user, which may not create
+    roles, cannot do itself: the role and its ``ROLE_appender``, made by the superuser,
+    the appender granted to the suite's user (who hands it the append functions)."""
+    suite_user = Settings(store="postgres").postgres_user
+    with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
+        for name, login in ((role, "LOGIN"), (f"{role}_appender", "NOLOGIN")):
+            if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+                admin.execute(f'CREATE ROLE "{name}" {login}')
+        admin.execute(f'GRANT "{role}_appender" TO "{suite_user}"')
 
 
 @pytest.fixture
 def postgres_settings() -> Iterator[Settings]:
     """Settings for a brand-new PostgreSQL database, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(postgres_admin_conninfo(), autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        pytest.fail(f"PostgreSQL is not reachable (run the tests with scripts/test): {error}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    settings = Settings(store="postgres", postgres_dbname=name)
-    yield settings
-    with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    create_database(name)
+    yield Settings(store="postgres", postgres_dbname=name)
+    drop_database(name)
 
 
 @pytest.fixture

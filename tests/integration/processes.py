@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from services.settings import Settings
+from tests.conftest import postgres_admin_conninfo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,8 +62,11 @@ def call(
 
 
 def database_connections(settings: Settings) -> int:
-    """Client connections open on ``settings``' database, other than this one."""
-    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as conn:
+    """Client connections open on ``settings``' database, other than this one. Counted
+    as the server's superuser: another role's sessions show no ``backend_type`` to a
+    role that is not a member of it (or of ``pg_read_all_stats``)."""
+    admin = postgres_admin_conninfo(settings.postgres_dbname)
+    with psycopg.connect(admin, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
             "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",

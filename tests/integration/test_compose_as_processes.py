@@ -29,7 +29,7 @@ from commands.ledger import SalesLedger
 from services.settings import Settings
 from services.transparency.keys import load_signing_key
 from services.transparency.offline import SignedTreeHead, key_id, verify_head
-from tests.conftest import postgres_admin_conninfo
+from tests.conftest import drop_database, postgres_admin_conninfo
 from tests.integration.processes import ROOT, call, database_connections, free_port
 from tests.integration.test_health_and_metrics import sample
 
@@ -94,9 +94,9 @@ class Remap:
             POSTGRES_DBNAME=self.settings.postgres_dbname,
             LEDGER_KAFKA_TOPIC_PREFIX=self.prefix,
         )
-        if owner:  # the database owner: the test server's administrator
-            env.update(POSTGRES_USER=self.settings.postgres_user,
-                       POSTGRES_PASSWORD=self.settings.postgres_password)
+        if owner:  # compose's superuser, who runs init-db: the test server's superuser
+            env.update(POSTGRES_USER=os.environ.get("POSTGRES_ADMIN_USER", "postgres"),
+                       POSTGRES_PASSWORD=os.environ.get("POSTGRES_ADMIN_PASSWORD", "trusted"))
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         inherited = {k: v for k, v in os.environ.items()
                      if not k.startswith(("LEDGER_", "POSTGRES_", "PROMETHEUS_"))}
@@ -120,11 +120,9 @@ def compose_services() -> dict[str, dict[str, Any]]:
 def remap(postgres_settings: Settings, tmp_path: Path) -> Iterator[Remap]:
     role = f"ledger_app_{uuid.uuid4().hex[:8]}"
     yield Remap(postgres_settings, role, f"t{uuid.uuid4().hex[:10]}", free_port(), tmp_path)
-    with psycopg.connect(postgres_settings.postgres_conninfo(), autocommit=True) as conn:
-        conn.execute(f'DROP OWNED BY "{role}" CASCADE')
+    drop_database(postgres_settings.postgres_dbname)  # and every privilege granted in it
     with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{postgres_settings.postgres_dbname}" WITH (FORCE)')
-        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.execute(f'DROP ROLE IF EXISTS "{role}", "{role}_appender"')
 
 
 @pytest.fixture
@@ -205,9 +203,12 @@ def test_the_compose_stack_runs_as_processes(
     wait_until_healthy(remap, stack)
     print(f"healthy after {time.monotonic() - started:.1f} s")
     base = f"http://127.0.0.1:{remap.port}"
-    owner = SalesLedger(env=remap.settings.event_store_env())
-    _, token = owner.issue_token("admin", actor="system")
-    owner.close()
+    as_the_app = remap.settings.model_copy(
+        update={"postgres_user": remap.role, "postgres_password": remap.role}
+    )
+    ledger = SalesLedger(env=as_the_app.event_store_env())
+    _, token = ledger.issue_token("admin", actor="system")
+    ledger.close()
 
     scrapes: list[str] = []
     connections: list[int] = []

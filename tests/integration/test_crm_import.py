@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from aggregates.audit_log import AuditLog, audit_log_id
@@ -29,7 +28,7 @@ from services.importing.crm import imported_id, run_import
 from services.importing.export import export_crm
 from services.read_store import open_read_store
 from services.settings import Settings
-from tests.conftest import postgres_admin_conninfo, wait_for_read_horizon
+from tests.conftest import create_database, drop_database, wait_for_read_horizon
 
 
 @pytest.fixture
@@ -44,16 +43,14 @@ def stores(tmp_path: Path) -> Iterator[tuple[Settings, Settings]]:
 def postgres_stores() -> Iterator[tuple[Settings, Settings]]:
     """Two brand-new PostgreSQL databases, dropped afterwards."""
     names = [f"t_{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
-        for name in names:
-            admin.execute(f'CREATE DATABASE "{name}"')
+    for name in names:
+        create_database(name)
     yield (
         Settings(store="postgres", postgres_dbname=names[0]),
         Settings(store="postgres", postgres_dbname=names[1]),
     )
-    with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
-        for name in names:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for name in names:
+        drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])

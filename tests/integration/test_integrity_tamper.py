@@ -20,7 +20,7 @@ from services.chain import GENESIS, event_hash
 from services.integrity import ChainVerifier, Sealer
 from services.schema_admin import init_db
 from services.settings import Settings
-from tests.conftest import build_team, postgres_admin_conninfo
+from tests.conftest import build_team, postgres_admin_conninfo, provide_app_role
 
 Execute = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 
@@ -30,6 +30,8 @@ class TamperedStore:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        if settings.store == "postgres":
+            provide_app_role("ledger_app_tamper_tests")
         init_db(settings, app_role="ledger_app_tamper_tests")
         self.ledger = SalesLedger(env=settings.event_store_env())
         self.table: str = self.ledger.recorder.events_table_name  # type: ignore[attr-defined]

@@ -42,7 +42,12 @@ from services.database import Database
 from services.relay import OutboxRelay, RelayConfig, RelayPositions
 from services.settings import Settings
 from services.subscriber import DealState, FunnelSubscriber, funnel_of
-from tests.conftest import wait_for_read_horizon
+from tests.conftest import (
+    create_database,
+    drop_database,
+    postgres_admin_conninfo,
+    wait_for_read_horizon,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -92,13 +97,8 @@ def broker() -> str:
 @pytest.fixture
 def store() -> Iterator[Store]:
     base = Settings().model_copy(update={"store": "postgres"})
-    admin_conninfo = base.postgres_conninfo()
     name = f"kafka_it_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(admin_conninfo, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as error:
-        pytest.fail(f"PostgreSQL unreachable ({error}); run scripts/postgres start")
+    create_database(name)
     settings = base.model_copy(update={"postgres_dbname": name})
     try:
         ledger = build_ledger(settings)
@@ -107,8 +107,7 @@ def store() -> Iterator[Store]:
         database.close()
         ledger.close()
     finally:
-        with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 @pytest.fixture
@@ -464,7 +463,8 @@ def test_an_unpublishable_event_is_parked_and_sent_as_a_dead_letter(
     table = store.ledger.recorder.events_table_name  # type: ignore[attr-defined]
     topic = get_topic(OpportunityOpened)
     huge = b'{"timestamp": "2026-01-01", "actor": "x", "title": "' + b"x" * 400_000 + b'"}'
-    with psycopg.connect(store.settings.postgres_conninfo(), autocommit=True) as admin:
+    below_the_application = postgres_admin_conninfo(store.settings.postgres_dbname)
+    with psycopg.connect(below_the_application, autocommit=True) as admin:
         injected = [
             int(row[0])
             for state in (b"\xff not json", huge)

@@ -29,7 +29,7 @@ from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
 from services.database import Database
 from services.settings import Settings
-from tests.conftest import wait_for_read_horizon
+from tests.conftest import create_database, drop_database, wait_for_read_horizon
 
 pytestmark = pytest.mark.integration
 
@@ -50,31 +50,17 @@ def server_env() -> dict[str, str]:
     }
 
 
-def admin_connection(env: dict[str, str]) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(
-        host=env["POSTGRES_HOST"],
-        port=int(env["POSTGRES_PORT"]),
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"],
-        dbname=env["POSTGRES_DBNAME"],
-        autocommit=True,
-        connect_timeout=5,
-    )
-
-
 @pytest.fixture
 def fresh_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """A new, empty database for one test; its environment is set for this process too."""
     env = server_env()
     name = f"projections_{uuid.uuid4().hex[:12]}"
-    with admin_connection(env) as conn:  # fails, not skips, if PostgreSQL is unreachable
-        conn.execute(f'CREATE DATABASE "{name}"')
+    create_database(name)  # fails, not skips, if PostgreSQL is unreachable
     test_env = {**env, "POSTGRES_DBNAME": name, "LEDGER_STORE": "postgres"}
     for key, value in test_env.items():
         monkeypatch.setenv(key, value)
     yield test_env
-    with admin_connection(env) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(name)
 
 
 def start_worker(env: dict[str, str], processes: int = 2) -> subprocess.Popen[bytes]:

@@ -12,7 +12,7 @@ from commands.ledger import SalesLedger
 from services.bootstrap import build_ledger
 from services.schema_admin import init_db
 from services.settings import Settings
-from tests.conftest import postgres_admin_conninfo, wait_for_read_horizon
+from tests.conftest import postgres_admin_conninfo, provide_app_role, wait_for_read_horizon
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +68,7 @@ def test_a_transaction_left_idle_in_the_ledgers_database_holds_it_only_for_the_b
     postgres_settings: Settings,
 ) -> None:
     bounded = postgres_settings.model_copy(update={"idle_transaction_timeout_seconds": 1.0})
+    provide_app_role("ledger_app_horizon_tests")
     init_db(bounded, app_role="ledger_app_horizon_tests")
     ledger = build_ledger(bounded)
     ledger.set_up_organisation("Co", "admin", "Admin")
