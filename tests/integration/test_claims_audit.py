@@ -19,8 +19,9 @@ from commands.personal_data import CLAIMS_SUBJECT, keyed_claim
 from services.claims_audit import ClaimsReport, audit_claims
 from services.cli import main
 from services.importing.crm import CrmImport
+from services.schema_admin import init_db
 from services.settings import Settings
-from tests.conftest import build_team, postgres_admin_conninfo
+from tests.conftest import build_team, postgres_admin_conninfo, provide_app_role
 
 CUSTOMERS_CSV = (
     "Id,Name,Source,TaxId,Phone,Email,OwnerId,CreatedDate\n"
@@ -233,6 +234,23 @@ def test_the_check_needs_no_second_pooled_connection(claimed: ClaimedLedger) -> 
         assert report.ok and report.claims >= 20, report.breaks
     finally:
         small.close()
+
+
+@pytest.mark.integration
+def test_the_application_role_runs_the_check(postgres_settings: Settings) -> None:
+    """``verify`` as the role ``init-db`` makes for the application, which may only read
+    the ledger's tables: it finds the claims sound, and a forged one."""
+    role = "ledger_app_claims_tests"
+    provide_app_role(role)
+    init_db(postgres_settings, app_role=role, app_password="claims-secret")
+    as_app = {"postgres_user": role, "postgres_password": "claims-secret"}
+    claimed = ClaimedLedger(postgres_settings.model_copy(update=as_app))
+    try:
+        assert claimed.audit().ok
+        claimed.forge("token:" + "0" * 64, "admin")
+        assert [b.claim for b in claimed.audit().breaks] == ["token:" + "0" * 64]
+    finally:
+        claimed.ledger.close()
 
 
 def _token_digests(ledger: SalesLedger) -> list[str]:
