@@ -204,6 +204,8 @@ def test_verify_exits_1_and_names_the_forged_claim(
     claimed.forge(f"token:{digest}", "admin")
     assert main(["verify"]) == 1
     assert f"claims: BROKEN: claim token:{digest} -> admin" in capsys.readouterr().out
+    assert main(["verify", "--aggregate", claimed.customer]) == 0
+    assert "claims: not checked" in capsys.readouterr().out
 
 
 def test_a_damaged_event_makes_its_claims_unaccounted_for_not_a_crash(
