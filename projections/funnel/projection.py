@@ -10,6 +10,8 @@ Tables:
 - ``funnel_stage_totals``: count and amount per owner, stage and funnel status.
 - ``funnel_dimension_totals``: count and amount per region, product, source, close month,
   stage and funnel status (without owner, so small), for the filtered funnel.
+- ``funnel_deal_versions``: each earlier state of a deal with the interval of event time
+  it held over, for the funnel as of a past moment (``versions.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ from projections.funnel.fold import (
     evolve_deal,
     funnel_status,
 )
+from projections.funnel.versions import (
+    CURRENT_VERSION_COLUMNS,
+    DealVersions,
+    create_version_table,
+)
 from projections.store import Row, Transaction
 
 DIMENSION_KEYS = ("region", "product", "source", "close_month", "stage", "status")
@@ -46,18 +53,21 @@ class FunnelProjection(Projection):
 
     name = "funnel"
     topics = FUNNEL_TOPICS
-    rows_version = 2  # 2: totals rows without deals are deleted, not kept with zeros
+    rows_version = 3  # 3: the deals' as-of versions
     tables = (
         "funnel_opportunities",
         "funnel_stage_intervals",
         "funnel_stage_totals",
         "funnel_dimension_totals",
+        "funnel_deal_versions",
     )
     indexes = {
         "funnel_opportunities_status_stage": "funnel_opportunities (status, stage)",
         "funnel_opportunities_expected_close": "funnel_opportunities (status, expected_close)",
         "funnel_opportunities_closed_on": "funnel_opportunities (status, closed_on)",
         "funnel_stage_intervals_time": "funnel_stage_intervals (entered_at, left_at)",
+        "funnel_opportunities_version_from": "funnel_opportunities (status, version_from)",
+        "funnel_deal_versions_span": "funnel_deal_versions (span_class, valid_from)",
     }
     owner_indexes = {
         "postgres": "funnel_opportunities (owner_id, status) INCLUDE (region, product, source, "
@@ -84,7 +94,8 @@ class FunnelProjection(Projection):
             "region TEXT NOT NULL, amount NUMERIC NOT NULL, expected_close TEXT NOT NULL, "
             "stage INTEGER NOT NULL, status TEXT NOT NULL, qualification TEXT NOT NULL, "
             "opened_at TEXT NOT NULL, stage_entered_at TEXT NOT NULL, max_stage INTEGER NOT NULL, "
-            "won_amount NUMERIC, closed_on TEXT, closed_at TEXT)",
+            "won_amount NUMERIC, closed_on TEXT, closed_at TEXT, "
+            "events_until TEXT NOT NULL, version_from TEXT NOT NULL)",
         )
         create_table(
             tx,
@@ -111,6 +122,7 @@ class FunnelProjection(Projection):
             "count BIGINT NOT NULL, amount NUMERIC NOT NULL, "
             f"PRIMARY KEY ({', '.join(DIMENSION_KEYS)}))",
         )
+        create_version_table(tx)
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         pending = self.begin()
@@ -125,6 +137,7 @@ class FunnelProjection(Projection):
         if not relevant:
             return
         deals, intervals, totals = pending.deals, pending.intervals, pending.totals
+        record_version = pending.versions.record
         deals.load(tx, keys_from_earlier_batches(relevant, "OpportunityOpened"))
         current = deals.rows.get  # not ``deals.get``: a call less per event, measurable here
         first_seen, last_seen = totals.before, totals.after
@@ -132,6 +145,7 @@ class FunnelProjection(Projection):
             before = current(recorded.aggregate_id)
             row, interval = evolve_deal(before, recorded)
             if row is not None and row is not before:
+                record_version(before, row, recorded.recorded_at)
                 deals.put(row)
                 deal_id = recorded.aggregate_id
                 if deal_id not in first_seen:  # the totals' before and after (inline: per event)
@@ -139,10 +153,12 @@ class FunnelProjection(Projection):
                 last_seen[deal_id] = row
             if interval is not None:
                 intervals.append(interval)
-        # Intervals are only ever appended: written with their batch, so that the rows
-        # pending in a long transaction are only the deals' (bounded by the deals).
+        # Intervals and finished versions are only ever appended: written with their
+        # batch, so that the rows pending in a long transaction are only the deals'
+        # (bounded by the deals).
         write_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, intervals)
         intervals.clear()
+        pending.versions.write(tx)
 
     def flush(self, tx: Transaction, pending: Any) -> None:
         pending.deals.flush(tx)
@@ -151,12 +167,15 @@ class FunnelProjection(Projection):
 
 class _FunnelChanges:
     """The funnel's changes pending in one transaction: each changed deal's row (written
-    once, however many batches changed it), the stage intervals its batch closed, the
-    totals."""
+    once, however many batches changed it), the stage intervals and deal versions its
+    batch closed, the totals."""
 
     def __init__(self) -> None:
-        self.deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)
+        self.deals = KeyedRows(
+            "funnel_opportunities", "opportunity_id", DEAL_COLUMNS + CURRENT_VERSION_COLUMNS
+        )
         self.intervals: list[tuple[Any, ...]] = []
+        self.versions = DealVersions()
         self.totals = _Totals()
 
 
