@@ -134,19 +134,28 @@ def test_the_funnel_as_of_any_moment_equals_the_fold_of_the_events(
     moments: list[int],
     selection: FunnelFilter,
 ) -> None:
-    """At every event's stamp (where versions start and end) and at ``moments`` (minutes
-    from T0); ``cuts`` split the events into batches and transactions."""
-    history = _history(steps)
-    stamps = [r.event.timestamp for r in history]
     with tempfile.TemporaryDirectory() as directory:
         database = Database(Settings(store="sqlite", sqlite_path=str(Path(directory) / "r.db")))
-        _project(database, history, sorted(set(cuts)))
-        for moment in sorted(set(stamps)) + [T0 + timedelta(minutes=m) for m in moments]:
-            expected = funnel_from_deals(
-                fold_as_of(history, moment).values(), selection, moment
-            )
-            assert query_funnel_as_of(database, moment, selection) == expected, moment
+        check_as_of_equals_fold(database, steps, cuts, moments, selection)
         database.close()
+
+
+def check_as_of_equals_fold(
+    database: Database,
+    steps: list[tuple[int, str, int, int]],
+    cuts: list[int],
+    moments: list[int],
+    selection: FunnelFilter,
+) -> None:
+    """Project the history of ``steps`` afresh (``cuts`` split it into batches and
+    transactions), then ask at every event's stamp (where versions start and end) and at
+    ``moments`` (minutes from T0)."""
+    history = _history(steps)
+    _project(database, history, sorted(set(cuts)))
+    stamps = [r.event.timestamp for r in history]
+    for moment in sorted(set(stamps)) + [T0 + timedelta(minutes=m) for m in moments]:
+        expected = funnel_from_deals(fold_as_of(history, moment).values(), selection, moment)
+        assert query_funnel_as_of(database, moment, selection) == expected, moment
 
 
 def _project(database: Database, history: list[RecordedEvent], cuts: list[int]) -> None:
@@ -154,6 +163,7 @@ def _project(database: Database, history: list[RecordedEvent], cuts: list[int]) 
     applies several batches in one transaction and flushes the deals once)."""
     projection = FunnelProjection()
     with database.transaction() as tx:
+        projection.drop_tables(tx)
         projection.create_tables(tx)
         projection.create_indexes(tx)
     inside = [c for c in cuts if 0 < c < len(history)]
