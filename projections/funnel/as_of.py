@@ -26,7 +26,7 @@ from projections.funnel.queries import (
     funnel_from_totals,
 )
 from projections.funnel.versions import LONGEST_SPAN_CLASS, SHORTEST_SPAN_CLASS
-from projections.store import ReadStore, Row, Transaction
+from projections.store import ReadStore, Row
 
 
 def query_funnel_as_of(
@@ -37,62 +37,56 @@ def query_funnel_as_of(
 ) -> Funnel:
     """The funnel as it was at ``moment`` (weighted with the probabilities in force then,
     when given), from the funnel projection: the deals whose current state had begun by
-    then, and the earlier states alive then."""
+    then, and the earlier states alive then.
+
+    One statement, so that it reads one snapshot: a batch committed between two reads
+    could move a state from a deal's row to its finished versions and count it twice.
+    """
     moment = _in_utc(moment)
-    at = iso_timestamp(moment)
-    conditions, params = selection.sql()
-    won_conditions, won_params = selection.sql(close_column="closed_on")
+    parts, params = _alive_at(moment, selection)
     with database.transaction() as tx:
         if tx.dialect == "postgres":
             # The moment decides how much of each index range is read: plan for each.
             tx.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        current = tx.execute(
-            "SELECT stage, qualification = 'nurturing' AS nurturing, COUNT(*) AS n, "
-            "SUM(amount) AS amount FROM funnel_opportunities "
-            f"WHERE status = 'open' AND version_from <= %s{conditions} "
-            "GROUP BY stage, qualification = 'nurturing'",
-            [at, *params],
+        rows = tx.execute(
+            "SELECT stage, status, COUNT(*) AS n, SUM(amount) AS amount FROM ("
+            + " UNION ALL ".join(parts)
+            + ") AS alive GROUP BY stage, status",
+            params,
         )
-        won = tx.execute(
-            "SELECT COUNT(*) AS n, SUM(won_amount) AS amount FROM funnel_opportunities "
-            f"WHERE status = 'won' AND version_from <= %s{won_conditions}",
-            [at, *won_params],
-        )
-        earlier = _earlier_versions_alive(tx, moment, selection)
     totals: StageTotals = {}
-    for row in current:
-        status = "nurturing" if row["nurturing"] else "open"
-        add_total(totals, int(row["stage"]), status, int(row["n"]), as_decimal(row["amount"]))
-    add_total(totals, WON_STAGE, "won", int(won[0]["n"]), as_decimal(won[0]["amount"]))
-    for row in earlier:
+    for row in rows:
         stage = WON_STAGE if row["status"] == "won" else int(row["stage"])
         add_total(totals, stage, row["status"], int(row["n"]), as_decimal(row["amount"]))
     return funnel_from_totals(totals, moment, probabilities)
 
 
-def _earlier_versions_alive(
-    tx: Transaction, moment: datetime, selection: FunnelFilter
-) -> list[Row]:
-    """Count and amount per stage and status of the finished versions alive at ``moment``:
-    one index range per span class (see ``versions.py``)."""
+def _alive_at(moment: datetime, selection: FunnelFilter) -> tuple[list[str], list[Any]]:
+    """The selects (stage, funnel status, amount) of the deal states alive at ``moment``
+    that ``selection`` counts, and their parameters: the current states of open and of
+    won deals, then the finished versions, one index range per span class (see
+    ``versions.py``)."""
     at = iso_timestamp(moment)
+    conditions, params = selection.sql()
+    won_conditions, won_params = selection.sql(close_column="closed_on")
+    parts = [
+        "SELECT stage, CASE WHEN qualification = 'nurturing' THEN 'nurturing' ELSE 'open' END "
+        "AS status, amount FROM funnel_opportunities "
+        f"WHERE status = 'open' AND version_from <= %s{conditions}",
+        "SELECT stage, status, won_amount AS amount FROM funnel_opportunities "
+        f"WHERE status = 'won' AND version_from <= %s{won_conditions}",
+    ]
+    values: list[Any] = [at, *params, at, *won_params]
     conditions, params = selection.sql(close_column="close_date")
-    branches: list[str] = []
-    branch_params: list[Any] = []
     for span in range(SHORTEST_SPAN_CLASS, LONGEST_SPAN_CLASS + 1):
         lowest = _started_after(moment, span)
         after = "" if lowest is None else " AND valid_from > %s"
-        branches.append(
+        parts.append(
             "SELECT stage, status, amount FROM funnel_deal_versions "
             f"WHERE span_class = %s{after} AND valid_from <= %s AND valid_to > %s{conditions}"
         )
-        branch_params += [span, *([] if lowest is None else [lowest]), at, at, *params]
-    return tx.execute(
-        "SELECT stage, status, COUNT(*) AS n, SUM(amount) AS amount FROM ("
-        + " UNION ALL ".join(branches)
-        + ") AS alive GROUP BY stage, status",
-        branch_params,
-    )
+        values += [span, *([] if lowest is None else [lowest]), at, at, *params]
+    return parts, values
 
 
 def _started_after(moment: datetime, span: int) -> str | None:
