@@ -3,7 +3,8 @@ current batch by batch.
 
 Tables:
 - ``funnel_opportunities``: one row per opportunity (owner, region, product, source,
-  amount, expected close, stage, status, when it entered its stage, outcome).
+  amount, expected close, stage, status, when it entered its stage, outcome, since when
+  its state holds for the as-of funnel).
 - ``funnel_stage_intervals``: one row per finished stay in a stage (entered, left,
   seconds, where it went, whether the deal was being nurtured), the history behind funnel
   health, conversion and velocity.

@@ -19,8 +19,8 @@ An interval-stabbing query over ``[valid_from, valid_to)`` cannot be answered fr
 ordered index without reading the intervals that ended before T. So each finished
 version carries its *span class*: the least ``c`` with ``valid_to − valid_from ≤ 2^c``
 microseconds. A version of class ``c`` alive at T started after ``T − 2^c``: one index
-range per class on ``(span_class, valid_from)`` reads at most about twice the versions
-alive at T, whatever T is.
+range per class on ``(span_class, valid_from)`` reads about twice the versions alive at
+T or fewer (the shortest and the longest class excepted), wherever T falls in the log.
 """
 
 from __future__ import annotations
