@@ -34,7 +34,8 @@ CLOSES = (date(2026, 3, 31), date(2026, 5, 15), date(2026, 6, 30))
 
 
 def _fields(kind: str, value: int) -> tuple[type[Any], dict[str, Any]]:
-    """An event of ``kind`` with ``value`` choosing its stage, owner, amount or date."""
+    """An event of ``kind`` with ``value`` choosing its stage, owner, amount or date
+    (amounts in quarters, which SQLite's floating-point sums add exactly)."""
     close = CLOSES[value % len(CLOSES)]
     changes: dict[str, Callable[[], tuple[type[Any], dict[str, Any]]]] = {
         "qualify": lambda: (events.OpportunityQualified, {"criteria": {}}),
@@ -52,8 +53,8 @@ def _fields(kind: str, value: int) -> tuple[type[Any], dict[str, Any]]:
         ),
         "amount": lambda: (
             events.AmountRevised,
-            {"amount": Decimal(100 * (1 + value % 4)), "previous_amount": Decimal(0),
-             "reason": "r"},
+            {"amount": Decimal(100 * (1 + value % 4)) + Decimal(value % 4) / 4,
+             "previous_amount": Decimal(0), "reason": "r"},
         ),
         "close": lambda: (
             events.CloseDateRevised,
