@@ -30,7 +30,7 @@ from bench.projections import (
     recreate_database,
     server_env,
 )
-from projections.funnel import query_funnel_as_of
+from projections.funnel import fold_funnel_as_of
 from projections.pipeline_changes import pipeline_changes
 from services.analytics.events import recorded_events
 from services.bootstrap import build_ledger
@@ -56,8 +56,8 @@ def time_queries(settings: Settings, runs: int) -> dict[str, float]:
         changes.append(time.perf_counter() - started)
         assert report.reconciled
         started = time.perf_counter()
-        query_funnel_as_of(ledger, t1)
-        query_funnel_as_of(ledger, t2)
+        fold_funnel_as_of(ledger, t1)
+        fold_funnel_as_of(ledger, t2)
         funnels.append(time.perf_counter() - started)
     return {
         "changes_p50_s": statistics.median(changes),

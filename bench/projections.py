@@ -22,7 +22,9 @@ Then, in the same run:
    processes of its own, the funnel's reading only its events: ``--processes``), with
    the peak RSS of the largest of them;
 3. the raw read again; the ratio is the catch-up's rate against the raw read's mean time;
-4. funnel query latency over the projected opportunities (unfiltered, by owner, by team).
+4. funnel query latency over the projected opportunities (unfiltered, by owner, by team),
+   and as of a moment in the middle of the log (unfiltered, by team), with the time of
+   the fold from event 1 that the as-of query replaced (``fold_funnel_as_of``, 3 runs).
 
 ``--order time`` (the default, when populating) writes the events in time order, as the
 demo and a live ledger record them; ``--order deal`` writes each deal's life in
@@ -68,7 +70,12 @@ from events.opportunity import (  # noqa: E402
     OpportunityWon,
     StageAdvanced,
 )
-from projections.funnel import FunnelFilter, query_funnel  # noqa: E402
+from projections.funnel import (  # noqa: E402
+    FunnelFilter,
+    fold_funnel_as_of,
+    query_funnel,
+    query_funnel_as_of,
+)
 from projections.registry import all_projections  # noqa: E402
 from projections.runner import POSITIONS_TABLE, SCHEMAS_TABLE  # noqa: E402
 from services.bootstrap import build_ledger  # noqa: E402
@@ -323,17 +330,37 @@ def catch_up(env: dict[str, str], processes: int) -> tuple[float, float]:
     return elapsed, peak_kb / 1024
 
 
-def latency(database: Database, selection: FunnelFilter, runs: int) -> dict[str, float]:
+AS_OF_MOMENT = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=240)
+"""In the middle of the synthetic log (as ``bench/http_growth.py`` asks)."""
+
+
+def latency(
+    database: Database, selection: FunnelFilter, runs: int, as_of: datetime | None = None
+) -> dict[str, float]:
     timings = []
     for _ in range(runs):
         start = time.perf_counter()
-        query_funnel(database, selection)
+        if as_of is None:
+            query_funnel(database, selection)
+        else:
+            query_funnel_as_of(database, as_of, selection)
         timings.append((time.perf_counter() - start) * 1000)
     timings.sort()
     return {
         "p50_ms": round(statistics.median(timings), 2),
         "p99_ms": round(timings[int(len(timings) * 0.99) - 1], 2),
     }
+
+
+def fold_time(settings: Settings, runs: int) -> list[float]:
+    """Milliseconds of each fold from event 1 (the as-of query before its read model)."""
+    ledger = build_ledger(settings)
+    timings: list[float] = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fold_funnel_as_of(ledger, AS_OF_MOMENT)
+        timings.append(round((time.perf_counter() - start) * 1000))
+    return timings
 
 
 def main() -> None:
@@ -386,6 +413,7 @@ def main() -> None:
     with database.transaction() as tx:
         deals = tx.execute("SELECT COUNT(*) AS n FROM funnel_opportunities")[0]["n"]
         tx.execute("ANALYZE funnel_opportunities")
+        tx.execute("ANALYZE funnel_deal_versions")
     team = {f"rep0-{r}" for r in range(REPS_PER_MANAGER)} | {"mgr0"}
     results = {
         "events": read_count,
@@ -408,6 +436,11 @@ def main() -> None:
             FunnelFilter(region="east", close_from=date(2025, 4, 1), close_to=date(2025, 6, 30)),
             args.queries,
         ),
+        "funnel_as_of_all": latency(database, FunnelFilter(), args.queries, AS_OF_MOMENT),
+        "funnel_as_of_by_team": latency(
+            database, FunnelFilter(owner_ids=team), args.queries, AS_OF_MOMENT
+        ),
+        "funnel_as_of_by_fold_ms": fold_time(settings, runs=3),
     }
     database.close()
     print(json.dumps(results, indent=2))

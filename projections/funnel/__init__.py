@@ -4,12 +4,21 @@
   the projection, the as-of queries and the other read models reuse;
 - ``projection.py``: the tables and how a batch of events changes them;
 - ``filters.py``: which deals a query counts;
-- ``queries.py``: the funnel, live or as of a past moment;
+- ``queries.py``: the live funnel;
+- ``versions.py``: each deal's earlier states with the event time they held over;
+- ``as_of.py``: the funnel as of a past moment, from those versions (or folded from the
+  events, the rule's reference);
 - ``health.py``: funnel health against past month-ends.
 """
 
 from __future__ import annotations
 
+from projections.funnel.as_of import (
+    fold_as_of,
+    fold_deals_as_of,
+    fold_funnel_as_of,
+    query_funnel_as_of,
+)
 from projections.funnel.filters import FunnelFilter
 from projections.funnel.fold import (
     DEAL_COLUMNS,
@@ -32,10 +41,8 @@ from projections.funnel.queries import (
     Funnel,
     FunnelStage,
     StageTotals,
-    fold_deals_as_of,
     funnel_from_deals,
     query_funnel,
-    query_funnel_as_of,
 )
 
 __all__ = [
@@ -53,7 +60,9 @@ __all__ = [
     "FunnelStage",
     "StageTotals",
     "evolve_deal",
+    "fold_as_of",
     "fold_deals_as_of",
+    "fold_funnel_as_of",
     "funnel_from_deals",
     "funnel_status",
     "is_nurturing",

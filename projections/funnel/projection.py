@@ -3,13 +3,16 @@ current batch by batch.
 
 Tables:
 - ``funnel_opportunities``: one row per opportunity (owner, region, product, source,
-  amount, expected close, stage, status, when it entered its stage, outcome).
+  amount, expected close, stage, status, when it entered its stage, outcome, since when
+  its state holds for the as-of funnel).
 - ``funnel_stage_intervals``: one row per finished stay in a stage (entered, left,
   seconds, where it went, whether the deal was being nurtured), the history behind funnel
   health, conversion and velocity.
 - ``funnel_stage_totals``: count and amount per owner, stage and funnel status.
 - ``funnel_dimension_totals``: count and amount per region, product, source, close month,
   stage and funnel status (without owner, so small), for the filtered funnel.
+- ``funnel_deal_versions``: each earlier state of a deal with the interval of event time
+  it held over, for the funnel as of a past moment (``versions.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ from projections.funnel.fold import (
     evolve_deal,
     funnel_status,
 )
+from projections.funnel.versions import (
+    CURRENT_VERSION_COLUMNS,
+    DealVersions,
+    create_version_table,
+)
 from projections.store import Row, Transaction
 
 DIMENSION_KEYS = ("region", "product", "source", "close_month", "stage", "status")
@@ -46,12 +54,13 @@ class FunnelProjection(Projection):
 
     name = "funnel"
     topics = FUNNEL_TOPICS
-    rows_version = 2  # 2: totals rows without deals are deleted, not kept with zeros
+    rows_version = 3  # 3: the deals' as-of versions
     tables = (
         "funnel_opportunities",
         "funnel_stage_intervals",
         "funnel_stage_totals",
         "funnel_dimension_totals",
+        "funnel_deal_versions",
     )
     indexes = {
         "funnel_opportunities_status_stage": "funnel_opportunities (status, stage)",
@@ -59,21 +68,37 @@ class FunnelProjection(Projection):
         "funnel_opportunities_closed_on": "funnel_opportunities (status, closed_on)",
         "funnel_stage_intervals_time": "funnel_stage_intervals (entered_at, left_at)",
     }
-    owner_indexes = {
-        "postgres": "funnel_opportunities (owner_id, status) INCLUDE (region, product, source, "
-        "expected_close, closed_on, stage, qualification, amount, won_amount)",
-        "sqlite": "funnel_opportunities (owner_id, status)",
+    dialect_indexes = {
+        "funnel_opportunities_owner": {
+            "postgres": "funnel_opportunities (owner_id, status) INCLUDE (region, product, "
+            "source, expected_close, closed_on, stage, qualification, amount, won_amount)",
+            "sqlite": "funnel_opportunities (owner_id, status)",
+        },
+        "funnel_opportunities_version_from": {
+            "postgres": "funnel_opportunities (status, version_from) INCLUDE (stage, "
+            "qualification, amount, won_amount, owner_id, region, product, source, "
+            "expected_close, closed_on)",
+            "sqlite": "funnel_opportunities (status, version_from)",
+        },
+        "funnel_deal_versions_span": {
+            "postgres": "funnel_deal_versions (span_class, valid_from) INCLUDE (valid_to, "
+            "stage, status, amount, owner_id, region, product, source, close_date)",
+            "sqlite": "funnel_deal_versions (span_class, valid_from)",
+        },
     }
-    """By owner: on PostgreSQL covering, so owners with other criteria read the index only."""
+    """On PostgreSQL covering, so that their queries read the index only: by owner (owners
+    with other criteria), and the deal states alive at a moment (the as-of funnel)."""
 
     def create_indexes(self, tx: Transaction) -> None:
         super().create_indexes(tx)
-        definition = self.owner_indexes.get(tx.dialect, self.owner_indexes["sqlite"])
-        tx.execute(f"CREATE INDEX IF NOT EXISTS funnel_opportunities_owner ON {definition}")
+        for index, definitions in self.dialect_indexes.items():
+            definition = definitions.get(tx.dialect, definitions["sqlite"])
+            tx.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {definition}")
 
     def drop_indexes(self, tx: Transaction) -> None:
         super().drop_indexes(tx)
-        tx.execute("DROP INDEX IF EXISTS funnel_opportunities_owner")
+        for index in self.dialect_indexes:
+            tx.execute(f"DROP INDEX IF EXISTS {index}")
 
     def create_tables(self, tx: Transaction) -> None:
         create_table(
@@ -84,7 +109,8 @@ class FunnelProjection(Projection):
             "region TEXT NOT NULL, amount NUMERIC NOT NULL, expected_close TEXT NOT NULL, "
             "stage INTEGER NOT NULL, status TEXT NOT NULL, qualification TEXT NOT NULL, "
             "opened_at TEXT NOT NULL, stage_entered_at TEXT NOT NULL, max_stage INTEGER NOT NULL, "
-            "won_amount NUMERIC, closed_on TEXT, closed_at TEXT)",
+            "won_amount NUMERIC, closed_on TEXT, closed_at TEXT, "
+            "events_until TEXT NOT NULL, version_from TEXT NOT NULL)",
         )
         create_table(
             tx,
@@ -111,6 +137,7 @@ class FunnelProjection(Projection):
             "count BIGINT NOT NULL, amount NUMERIC NOT NULL, "
             f"PRIMARY KEY ({', '.join(DIMENSION_KEYS)}))",
         )
+        create_version_table(tx)
 
     def process(self, tx: Transaction, events: Sequence[RecordedEvent]) -> None:
         pending = self.begin()
@@ -125,6 +152,7 @@ class FunnelProjection(Projection):
         if not relevant:
             return
         deals, intervals, totals = pending.deals, pending.intervals, pending.totals
+        record_version = pending.versions.record
         deals.load(tx, keys_from_earlier_batches(relevant, "OpportunityOpened"))
         current = deals.rows.get  # not ``deals.get``: a call less per event, measurable here
         first_seen, last_seen = totals.before, totals.after
@@ -132,6 +160,7 @@ class FunnelProjection(Projection):
             before = current(recorded.aggregate_id)
             row, interval = evolve_deal(before, recorded)
             if row is not None and row is not before:
+                record_version(before, row, recorded.recorded_at)
                 deals.put(row)
                 deal_id = recorded.aggregate_id
                 if deal_id not in first_seen:  # the totals' before and after (inline: per event)
@@ -139,10 +168,12 @@ class FunnelProjection(Projection):
                 last_seen[deal_id] = row
             if interval is not None:
                 intervals.append(interval)
-        # Intervals are only ever appended: written with their batch, so that the rows
-        # pending in a long transaction are only the deals' (bounded by the deals).
+        # Intervals and finished versions are only ever appended: written with their
+        # batch, so that the rows pending in a long transaction are only the deals'
+        # (bounded by the deals).
         write_rows(tx, "funnel_stage_intervals", INTERVAL_COLUMNS, intervals)
         intervals.clear()
+        pending.versions.write(tx)
 
     def flush(self, tx: Transaction, pending: Any) -> None:
         pending.deals.flush(tx)
@@ -151,12 +182,15 @@ class FunnelProjection(Projection):
 
 class _FunnelChanges:
     """The funnel's changes pending in one transaction: each changed deal's row (written
-    once, however many batches changed it), the stage intervals its batch closed, the
-    totals."""
+    once, however many batches changed it), the stage intervals and deal versions its
+    batch closed, the totals."""
 
     def __init__(self) -> None:
-        self.deals = KeyedRows("funnel_opportunities", "opportunity_id", DEAL_COLUMNS)
+        self.deals = KeyedRows(
+            "funnel_opportunities", "opportunity_id", DEAL_COLUMNS + CURRENT_VERSION_COLUMNS
+        )
         self.intervals: list[tuple[Any, ...]] = []
+        self.versions = DealVersions()
         self.totals = _Totals()
 
 

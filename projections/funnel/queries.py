@@ -1,10 +1,10 @@
-"""The funnel: open deals per stage and won deals, live from the totals or as of a past
-moment from the events alone."""
+"""The funnel: open deals per stage and won deals, live from the totals (as of a past
+moment: ``as_of.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,12 +16,9 @@ from aggregates.funnel import (
     STAGE_PROBABILITY,
     WON_STAGE,
 )
-from projections.base import (
-    RecordedEvent,
-    as_decimal,
-)
+from projections.base import as_decimal
 from projections.funnel.filters import FunnelFilter
-from projections.funnel.fold import FUNNEL_TOPICS, evolve_deal, funnel_status
+from projections.funnel.fold import funnel_status
 from projections.store import ReadStore, Row
 
 
@@ -63,9 +60,10 @@ Probabilities = Mapping[int, Decimal]
 """Each stage's win probability (the configuration's in force; default the brief's)."""
 
 
-def _funnel_from_totals(
+def funnel_from_totals(
     totals: StageTotals, as_of: datetime | None = None, probabilities: Probabilities | None = None
 ) -> Funnel:
+    """The funnel of ``totals`` (per stage and funnel status), weighted by ``probabilities``."""
     probabilities = probabilities or STAGE_PROBABILITY
     stages = []
     for stage in range(1, WON_STAGE + 1):
@@ -95,7 +93,8 @@ def _funnel_from_totals(
     )
 
 
-def _add_total(totals: StageTotals, stage: int, status: str, n: int, amount: Decimal) -> None:
+def add_total(totals: StageTotals, stage: int, status: str, n: int, amount: Decimal) -> None:
+    """Add ``n`` deals worth ``amount`` to ``totals``."""
     count, total = totals.get((stage, status), (0, Decimal(0)))
     totals[(stage, status)] = (count + n, total + amount)
 
@@ -141,9 +140,9 @@ def query_funnel(
     totals: StageTotals = {}
     for row in rows:
         status = "nurturing" if row["nurturing"] else "open"
-        _add_total(totals, int(row["stage"]), status, int(row["n"]), as_decimal(row["amount"]))
-    _add_total(totals, WON_STAGE, "won", int(won[0]["n"]), as_decimal(won[0]["amount"]))
-    return _funnel_from_totals(totals, probabilities=probabilities)
+        add_total(totals, int(row["stage"]), status, int(row["n"]), as_decimal(row["amount"]))
+    add_total(totals, WON_STAGE, "won", int(won[0]["n"]), as_decimal(won[0]["amount"]))
+    return funnel_from_totals(totals, probabilities=probabilities)
 
 
 def _funnel_from_totals_table(
@@ -162,39 +161,8 @@ def _funnel_from_totals_table(
     totals: StageTotals = {}
     for row in rows:
         stage = WON_STAGE if row["status"] == "won" else int(row["stage"])
-        _add_total(totals, stage, row["status"], int(row["n"]), as_decimal(row["amount"]))
-    return _funnel_from_totals(totals, probabilities=probabilities)
-
-
-def fold_deals_as_of(ledger: Any, moment: datetime, batch_size: int = 5000) -> dict[str, Row]:
-    """Every opportunity's funnel row as it was at ``moment``, folded from the events alone.
-
-    Reads only the funnel's event types; an opportunity's events after its first
-    event later than ``moment`` are ignored, as ``SalesLedger.load_as_of`` does.
-    """
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    deals: dict[str, Row] = {}
-    cut: set[str] = set()
-    start: int | None = None
-    while True:
-        notifications = ledger.recorder.select_notifications(
-            start, batch_size, topics=FUNNEL_TOPICS, inclusive_of_start=False
-        )
-        if not notifications:
-            return deals
-        for notification in notifications:
-            key = str(notification.originator_id)
-            if key in cut:
-                continue
-            event = ledger.mapper.to_domain_event(notification)
-            if event.timestamp > moment:
-                cut.add(key)
-                continue
-            row, _ = evolve_deal(deals.get(key), RecordedEvent.of(notification.id, event))
-            if row is not None:
-                deals[key] = row
-        start = notifications[-1].id
+        add_total(totals, stage, row["status"], int(row["n"]), as_decimal(row["amount"]))
+    return funnel_from_totals(totals, probabilities=probabilities)
 
 
 def funnel_from_deals(
@@ -208,19 +176,7 @@ def funnel_from_deals(
     for row in deals:
         status = funnel_status(row)
         if status == "won" and selection.matches(row, close_column="closed_on"):
-            _add_total(totals, WON_STAGE, status, 1, as_decimal(row["won_amount"]))
+            add_total(totals, WON_STAGE, status, 1, as_decimal(row["won_amount"]))
         elif status in ("open", "nurturing") and selection.matches(row):
-            _add_total(totals, int(row["stage"]), status, 1, as_decimal(row["amount"]))
-    return _funnel_from_totals(totals, as_of, probabilities)
-
-
-def query_funnel_as_of(
-    ledger: Any,
-    moment: datetime,
-    selection: FunnelFilter = FunnelFilter(),
-    probabilities: Probabilities | None = None,
-) -> Funnel:
-    """The funnel as it was at ``moment``, from the events alone (weighted with the
-    probabilities in force then, when given)."""
-    deals = fold_deals_as_of(ledger, moment).values()
-    return funnel_from_deals(deals, selection, moment, probabilities)
+            add_total(totals, int(row["stage"]), status, 1, as_decimal(row["amount"]))
+    return funnel_from_totals(totals, as_of, probabilities)

@@ -16,7 +16,7 @@ from commands.ledger import SalesLedger
 from events.base import recorded_at
 from events.opportunity import OpportunityLost
 from projections.conversion import query_conversion
-from projections.funnel import FunnelFilter, query_funnel, query_funnel_as_of
+from projections.funnel import FunnelFilter, fold_funnel_as_of, query_funnel
 from projections.pipeline_changes import PipelineChanges, pipeline_changes
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
@@ -123,7 +123,7 @@ def test_the_demo_exported_and_imported_answers_the_same(
     month = pipeline_changes(recorded_events(target), start, start + timedelta(days=30))
     assert sum(len(s.deals) for s in month.steps) > 10
     moment = start + timedelta(days=45)
-    assert query_funnel_as_of(target, moment) == query_funnel_as_of(source, moment)
+    assert fold_funnel_as_of(target, moment) == fold_funnel_as_of(source, moment)
     log = target.load(AuditLog, audit_log_id("admin", datetime.now(UTC).date()))
     assert [kind for kind, _, _ in log.imports] == ["customers", "opportunities", "history"]
     first_deal = files["opportunities"].read_text().splitlines()[1].split(",")[0]

@@ -16,7 +16,7 @@ from aggregates.errors import DomainError
 from aggregates.opportunity import Opportunity
 from commands.ledger import SalesLedger
 from events.base import recorded_at
-from projections.funnel import FunnelFilter, query_funnel_as_of
+from projections.funnel import FunnelFilter, fold_funnel_as_of
 from projections.pipeline_changes import pipeline_changes
 from services.analytics.events import recorded_events
 from services.settings import Settings
@@ -149,8 +149,8 @@ def test_waterfall_reconciles_and_equals_two_as_of_funnels(
         t1 = EPOCH + timedelta(hours=cut[0], minutes=30)
         t2 = t1 + timedelta(hours=cut[1])
         changes = pipeline_changes(recorded_events(ledger), t1, t2, scope)
-        before = query_funnel_as_of(ledger, t1, scope)
-        after = query_funnel_as_of(ledger, t2, scope)
+        before = fold_funnel_as_of(ledger, t1, scope)
+        after = fold_funnel_as_of(ledger, t2, scope)
     assert changes.reconciled
     total = changes.start.count + sum(s.count for s in changes.steps)
     amount = changes.start.amount + sum(s.amount for s in changes.steps)

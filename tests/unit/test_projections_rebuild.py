@@ -18,7 +18,13 @@ from aggregates.funnel import LAST_OPEN_STAGE
 from aggregates.opportunity import Opportunity, Qualification
 from commands.ledger import SalesLedger
 from events.base import recorded_at
-from projections.funnel import FunnelFilter, funnel_from_deals, query_funnel
+from projections.funnel import (
+    FunnelFilter,
+    fold_funnel_as_of,
+    funnel_from_deals,
+    query_funnel,
+    query_funnel_as_of,
+)
 from projections.registry import all_projections, projection_names, spread_over_processes
 from projections.runner import ProjectionRunner
 from services.bootstrap import build_ledger
@@ -203,5 +209,8 @@ def test_incremental_projections_equal_a_rebuild(
             deal_rows = tx.execute("SELECT * FROM funnel_opportunities")
         for selection in FILTERS:
             assert query_funnel(database, selection) == funnel_from_deals(deal_rows, selection)
+        for days in (0, len(operations) // 2, len(operations) + 6):
+            moment = START + timedelta(days=days, hours=2)
+            assert query_funnel_as_of(database, moment) == fold_funnel_as_of(ledger, moment)
         assert set(rebuilt_runner.positions().values()) == {last}
         database.close()

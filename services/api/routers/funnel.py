@@ -37,7 +37,7 @@ def get_funnel(
     (weighted with the stage probabilities configured then)."""
     probabilities = configuration_in_force(ledger, as_of).probabilities()
     if as_of is not None:
-        funnel = query_funnel_as_of(ledger, as_of, selection, probabilities)
+        funnel = query_funnel_as_of(database, as_of, selection, probabilities)
     else:
         funnel = query_funnel(database, selection, probabilities)
     return report_response(request, ledger, actor, format, funnel)
