@@ -23,8 +23,10 @@ Then, in the same run:
    the peak RSS of the largest of them;
 3. the raw read again; the ratio is the catch-up's rate against the raw read's mean time;
 4. funnel query latency over the projected opportunities (unfiltered, by owner, by team),
-   and as of a moment in the middle of the log (unfiltered, by team), with the time of
-   the fold from event 1 that the as-of query replaced (``fold_funnel_as_of``, 3 runs).
+   and as of a moment in the middle of the log (unfiltered, by team), a week before its
+   end and just after it (unfiltered; these two also without the live totals, as the
+   as-of query read them before), with the time of the fold from event 1 that the as-of
+   query replaced (``fold_funnel_as_of``, 3 runs).
 
 ``--order time`` (the default, when populating) writes the events in time order, as the
 demo and a live ledger record them; ``--order deal`` writes each deal's life in
@@ -76,6 +78,7 @@ from projections.funnel import (  # noqa: E402
     query_funnel,
     query_funnel_as_of,
 )
+from projections.funnel.as_of import RECENT_CHANGES  # noqa: E402
 from projections.registry import all_projections  # noqa: E402
 from projections.runner import POSITIONS_TABLE, SCHEMAS_TABLE  # noqa: E402
 from services.bootstrap import build_ledger  # noqa: E402
@@ -335,7 +338,11 @@ AS_OF_MOMENT = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=240)
 
 
 def latency(
-    database: Database, selection: FunnelFilter, runs: int, as_of: datetime | None = None
+    database: Database,
+    selection: FunnelFilter,
+    runs: int,
+    as_of: datetime | None = None,
+    recent_changes: int = RECENT_CHANGES,
 ) -> dict[str, float]:
     timings = []
     for _ in range(runs):
@@ -343,7 +350,7 @@ def latency(
         if as_of is None:
             query_funnel(database, selection)
         else:
-            query_funnel_as_of(database, as_of, selection)
+            query_funnel_as_of(database, as_of, selection, recent_changes=recent_changes)
         timings.append((time.perf_counter() - start) * 1000)
     timings.sort()
     return {
@@ -414,6 +421,9 @@ def main() -> None:
         deals = tx.execute("SELECT COUNT(*) AS n FROM funnel_opportunities")[0]["n"]
         tx.execute("ANALYZE funnel_opportunities")
         tx.execute("ANALYZE funnel_deal_versions")
+        log_end = datetime.fromisoformat(
+            tx.execute("SELECT MAX(events_until) AS t FROM funnel_opportunities")[0]["t"]
+        )
     team = {f"rep0-{r}" for r in range(REPS_PER_MANAGER)} | {"mgr0"}
     results = {
         "events": read_count,
@@ -439,6 +449,19 @@ def main() -> None:
         "funnel_as_of_all": latency(database, FunnelFilter(), args.queries, AS_OF_MOMENT),
         "funnel_as_of_by_team": latency(
             database, FunnelFilter(owner_ids=team), args.queries, AS_OF_MOMENT
+        ),
+        "funnel_as_of_a_week_before_the_end_all": latency(
+            database, FunnelFilter(), args.queries, log_end - timedelta(days=7)
+        ),
+        "funnel_as_of_the_end_all": latency(
+            database, FunnelFilter(), args.queries, log_end + timedelta(seconds=1)
+        ),
+        # The same two moments reading every current state begun by then (no totals).
+        "funnel_as_of_a_week_before_the_end_all_without_totals": latency(
+            database, FunnelFilter(), args.queries, log_end - timedelta(days=7), 0
+        ),
+        "funnel_as_of_the_end_all_without_totals": latency(
+            database, FunnelFilter(), args.queries, log_end + timedelta(seconds=1), 0
         ),
         "funnel_as_of_by_fold_ms": fold_time(settings, runs=3),
     }

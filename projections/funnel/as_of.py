@@ -28,12 +28,19 @@ from projections.funnel.queries import (
 from projections.funnel.versions import LONGEST_SPAN_CLASS, SHORTEST_SPAN_CLASS
 from projections.store import ReadStore, Row
 
+RECENT_CHANGES = 2_000
+"""Up to this many deals changed after the moment, their current states are read as the
+live totals less those deals (a moment near now reads few rows); beyond it, as the deals
+whose current state had begun by then (a moment long ago reads few rows)."""
+
 
 def query_funnel_as_of(
     database: ReadStore,
     moment: datetime,
     selection: FunnelFilter = FunnelFilter(),
     probabilities: Probabilities | None = None,
+    *,
+    recent_changes: int = RECENT_CHANGES,
 ) -> Funnel:
     """The funnel as it was at ``moment`` (weighted with the probabilities in force then,
     when given), from the funnel projection: the deals whose current state had begun by
@@ -41,52 +48,100 @@ def query_funnel_as_of(
 
     One statement, so that it reads one snapshot: a batch committed between two reads
     could move a state from a deal's row to its finished versions and count it twice.
+    (The count of recent changes before it only chooses how the current states are read.)
     """
     moment = _in_utc(moment)
-    parts, params = _alive_at(moment, selection)
     with database.transaction() as tx:
         if tx.dialect == "postgres":
             # The moment decides how much of each index range is read: plan for each.
             tx.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        from_totals = selection == FunnelFilter(owner_ids=selection.owner_ids) and (
+            _changed_since(tx, moment, selection, recent_changes) < recent_changes
+        )
+        parts, params = _alive_at(moment, selection, from_totals)
         rows = tx.execute(
-            "SELECT stage, status, COUNT(*) AS n, SUM(amount) AS amount FROM ("
+            "SELECT stage, status, SUM(n) AS n, SUM(amount) AS amount FROM ("
             + " UNION ALL ".join(parts)
             + ") AS alive GROUP BY stage, status",
             params,
         )
     totals: StageTotals = {}
     for row in rows:
-        stage = WON_STAGE if row["status"] == "won" else int(row["stage"])
-        add_total(totals, stage, row["status"], int(row["n"]), as_decimal(row["amount"]))
+        n, amount = int(row["n"]), as_decimal(row["amount"])
+        if n or amount:
+            stage = WON_STAGE if row["status"] == "won" else int(row["stage"])
+            add_total(totals, stage, row["status"], n, amount)
     return funnel_from_totals(totals, moment, probabilities)
 
 
-def _alive_at(moment: datetime, selection: FunnelFilter) -> tuple[list[str], list[Any]]:
-    """The selects (stage, funnel status, amount) of the deal states alive at ``moment``
-    that ``selection`` counts, and their parameters: the current states of open and of
-    won deals, then the finished versions, one index range per span class (see
-    ``versions.py``)."""
-    at = iso_timestamp(moment)
+def _changed_since(tx: Any, moment: datetime, selection: FunnelFilter, limit: int) -> int:
+    """How many of the deals ``selection`` counts changed after ``moment`` (up to
+    ``limit``: past it, the exact number does not matter)."""
+    if limit <= 0:
+        return 0
     conditions, params = selection.sql()
-    won_conditions, won_params = selection.sql(close_column="closed_on")
-    parts = [
-        "SELECT stage, CASE WHEN qualification = 'nurturing' THEN 'nurturing' ELSE 'open' END "
-        "AS status, amount FROM funnel_opportunities "
-        f"WHERE status = 'open' AND version_from <= %s{conditions}",
-        "SELECT stage, status, won_amount AS amount FROM funnel_opportunities "
-        f"WHERE status = 'won' AND version_from <= %s{won_conditions}",
-    ]
-    values: list[Any] = [at, *params, at, *won_params]
+    rows = tx.execute(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM funnel_opportunities "
+        f"WHERE status IN ('open', 'won') AND version_from > %s{conditions} LIMIT %s) "
+        "AS recent",
+        [iso_timestamp(moment), *params, limit],
+    )
+    return int(rows[0]["n"])
+
+
+def _alive_at(
+    moment: datetime, selection: FunnelFilter, from_totals: bool
+) -> tuple[list[str], list[Any]]:
+    """The selects (stage, funnel status, deals, amount) of the deal states alive at
+    ``moment`` that ``selection`` counts, and their parameters: the current states of
+    open and of won deals, then the finished versions, one index range per span class (see
+    ``versions.py``)."""
+    parts, values = (_current_from_totals if from_totals else _current_begun)(moment, selection)
     conditions, params = selection.sql(close_column="close_date")
     for span in range(SHORTEST_SPAN_CLASS, LONGEST_SPAN_CLASS + 1):
         lowest = _started_after(moment, span)
         after = "" if lowest is None else " AND valid_from > %s"
         parts.append(
-            "SELECT stage, status, amount FROM funnel_deal_versions "
+            "SELECT stage, status, 1 AS n, amount FROM funnel_deal_versions "
             f"WHERE span_class = %s{after} AND valid_from <= %s AND valid_to > %s{conditions}"
         )
+        at = iso_timestamp(moment)
         values += [span, *([] if lowest is None else [lowest]), at, at, *params]
     return parts, values
+
+
+_OPEN_STATUS = "CASE WHEN qualification = 'nurturing' THEN 'nurturing' ELSE 'open' END"
+
+
+def _current_begun(moment: datetime, selection: FunnelFilter) -> tuple[list[str], list[Any]]:
+    """The current states of the open and won deals that had begun by ``moment``."""
+    at = iso_timestamp(moment)
+    conditions, params = selection.sql()
+    won_conditions, won_params = selection.sql(close_column="closed_on")
+    parts = [
+        f"SELECT stage, {_OPEN_STATUS} AS status, 1 AS n, amount FROM funnel_opportunities "
+        f"WHERE status = 'open' AND version_from <= %s{conditions}",
+        "SELECT stage, status, 1 AS n, won_amount AS amount FROM funnel_opportunities "
+        f"WHERE status = 'won' AND version_from <= %s{won_conditions}",
+    ]
+    return parts, [at, *params, at, *won_params]
+
+
+def _current_from_totals(moment: datetime, selection: FunnelFilter) -> tuple[list[str], list[Any]]:
+    """The same current states as ``_current_begun``, as the live per-owner totals less
+    the deals whose current state began after ``moment`` (``selection`` filters by owners
+    only, as the totals are kept)."""
+    at = iso_timestamp(moment)
+    conditions, params = selection.sql()
+    parts = [
+        "SELECT stage, status, count AS n, amount FROM funnel_stage_totals "
+        f"WHERE status IN ('open', 'nurturing', 'won'){conditions}",
+        f"SELECT stage, {_OPEN_STATUS} AS status, -1 AS n, -amount AS amount "
+        f"FROM funnel_opportunities WHERE status = 'open' AND version_from > %s{conditions}",
+        "SELECT stage, status, -1 AS n, -won_amount AS amount FROM funnel_opportunities "
+        f"WHERE status = 'won' AND version_from > %s{conditions}",
+    ]
+    return parts, [*params, at, *params, at, *params]
 
 
 def _started_after(moment: datetime, span: int) -> str | None:
