@@ -25,22 +25,41 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from uuid import UUID
 
 from services.transparency.offline import GENESIS, HASH_SIZE, canonical_encoding, event_hash
 
 __all__ = [
-    "GENESIS", "HASH_SIZE", "ChainedRecord", "Seal", "canonical_encoding", "event_hash",
-    "ledger_link", "pack_positions", "split_hashes", "unpack_positions",
+    "GENESIS", "HASH_SIZE", "ChainRow", "ChainStore", "ChainedRecord", "Seal", "canonical_encoding",
+    "event_hash", "ledger_link", "pack_positions", "row_event_hash", "split_hashes",
+    "unpack_positions",
 ]
 
 _INT8 = struct.Struct(">q")
+_VERSION_AND_TOPIC_LENGTH = struct.Struct(">qi")
+
+ChainRow = tuple[int, bytes, int, bytes, bytes, bytes | None]
+"""A stored event as the range verifier reads it, in the database's binary format:
+(position, aggregate id as its 16 bytes, version, topic as UTF-8, state, stored hash)."""
 
 
 def ledger_link(previous_link: bytes, position: int, hash_: bytes) -> bytes:
     """The next link of the ledger-wide chain: the event at ``position`` with ``hash_``."""
     return hashlib.sha256(previous_link + _INT8.pack(position) + hash_).digest()
+
+
+def row_event_hash(
+    previous: bytes, originator_id: bytes, version: int, topic: bytes, state: bytes
+) -> bytes:
+    """``event_hash`` of an event given as raw bytes (a ``ChainRow``'s id and topic), the
+    same encoding built without a ``UUID`` or a ``str`` per event."""
+    return hashlib.sha256(
+        b"".join((previous, originator_id, _VERSION_AND_TOPIC_LENGTH.pack(version, len(topic)),
+                  topic, state))
+    ).digest()
 
 
 def pack_positions(positions: list[int]) -> bytes:
@@ -80,3 +99,29 @@ class Seal:
     event_hashes: list[bytes]
     ledger_hash: bytes
     sealed_at: str = ""
+
+
+class ChainStore(Protocol):
+    """What the chains need from a recorder (both ledger recorders provide it)."""
+
+    def horizon_position(self) -> int: ...
+
+    def select_chained(self, after: int, upto: int, limit: int) -> list[ChainedRecord]: ...
+
+    def select_chain_rows(self, after: int, upto: int, limit: int) -> list[ChainRow]: ...
+
+    def select_aggregate_chain(self, originator_id: UUID) -> list[ChainedRecord]: ...
+
+    def select_hashes(
+        self, keys: Sequence[tuple[UUID, int]]
+    ) -> dict[tuple[UUID, int], bytes | None]: ...
+
+    def select_seals(self, after: int = 0, upto: int | None = None) -> list[Seal]: ...
+
+    def last_seal(self, upto: int | None = None) -> Seal | None: ...
+
+    def select_sealed_hashes(
+        self, positions: Sequence[int]
+    ) -> tuple[int, dict[int, bytes]]: ...
+
+    def insert_seal(self, seal: Seal) -> bool: ...

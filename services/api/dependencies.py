@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from aggregates.errors import RuleViolationError
 from commands.ledger import CommandResult, SalesLedger
@@ -42,15 +43,24 @@ def get_context(request: Request) -> ApiContext:
     return context
 
 
-def get_ledger(request: Request) -> SalesLedger:
+# The dependencies below do no I/O, so they are ``async``: FastAPI runs a plain ``def``
+# dependency in a worker thread, a hand-over (and a wait for the GIL) per dependency
+# per request; these run on the event loop instead. Blocking ones stay plain ``def``.
+
+
+async def context_of(request: Request) -> ApiContext:
+    return get_context(request)
+
+
+async def get_ledger(request: Request) -> SalesLedger:
     return get_context(request).ledger
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return get_context(request).database
 
 
-ContextDep = Annotated[ApiContext, Depends(get_context)]
+ContextDep = Annotated[ApiContext, Depends(context_of)]
 LedgerDep = Annotated[SalesLedger, Depends(get_ledger)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 IdempotencyKey = Annotated[
@@ -76,39 +86,41 @@ def accepted(result: CommandResult, context: ApiContext | None = None) -> Comman
     )
 
 
+def _parked_recently(database: Database, projection: str) -> list[int] | None:
+    """``projection``'s parked positions if looked up less than ``PARKED_CHECK_SECONDS``
+    ago, else None."""
+    seen = _parked_seen.get((id(database), projection))
+    if seen is None or time.monotonic() - seen[0] > PARKED_CHECK_SECONDS:
+        return None
+    return seen[1]
+
+
 def _flag_if_incomplete(database: Database, projection: str, response: Response) -> None:
     """Mark the answer incomplete while ``projection`` has parked events (looked up
     at most every ``PARKED_CHECK_SECONDS``)."""
-    key = (id(database), projection)
-    now = time.monotonic()
-    seen = _parked_seen.get(key)
-    if seen is None or now - seen[0] > PARKED_CHECK_SECONDS:
+    positions = _parked_recently(database, projection)
+    if positions is None:
         with database.transaction() as tx:
             positions = [p.position for p in parked_events(tx, projection)]
-        seen = _parked_seen[key] = (now, positions)
-    if seen[1]:
-        shown = ",".join(str(p) for p in seen[1][:20])
+        _parked_seen[(id(database), projection)] = (time.monotonic(), positions)
+    _mark_incomplete(projection, positions, response)
+
+
+def _mark_incomplete(projection: str, positions: list[int], response: Response) -> None:
+    if positions:
+        shown = ",".join(str(p) for p in positions[:20])
         response.headers[INCOMPLETE_HEADER] = (
-            f"{projection}; parked={len(seen[1])}; positions={shown}"
+            f"{projection}; parked={len(positions)}; positions={shown}"
         )
 
 
-def fresh(projection: str) -> Callable[..., None]:
-    """A dependency that waits until ``projection`` has applied ``min_position``."""
+def fresh(projection: str) -> Callable[..., Awaitable[None]]:
+    """A dependency that waits until ``projection`` has applied ``min_position``. Most
+    requests give none and find the parked events looked up recently: they are answered
+    on the event loop; the others wait (or look up) in a worker thread."""
 
-    def wait(
-        context: ContextDep,
-        response: Response,
-        min_position: Annotated[
-            int | None,
-            Query(
-                ge=0,
-                description="Wait (up to 5 s) until this query's projection has applied this "
-                "ledger position (a command's `position`); 504 if it has not by then, 422 "
-                "if the ledger has no such position.",
-                examples=[1042],
-            ),
-        ] = None,
+    def wait_in_thread(
+        context: ApiContext, response: Response, min_position: int | None
     ) -> None:
         _flag_if_incomplete(context.database, projection, response)
         if min_position is None:
@@ -126,6 +138,26 @@ def fresh(projection: str) -> Callable[..., None]:
             READ_YOUR_WRITES_TIMEOUT_SECONDS,
             on_wait=on_wait,
         )
+
+    async def wait(
+        context: ContextDep,
+        response: Response,
+        min_position: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                description="Wait (up to 5 s) until this query's projection has applied this "
+                "ledger position (a command's `position`); 504 if it has not by then, 422 "
+                "if the ledger has no such position.",
+                examples=[1042],
+            ),
+        ] = None,
+    ) -> None:
+        parked = _parked_recently(context.database, projection)
+        if min_position is None and parked is not None:
+            _mark_incomplete(projection, parked, response)
+            return
+        await run_in_threadpool(wait_in_thread, context, response, min_position)
 
     wait.__name__ = f"wait_for_{projection}"
     return wait

@@ -56,7 +56,7 @@ def owners_in_scope(
     return owners
 
 
-def funnel_filter(
+async def funnel_filter(
     ledger: LedgerDep,
     actor: CurrentActor,
     owner: Annotated[
@@ -78,6 +78,7 @@ def funnel_filter(
         ),
     ] = None,
 ) -> FunnelFilter:
+    """The funnel's selection (``async``: it does no I/O, see ``services.api.dependencies``)."""
     bounds = period_bounds(close_period) if close_period is not None else (None, None)
     return FunnelFilter(
         owner_ids=owners_in_scope(ledger, actor, owner, team),

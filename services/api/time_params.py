@@ -1,6 +1,7 @@
 """The time parameters of queries (``as_of``, ``since``, ``until``), read by the rule of
 ``services.moments``: a date, a local time (in the organisation's time zone) or a time
-with an offset; anything else → 422 naming the parameter."""
+with an offset; anything else → 422 naming the parameter. Parsing does no I/O, so the
+parameters are ``async`` dependencies (resolved on the event loop, not in a thread)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ _DESCRIPTION = (
 )
 
 
-def as_of_param(
+async def as_of_param(
     context: ContextDep,
     as_of: Annotated[
         str | None,
@@ -33,7 +34,7 @@ def as_of_param(
     return moment_param(context, as_of, "as_of", Bound.END)
 
 
-def since_param(
+async def since_param(
     context: ContextDep,
     since: Annotated[
         str | None,
@@ -43,7 +44,7 @@ def since_param(
     return moment_param(context, since, "since", Bound.START)
 
 
-def until_param(
+async def until_param(
     context: ContextDep,
     until: Annotated[
         str | None,

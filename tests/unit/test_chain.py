@@ -113,3 +113,41 @@ def test_verification_reads_in_bounded_windows_with_the_same_answer(
     assert (windowed.events, windowed.ledger_hash, windowed.sealed_upto) == (
         whole.events, whole.ledger_hash, whole.sealed_upto)
     assert ChainVerifier(recorder).verify_range(4, 7).ok
+
+
+def _tamper(path: str, statement: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        for trigger in ("no_update", "no_delete"):
+            conn.execute(f"DROP TRIGGER IF EXISTS stored_events_{trigger}")
+        conn.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "",
+        "UPDATE stored_events SET state = substr(state, 2) WHERE rowid = 5",
+        "DELETE FROM stored_events WHERE rowid = 6",
+        "UPDATE stored_events SET hash = NULL WHERE rowid = 3",
+        "UPDATE ledger_seals SET ledger_hash = zeroblob(32) WHERE upto_position = 6",
+    ],
+)
+def test_the_bulk_check_reports_what_the_event_by_event_check_reports(
+    tmp_path: Path, ledger: SalesLedger, statement: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every batch checked in bulk, or every batch checked event by event: one report."""
+    import services.integrity as integrity
+    from services.range_verification import RangeVerification
+
+    recorder: Any = ledger.recorder
+    Sealer(recorder, batch_size=3).seal()
+    if statement:
+        _tamper(str(tmp_path / "l.db"), statement)
+    monkeypatch.setattr(integrity, "READ_BATCH", 4)
+    bulk = ChainVerifier(recorder).verify_range(keep_statuses=True)
+    monkeypatch.setattr(RangeVerification, "_verify_clean", lambda self, rows: False)
+    exact = ChainVerifier(recorder).verify_range(keep_statuses=True)
+    assert bulk == exact
+    assert bulk.ok == (not statement)
