@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from aggregates.organisation import Role
 from commands.ledger import SalesLedger
@@ -71,15 +72,22 @@ def drop_database(name: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def provide_app_role(role: str) -> None:
-    """What ``init-db --app-role ROLE`` needs and the suite's user, which may not create
-    roles, cannot do itself: the role and its ``ROLE_appender``, made by the superuser,
-    the appender granted to the suite's user (who hands it the append functions)."""
+def provide_app_role(role: str, password: str | None = None) -> None:
+    """What ``init-db --app-role ROLE [--app-password P]`` needs and the suite's user,
+    which may not create roles nor set their passwords, cannot do itself: the role (with
+    ``password``, to log in as it) and its ``ROLE_appender``, made by the superuser, the
+    appender granted to the suite's user (who hands it the append functions)."""
     suite_user = Settings(store="postgres").postgres_user
     with psycopg.connect(postgres_admin_conninfo(), autocommit=True) as admin:
         for name, login in ((role, "LOGIN"), (f"{role}_appender", "NOLOGIN")):
             if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
                 admin.execute(f'CREATE ROLE "{name}" {login}')
+        if password is not None:
+            admin.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
         admin.execute(f'GRANT "{role}_appender" TO "{suite_user}"')
 
 

@@ -44,8 +44,13 @@ class ClaimedLedger:
         other, _ = ledger.issue_token("rep2", actor="admin")
         ledger.revoke_token(other, "lost", actor="admin", command_id="rev-1")
         self.customer = ledger.register_customer(
-            name="Acme Trading", source="web", tax_id="91-1234", phone="138 0000 0001",
-            email="buyer@acme.example", profile={"city": "Wuxi"}, actor="rep1",
+            name="Acme Trading",
+            source="web",
+            tax_id="91-1234",
+            phone="138 0000 0001",
+            email="buyer@acme.example",
+            profile={"city": "Wuxi"},
+            actor="rep1",
             command_id="reg-1",
         ).aggregate_id
         ledger.supplement_customer(
@@ -53,19 +58,32 @@ class ClaimedLedger:
         )
         ledger.configure({"country_code": "49"}, "moved to Germany", actor="admin")
         ledger.register_customer(
-            name="Berlin GmbH", source="web", phone="030 1234567",
-            profile={"tax_id": "DE-1", "email": "info@berlin.example"}, actor="rep2",
+            name="Berlin GmbH",
+            source="web",
+            phone="030 1234567",
+            profile={"tax_id": "DE-1", "email": "info@berlin.example"},
+            actor="rep2",
         )
         self.erased = ledger.register_customer(
-            name="Erased Person", source="web", phone="030 7654321",
-            email="gone@erased.example", actor="rep1",
+            name="Erased Person",
+            source="web",
+            phone="030 7654321",
+            email="gone@erased.example",
+            actor="rep1",
         ).aggregate_id
         ledger.supplement_customer(self.erased, {"tax_id": "X-9"}, actor="rep1")
         ledger.erase_customer(self.erased, "asked", actor="admin", command_id="erase-1")
         self.deal = ledger.open_opportunity(
-            customer_id=self.customer, owner_id="rep1", title="ERP", source="web",
-            amount=Decimal("1000"), expected_close=date(2026, 9, 1), product="erp",
-            region="north", actor="rep1", command_id="open-1",
+            customer_id=self.customer,
+            owner_id="rep1",
+            title="ERP",
+            source="web",
+            amount=Decimal("1000"),
+            expected_close=date(2026, 9, 1),
+            product="erp",
+            region="north",
+            actor="rep1",
+            command_id="open-1",
         ).aggregate_id
         importer = CrmImport(ledger, "admin", progress=False)
         assert importer.run_data("customers", "accounts.csv", CUSTOMERS_CSV.encode()).written
@@ -187,7 +205,8 @@ def test_deleted_claims_are_reported_missing(claimed: ClaimedLedger) -> None:
     )
     report = claimed.audit()
     assert {(b.kind, b.claim) for b in report.breaks} == {
-        ("missing claim", deleted_token), ("missing claim", "customer:email:…"),
+        ("missing claim", deleted_token),
+        ("missing claim", "customer:email:…"),
     }
     assert all(b.kind == "missing claim" for b in report.breaks)
 
@@ -222,14 +241,19 @@ def test_a_damaged_event_makes_its_claims_unaccounted_for_not_a_crash(
     assert "the customer's events are unreadable" in details.values()
 
 
-def test_the_check_needs_no_second_pooled_connection(claimed: ClaimedLedger) -> None:
+@pytest.mark.integration
+def test_the_check_needs_no_second_pooled_connection(postgres_settings: Settings) -> None:
     """The claims stream on a connection of their own while the events are read, so a
     pool of one connection does (and a database bound on idle transactions, which the
-    stream's transaction may be between pages, does not end it)."""
-    if claimed.settings.store != "postgres":
-        pytest.skip("SQLite has no pool")
-    env = {**claimed.settings.event_store_env(), "POSTGRES_POOL_SIZE": "1",
-           "POSTGRES_MAX_OVERFLOW": "0", "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"}
+    stream's transaction may be between pages, does not end it). PostgreSQL only: SQLite
+    has no pool."""
+    ClaimedLedger(postgres_settings).ledger.close()
+    env = {
+        **postgres_settings.event_store_env(),
+        "POSTGRES_POOL_SIZE": "1",
+        "POSTGRES_MAX_OVERFLOW": "0",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1",
+    }
     small = SalesLedger(env=env)
     try:
         report = audit_claims(small)
@@ -243,8 +267,8 @@ def test_the_application_role_runs_the_check(postgres_settings: Settings) -> Non
     """``verify`` as the role ``init-db`` makes for the application, which may only read
     the ledger's tables: it finds the claims sound, and a forged one."""
     role = "ledger_app_claims_tests"
-    provide_app_role(role)
-    init_db(postgres_settings, app_role=role, app_password="claims-secret")
+    provide_app_role(role, password="claims-secret")
+    init_db(postgres_settings, app_role=role)
     as_app = {"postgres_user": role, "postgres_password": "claims-secret"}
     claimed = ClaimedLedger(postgres_settings.model_copy(update=as_app))
     try:
