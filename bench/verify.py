@@ -6,7 +6,10 @@ Then, alternating in fresh processes so that machine noise hits both alike:
 
 - the baseline reads every stored event in position order, in batches of the verifier's
   size, with one plain indexed SELECT each, and takes SHA-256 of each row's state;
-- the ledger runs ``ChainVerifier.verify_range()`` (both chains and the seals).
+- the ledger runs what ``salesledger verify`` runs (both chains and the seals):
+  ``verify_spread``, which from 250,000 positions on cuts the log at seals and verifies
+  the stretches in two processes on a 2-core machine (``--jobs 1``: one process, as
+  ``ChainVerifier.verify_range()``). The baseline stays one process.
 
 It prints events/s of each, the ratio (target ≥ 0.6) and each process's peak RSS (the
 verifier streams in batches, so it should not grow with the ledger).
@@ -31,7 +34,8 @@ import psycopg
 from bench.harness import conninfo
 from bench.projections import populate, populated_events
 from services.bootstrap import build_ledger
-from services.integrity import READ_BATCH, ChainVerifier, Sealer
+from services.integrity import READ_BATCH, Sealer
+from services.parallel_verification import PARALLEL_FROM, verify_spread
 from services.settings import Settings
 
 DBNAME = "ledger_bench_verify"
@@ -60,27 +64,35 @@ def raw_read_and_hash(dbname: str) -> int:
             after = rows[-1][0]
 
 
-def ledger_verify(dbname: str) -> int:
-    ledger = build_ledger(_settings(dbname))
+def ledger_verify(dbname: str, jobs: int | None) -> int:
+    """What ``salesledger verify`` does (spread over ``jobs`` processes on a long ledger,
+    by default as the command spreads it)."""
+    settings = _settings(dbname)
+    ledger = build_ledger(settings)
     try:
-        report = ChainVerifier(ledger.recorder).verify_range()  # type: ignore[arg-type]
+        report = verify_spread(settings, ledger.recorder, jobs=jobs)  # type: ignore[arg-type]
         assert report.ok, report.first_break
         return report.events
     finally:
         ledger.close()
 
 
-def _timed(kind: str, dbname: str, out: Any) -> None:
+def _timed(kind: str, dbname: str, jobs: int | None, out: Any) -> None:
     started = time.perf_counter()
-    events = raw_read_and_hash(dbname) if kind == "raw" else ledger_verify(dbname)
+    events = raw_read_and_hash(dbname) if kind == "raw" else ledger_verify(dbname, jobs)
     elapsed = time.perf_counter() - started
-    out.put((events, elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    peak = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,  # the spread's processes
+    )
+    out.put((events, elapsed, peak / 1024))
 
 
-def measure(kind: str, dbname: str) -> tuple[int, float, float]:
-    """(events, seconds, peak RSS in MiB) of one run in a fresh process."""
+def measure(kind: str, dbname: str, jobs: int | None = None) -> tuple[int, float, float]:
+    """(events, seconds, peak RSS in MiB of the largest process) of one run in a fresh
+    process."""
     out: Any = multiprocessing.Queue()
-    process = multiprocessing.Process(target=_timed, args=(kind, dbname, out))
+    process = multiprocessing.Process(target=_timed, args=(kind, dbname, jobs, out))
     process.start()
     result: tuple[int, float, float] = out.get(timeout=3600)
     process.join()
@@ -122,6 +134,11 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep the database's events if it has some"
     )
+    parser.add_argument(
+        "--jobs", type=int, default=None,
+        help="verify's processes (default: as `salesledger verify` spreads the ledger: "
+        f"one per CPU, at most 2, from {PARALLEL_FROM:,} positions on; 1: one process)",
+    )
     args = parser.parse_args()
     prepare(args.dbname, args.events, args.opportunities, reuse=args.reuse)
     print(f"{'round':>5} {'raw ev/s':>10} {'verify ev/s':>12} {'ratio':>6} "
@@ -129,7 +146,7 @@ def main() -> None:
     ratios = []
     for round_ in range(1, args.rounds + 1):
         order = ("raw", "verify") if round_ % 2 else ("verify", "raw")
-        results = {kind: measure(kind, args.dbname) for kind in order}
+        results = {kind: measure(kind, args.dbname, args.jobs) for kind in order}
         (raw_n, raw_s, raw_mb), (n, seconds, mb) = results["raw"], results["verify"]
         ratio = (n / seconds) / (raw_n / raw_s)
         ratios.append(ratio)

@@ -19,6 +19,7 @@ from services.bootstrap import (
 from services.claims_audit import audit_claims
 from services.database import Database
 from services.integrity import ChainVerifier, VerificationReport
+from services.parallel_verification import PARALLEL_FROM, verify_spread
 from services.schema_admin import init_db
 from services.settings import Settings
 from services.transparency.keys import (
@@ -64,6 +65,11 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--from", dest="start", type=int, default=1, help="first position")
     verify.add_argument("--to", dest="stop", type=int, default=None, help="last position")
     verify.add_argument("--aggregate", default=None, help="verify one aggregate's chain")
+    verify.add_argument(
+        "--jobs", type=int, default=None,
+        help="processes a long range is spread over (default: one per CPU, at most 2; "
+        f"ranges under {PARALLEL_FROM:,} positions use one)",
+    )
     verify.add_argument(
         "--kafka", action="store_true",
         help="also check the published Kafka messages up to the latest signed head",
@@ -187,13 +193,13 @@ def erasure_summary(erased: list[str], aggregate: str | None = None) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    ledger = build_ledger()
+    settings = Settings()
+    ledger = build_ledger(settings)
     store: Any = ledger.recorder
-    verifier = ChainVerifier(store)
     if args.aggregate:
-        report = verifier.verify_aggregate(UUID(args.aggregate))
+        report = ChainVerifier(store).verify_aggregate(UUID(args.aggregate))
     else:
-        report = verifier.verify_range(args.start, args.stop)
+        report = verify_spread(settings, store, args.start, args.stop, jobs=args.jobs)
     _print_report(report)
     print(erasure_summary(ledger.subject_keys.store.erased_subjects(), args.aggregate))
     status = 0 if report.ok else 1
