@@ -9,8 +9,9 @@ together check everything one pass would, and a clean ledger gives the same repo
 (Where something is broken, each stretch reports what it finds: the first break is the
 same, later ones may be reported from both sides of a cut.)
 
-Hashing is CPU-bound Python, one core per process; starting a process costs about a
-second, so a ledger is cut only from ``PARALLEL_FROM`` events on.
+Hashing is CPU-bound Python, one core per process. The first stretch is verified in the
+calling process while the others start (a new process costs about a second of imports),
+and a ledger is cut only from ``PARALLEL_FROM`` events on.
 """
 
 from __future__ import annotations
@@ -51,15 +52,15 @@ def verify_spread(
     if len(stretches) < 2:
         return ChainVerifier(store).verify_range(start, upto)
     context = multiprocessing.get_context("spawn")  # no inherited connections or threads
-    with ProcessPoolExecutor(len(stretches), mp_context=context) as pool:
-        parts = list(
-            pool.map(
-                _verify_stretch,
-                [settings.model_dump()] * len(stretches),
-                [first for first, _ in stretches],
-                [last for _, last in stretches],
-            )
-        )
+    with ProcessPoolExecutor(len(stretches) - 1, mp_context=context) as pool:
+        later = [
+            pool.submit(_verify_stretch, settings.model_dump(), first, last)
+            for first, last in stretches[1:]
+        ]
+        # The first stretch here, while the other processes start.
+        first, last = stretches[0]
+        parts = [ChainVerifier(store).verify_range(first, last)]
+        parts += [future.result() for future in later]
     return merged(parts)
 
 
