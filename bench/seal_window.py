@@ -7,6 +7,8 @@ window (``docs/integrity.md``). This measures it as deployed: ``salesledger seal
 command at a time at a steady pace; for each command, the time from the command's
 return (its commit) to the sealing worker printing a signed head that covers its
 position. The baseline in the same run is the same append alone (its own latency).
+(``bench.transparency lag`` measures the sealing loop alone, in-process, against eight
+writers; this measures the deployed worker end to end, for every command.)
 
     python -m bench.seal_window --commands 200 --pace 0.05
 
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from bench.harness import fresh_database
 from bench.http import server_env
+from bench.http_load import percentile
 from commands.ledger import SalesLedger
 from services.settings import Settings
 from services.transparency.keys import create_signing_key
@@ -41,11 +44,6 @@ def _follow_heads(stdout: object, heads: list[tuple[float, int]]) -> None:
         found = HEAD_LINE.search(line)
         if found:
             heads.append((time.perf_counter(), int(found.group(1))))
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def measure(commands: int, pace: float, interval: float) -> dict[str, float]:
@@ -92,10 +90,10 @@ def measure(commands: int, pace: float, interval: float) -> dict[str, float]:
     appends = [latency * 1000 for _, _, latency in committed]
     return {
         "window_p50_ms": statistics.median(windows),
-        "window_p99_ms": _percentile(windows, 0.99),
+        "window_p99_ms": percentile(windows, 0.99),
         "window_max_ms": max(windows),
         "append_p50_ms": statistics.median(appends),
-        "append_p99_ms": _percentile(appends, 0.99),
+        "append_p99_ms": percentile(appends, 0.99),
     }
 
 

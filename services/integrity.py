@@ -25,7 +25,7 @@ from services.range_verification import RangeVerification, SealCursor
 
 __all__ = [
     "CHAIN_CACHE", "READ_BATCH", "SEAL_BATCH", "ChainBreak", "ChainStore", "ChainVerifier",
-    "SealCursor", "Sealer", "VerificationReport", "iter_records",
+    "SealCursor", "Sealer", "VerificationReport", "iter_records", "verifiable_head",
 ]
 
 READ_BATCH = 10_000
@@ -100,11 +100,7 @@ class ChainVerifier:
         are anchored on the stored hash of the version before. Events and seals are read
         in step, a batch at a time, so memory stays bounded whatever the ledger's size.
         """
-        if stop is None:
-            latest = self.store.last_seal()
-            upto = max(self.store.horizon_position(), latest.upto_position if latest else 0)
-        else:
-            upto = stop
+        upto = verifiable_head(self.store) if stop is None else stop
         return RangeVerification(
             self.store, start, upto, batch_size=READ_BATCH, chain_cache=CHAIN_CACHE,
             keep_statuses=keep_statuses,
@@ -139,6 +135,13 @@ class ChainVerifier:
         start (trusting no seal), and how many events it covers."""
         report = self.verify_range(1, position)
         return bytes.fromhex(report.ledger_hash or GENESIS.hex()), report.events
+
+
+def verifiable_head(store: ChainStore) -> int:
+    """The last position a verification of the whole ledger covers: the read horizon, or
+    the last seal if it reaches further."""
+    latest = store.last_seal()
+    return max(store.horizon_position(), latest.upto_position if latest else 0)
 
 
 def _row(record: ChainedRecord) -> ChainRow:

@@ -23,7 +23,7 @@ from typing import Any
 
 from services.chain import ChainStore
 from services.chain_report import VerificationReport
-from services.integrity import ChainVerifier
+from services.integrity import ChainVerifier, verifiable_head
 from services.settings import Settings
 
 PARALLEL_FROM = 250_000
@@ -47,7 +47,7 @@ def verify_spread(
     """``ChainVerifier(store).verify_range(start, stop)``, spread over ``jobs`` processes
     (default ``default_jobs()``) when the range is long enough to gain from it."""
     jobs = default_jobs() if jobs is None else jobs
-    upto = stop if stop is not None else _head(store)
+    upto = stop if stop is not None else verifiable_head(store)
     stretches = cut_at_seals(store, start, upto, jobs) if upto - start >= PARALLEL_FROM else []
     if len(stretches) < 2:
         return ChainVerifier(store).verify_range(start, upto)
@@ -90,11 +90,6 @@ def merged(parts: list[VerificationReport]) -> VerificationReport:
     report.ledger_hash = parts[-1].ledger_hash
     report.breaks.sort(key=lambda b: b.position)
     return report
-
-
-def _head(store: ChainStore) -> int:
-    latest = store.last_seal()
-    return max(store.horizon_position(), latest.upto_position if latest else 0)
 
 
 def _verify_stretch(settings: dict[str, Any], start: int, stop: int) -> VerificationReport:

@@ -55,7 +55,7 @@ def query_funnel_as_of(
         if tx.dialect == "postgres":
             # The moment decides how much of each index range is read: plan for each.
             tx.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        from_totals = selection == FunnelFilter(owner_ids=selection.owner_ids) and (
+        from_totals = selection.by_owners_only() and (
             _changed_since(tx, moment, selection, recent_changes) < recent_changes
         )
         parts, params = _alive_at(moment, selection, from_totals)
@@ -97,6 +97,7 @@ def _alive_at(
     open and of won deals, then the finished versions, one index range per span class (see
     ``versions.py``)."""
     parts, values = (_current_from_totals if from_totals else _current_begun)(moment, selection)
+    at = iso_timestamp(moment)
     conditions, params = selection.sql(close_column="close_date")
     for span in range(SHORTEST_SPAN_CLASS, LONGEST_SPAN_CLASS + 1):
         lowest = _started_after(moment, span)
@@ -105,7 +106,6 @@ def _alive_at(
             "SELECT stage, status, 1 AS n, amount FROM funnel_deal_versions "
             f"WHERE span_class = %s{after} AND valid_from <= %s AND valid_to > %s{conditions}"
         )
-        at = iso_timestamp(moment)
         values += [span, *([] if lowest is None else [lowest]), at, at, *params]
     return parts, values
 

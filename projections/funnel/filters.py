@@ -46,6 +46,11 @@ class FunnelFilter:
             params.append(self.close_to.isoformat()[:7])
         return "".join(f" AND {c}" for c in conditions), params
 
+    def by_owners_only(self) -> bool:
+        """True if nothing but owners (or nothing at all) is selected: what the per-owner
+        totals (``funnel_stage_totals``) can answer."""
+        return self == FunnelFilter(owner_ids=self.owner_ids)
+
     def in_whole_months(self) -> bool:
         """True if the close period starts on a month's first day and ends on a last day."""
         starts = self.close_from is None or self.close_from.day == 1

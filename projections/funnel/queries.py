@@ -111,7 +111,7 @@ def query_funnel(
     it sums the per-dimension totals. Otherwise (owners with other criteria, a week or a
     day) it reads the matching deals through an index.
     """
-    if selection == FunnelFilter(owner_ids=selection.owner_ids):
+    if selection.by_owners_only():
         return _funnel_from_totals_table(
             database, "funnel_stage_totals", selection.sql(), probabilities
         )
