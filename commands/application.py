@@ -35,6 +35,12 @@ from commands.aggregate_cache import (
     SharedOrganisation,
     StaleCacheError,
 )
+from commands.claims import (
+    claim_for_command,
+    command_fingerprint,
+    command_outcome,
+    command_outcome_value,
+)
 from commands.concurrency import GuardMovedError, LedgerRecorder
 from commands.event_boundary import CheckedMapper as CheckedMapper  # (re-exported)
 from commands.personal_data import (
@@ -75,11 +81,6 @@ def aggregate_uuid(aggregate_class: type[Aggregate], aggregate_id: UUID | str) -
         return UUID(str(aggregate_id))
     except ValueError:
         raise NotFoundError(f"no {aggregate_class.__name__.lower()} {aggregate_id}") from None
-
-
-def claim_for_command(actor: str, command_id: str) -> str:
-    """The claim that records the outcome of the command ``actor`` sent as ``command_id``."""
-    return f"command:{actor}:{command_id}"
 
 
 class LedgerApplication(Application[UUID]):
@@ -294,12 +295,10 @@ class LedgerApplication(Application[UUID]):
         self._check_expected_version(aggregate)
         all_claims = list(claims)
         if command_id:
-            outcome = f"{aggregate.id}:{aggregate.version}"
-            fingerprint = expected().fingerprint
             all_claims.append(
                 (
                     claim_for_command(actor, command_id),
-                    f"{outcome}:{fingerprint}" if fingerprint else outcome,
+                    command_outcome_value(aggregate.id, aggregate.version, expected().fingerprint),
                 )
             )
         try:
@@ -372,12 +371,13 @@ class LedgerApplication(Application[UUID]):
         value = self.store.select_claims([claim_for_command(actor, command_id)])
         if not value:
             return None
-        aggregate_id, version, *fingerprint = next(iter(value.values())).split(":", 2)
-        now = expected().fingerprint
-        if fingerprint and now is not None and fingerprint[0] != now:
+        recorded = next(iter(value.values()))
+        fingerprint, now = command_fingerprint(recorded), expected().fingerprint
+        if fingerprint and now is not None and fingerprint != now:
             raise IdempotencyKeyReusedError()
-        position = self._position_of(aggregate_id, int(version))
-        return CommandResult(aggregate_id, int(version), position, duplicate=True)
+        aggregate_id, version = command_outcome(recorded)
+        position = self._position_of(str(aggregate_id), version)
+        return CommandResult(str(aggregate_id), version, position, duplicate=True)
 
     def _position_of(self, aggregate_id: str, version: int) -> int | None:
         """The ledger position of an aggregate's event at ``version``."""

@@ -50,11 +50,34 @@ def token_revoked_claim(digest: str) -> str:
     return f"token-revoked:{digest}"
 
 
+def claim_for_command(actor: str, command_id: str) -> str:
+    """The claim that records the outcome of the command ``actor`` sent as ``command_id``."""
+    return f"command:{actor}:{command_id}"
+
+
+def command_claim_actor(claim: str) -> str:
+    """The actor a command claim (``claim_for_command``) was recorded for."""
+    return (claim.split(":", 2) + [""])[1]
+
+
+def command_outcome_value(aggregate_id: UUID, version: int, fingerprint: str | None) -> str:
+    """A command claim's value: the event it ended with, and the fingerprint of the request
+    (when the request had one), ``AGGREGATE:VERSION[:FINGERPRINT]``."""
+    outcome = f"{aggregate_id}:{version}"
+    return f"{outcome}:{fingerprint}" if fingerprint else outcome
+
+
 def command_outcome(value: str) -> tuple[UUID, int]:
     """The event a command claim's value names (``AGGREGATE:VERSION[:FINGERPRINT]``);
     ``ValueError`` if it names none."""
     aggregate_id, version, *_ = value.split(":", 2)
     return UUID(aggregate_id), int(version)
+
+
+def command_fingerprint(value: str) -> str | None:
+    """The request fingerprint a command claim's value records, if any."""
+    parts = value.split(":", 2)
+    return parts[2] if len(parts) == 3 else None
 
 
 @dataclass

@@ -25,13 +25,13 @@ from aggregates.opportunity import Opportunity
 from aggregates.organisation import ORGANISATION_ID, SYSTEM_ACTOR, Organisation, Role
 from aggregates.ownership import require_held
 from commands.aggregate_cache import StaleCacheError
-from commands.application import (
-    MAX_DECISION_ATTEMPTS,
-    CommandResult,
-    LedgerApplication,
+from commands.application import MAX_DECISION_ATTEMPTS, CommandResult, LedgerApplication
+from commands.claims import (
     claim_for_command,
+    command_outcome_value,
+    token_claim,
+    token_revoked_claim,
 )
-from commands.claims import token_claim, token_revoked_claim
 from commands.concurrency import GuardMovedError
 
 
@@ -179,7 +179,8 @@ class OrganisationCommands(LedgerApplication):
         last = aggregates[-1]
         claims = []
         if command_id:
-            claims.append((claim_for_command(actor, command_id), f"{last.id}:{last.version}"))
+            value = command_outcome_value(last.id, last.version, None)
+            claims.append((claim_for_command(actor, command_id), value))
         stored = [
             self.mapper.to_stored_event(event)
             for aggregate in aggregates

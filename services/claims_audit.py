@@ -37,6 +37,7 @@ from commands.claims import (
     ORGANISATION_TOPICS,
     CustomerClaims,
     OrganisationClaims,
+    command_claim_actor,
     command_outcome,
     customer_claims,
 )
@@ -127,7 +128,7 @@ class ClaimsAuditor:
             if claim not in named:
                 continue
             stored = events.get(named[claim])
-            actor = (claim.split(":", 2) + [""])[1]
+            actor = command_claim_actor(claim)
             if stored is None:
                 report.breaks.append(ClaimBreak("claim", claim, value, "names no stored event"))
                 continue
