@@ -7,10 +7,12 @@ unreachable, tests that need it fail loudly rather than skip.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -50,6 +52,30 @@ def postgres_admin_conninfo(dbname: str | None = None) -> str:
     )
     password = os.environ.get("POSTGRES_ADMIN_PASSWORD")
     return f"{conninfo} password={password}" if password else conninfo
+
+
+def below_the_application(
+    settings: Settings,
+    statement: str,
+    params: tuple[Any, ...] = (),
+    *,
+    sqlite_triggers: tuple[str, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """Run ``statement`` (``%s`` placeholders) on the ledger's store as a tamperer or an
+    older version would, below the application and its append-only triggers: on
+    PostgreSQL as the server's superuser with the triggers off for the session, on SQLite
+    with ``sqlite_triggers`` dropped. Its rows, if it returns any."""
+    if settings.store == "postgres":
+        with psycopg.connect(
+            postgres_admin_conninfo(settings.postgres_dbname), autocommit=True
+        ) as conn:
+            conn.execute("SET session_replication_role = replica")
+            cursor = conn.execute(statement, params)
+            return list(cursor.fetchall()) if cursor.description else []
+    with sqlite3.connect(settings.sqlite_path) as lite:
+        for trigger in sqlite_triggers:
+            lite.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        return list(lite.execute(statement.replace("%s", "?"), params).fetchall())
 
 
 def create_database(name: str, owner: str | None = None) -> None:

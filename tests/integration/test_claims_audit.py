@@ -4,14 +4,12 @@ the application, is reported by ``verify``; a ledger's own claims never are."""
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import pytest
 
 from commands.ledger import SalesLedger
@@ -21,7 +19,7 @@ from services.cli import main
 from services.importing.crm import CrmImport
 from services.schema_admin import init_db
 from services.settings import Settings
-from tests.conftest import build_team, postgres_admin_conninfo, provide_app_role
+from tests.conftest import below_the_application, build_team, provide_app_role
 
 CUSTOMERS_CSV = (
     "Id,Name,Source,TaxId,Phone,Email,OwnerId,CreatedDate\n"
@@ -91,18 +89,13 @@ class ClaimedLedger:
 
     def execute(self, statement: str, params: tuple[Any, ...] = ()) -> None:
         """Run ``statement`` as the tables' owner, below the application (and its triggers)."""
-        if self.settings.store == "postgres":
-            with psycopg.connect(
-                postgres_admin_conninfo(self.settings.postgres_dbname), autocommit=True
-            ) as conn:
-                conn.execute("SET session_replication_role = replica")
-                conn.execute(statement, params)
-            return
         table = self.ledger.recorder.events_table_name  # type: ignore[attr-defined]
-        with sqlite3.connect(self.settings.sqlite_path) as conn:
-            for trigger in ("ledger_claims_no_delete", f"{table}_no_update"):
-                conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-            conn.execute(statement.replace("%s", "?"), params)
+        below_the_application(
+            self.settings,
+            statement,
+            params,
+            sqlite_triggers=("ledger_claims_no_delete", f"{table}_no_update"),
+        )
 
     def forge(self, claim: str, value: str) -> None:
         self.execute("INSERT INTO ledger_claims (claim, value) VALUES (%s, %s)", (claim, value))

@@ -4,7 +4,6 @@ Signed heads and offline bundles: ``test_transparency``."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -12,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import pytest
 
 from commands.ledger import SalesLedger
@@ -20,7 +18,7 @@ from services.chain import GENESIS, event_hash
 from services.integrity import ChainVerifier, Sealer
 from services.schema_admin import init_db
 from services.settings import Settings
-from tests.conftest import build_team, postgres_admin_conninfo, provide_app_role
+from tests.conftest import below_the_application, build_team, provide_app_role
 
 Execute = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 
@@ -97,18 +95,12 @@ class TamperedStore:
             self.execute("DELETE FROM {table} WHERE originator_id = 'burnt'", ())
 
     def execute(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        statement = statement.replace("{table}", self.table)
-        if self.settings.store == "postgres":
-            with psycopg.connect(
-                postgres_admin_conninfo(self.settings.postgres_dbname), autocommit=True
-            ) as conn:
-                conn.execute("SET session_replication_role = replica")
-                cursor = conn.execute(statement, params)
-                return list(cursor.fetchall()) if cursor.description else []
-        with sqlite3.connect(self.settings.sqlite_path) as conn:
-            conn.execute(f"DROP TRIGGER IF EXISTS {self.table}_no_update")
-            conn.execute(f"DROP TRIGGER IF EXISTS {self.table}_no_delete")
-            return list(conn.execute(statement.replace("%s", "?"), params).fetchall())
+        return below_the_application(
+            self.settings,
+            statement.replace("{table}", self.table),
+            params,
+            sqlite_triggers=(f"{self.table}_no_update", f"{self.table}_no_delete"),
+        )
 
     def position_of(self, aggregate_id: str, version: int) -> int:
         key = aggregate_id if self.settings.store == "postgres" else UUID(aggregate_id).hex

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
 from commands.ledger import SalesLedger
@@ -15,7 +14,7 @@ from services import parallel_verification
 from services.integrity import ChainVerifier, Sealer
 from services.parallel_verification import cut_at_seals, verify_spread
 from services.settings import Settings
-from tests.conftest import build_team, postgres_admin_conninfo
+from tests.conftest import below_the_application, build_team
 
 pytestmark = pytest.mark.integration
 
@@ -70,15 +69,12 @@ def test_a_spread_verification_finds_the_first_break_one_pass_finds(
     monkeypatch.setattr(parallel_verification, "PARALLEL_FROM", 0)
     table = ledger.recorder.events_table_name  # type: ignore[attr-defined]
     position = (ledger.recorder.max_notification_id() or 0) - 5
-    with psycopg.connect(
-        postgres_admin_conninfo(settings.postgres_dbname), autocommit=True
-    ) as admin:  # below the application, as a tamperer would
-        admin.execute("SET session_replication_role = replica")
-        admin.execute(
-            f"UPDATE {table} SET state = overlay(state placing '\\x7a'::bytea from 12 for 1) "
-            "WHERE notification_id = %s",
-            (position,),
-        )
+    below_the_application(
+        settings,
+        f"UPDATE {table} SET state = overlay(state placing '\\x7a'::bytea from 12 for 1) "
+        "WHERE notification_id = %s",
+        (position,),
+    )
     one_pass = ChainVerifier(ledger.recorder).verify_range()  # type: ignore[arg-type]
     spread = verify_spread(settings, ledger.recorder, jobs=3)  # type: ignore[arg-type]
     assert one_pass.first_break is not None and one_pass.first_break.position == position
