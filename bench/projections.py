@@ -385,7 +385,7 @@ def main() -> None:
     parser.add_argument(
         "--processes",
         type=int,
-        default=default_processes("postgres"),
+        default=default_processes("postgres", rebuilding=True),
         help="worker processes for the catch-up (default: `salesledger project`'s here)",
     )
     parser.add_argument(

@@ -71,9 +71,9 @@ def register(subparsers: Any) -> None:
         "--processes",
         type=int,
         default=None,
-        help="worker processes to spread the projections over (PostgreSQL only; default: "
-        "2 where the machine has 2 or more CPUs, else 1): the funnel gets one of its own, "
-        "reading only its events; with more, monitoring too, then the audit trail",
+        help="worker processes to spread the projections over (PostgreSQL only; default 1): "
+        "with 2, the funnel gets one of its own, reading only its events; with more, "
+        "monitoring too, then the audit trail",
     )
     project.add_argument("--worker-of", type=int, metavar="PID", help=argparse.SUPPRESS)
     project.set_defaults(handler=_project)
@@ -86,8 +86,8 @@ def register(subparsers: Any) -> None:
         "--processes",
         type=int,
         default=None,
-        help="worker processes to replay in, as for `project` (default: the same as there); "
-        "with --in-place",
+        help="worker processes to replay in, as for `project` (default: 2 on PostgreSQL where "
+        "the machine has 2 or more CPUs, else 1); with --in-place",
     )
     rebuild.add_argument(
         "--in-place",
@@ -207,9 +207,15 @@ def _end_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def default_processes(store: str) -> int:
-    """``salesledger project``'s worker processes by default: two on PostgreSQL where the
-    machine has two CPUs or more (measured faster there, docs/projections.md), else one."""
+def default_processes(store: str, *, rebuilding: bool = False) -> int:
+    """Worker processes by default. Following the ledger (``salesledger project``): one,
+    as every process pays each pass's fixed round trips and its read of the new events,
+    and under the HTTP mix one process left the API a third more requests per second
+    than two (``bench/http.py``, docs/projections.md). Replaying from event 1
+    (``rebuild --in-place``): two on PostgreSQL where the machine has two CPUs or more,
+    else one."""
+    if not rebuilding:
+        return 1
     return 2 if store == "postgres" and (os.cpu_count() or 1) > 1 else 1
 
 
@@ -228,11 +234,12 @@ def default_api_workers(store: str) -> int:
 
 
 def _process_groups(
-    processes: int | None, settings: Settings, names: Sequence[str]
+    processes: int | None, settings: Settings, names: Sequence[str], *, rebuilding: bool = False
 ) -> list[list[str]] | None:
     """``names`` spread over ``processes`` (default: ``default_processes``); None, having
     said why, if that many cannot be used here."""
-    processes = default_processes(settings.store) if processes is None else processes
+    if processes is None:
+        processes = default_processes(settings.store, rebuilding=rebuilding)
     if processes < 1 or (processes > 1 and settings.store != "postgres"):
         print(
             "error: --processes must be 1 or more, and above 1 only with "
@@ -310,7 +317,9 @@ def _rebuild(args: argparse.Namespace) -> int:
     settings = Settings()
     if settings.store == "postgres" and not args.in_place:
         return _rebuild_beside(settings, args.names)
-    groups = _process_groups(args.processes, settings, args.names or projection_names())
+    groups = _process_groups(
+        args.processes, settings, args.names or projection_names(), rebuilding=True
+    )
     if groups is None:
         return 2
     runner = ProjectionRunner(build_ledger(settings), open_read_store(settings), all_projections())
