@@ -122,19 +122,19 @@ def create_app(
     app.include_router(health.router)
     app.include_router(schemas.router)
     for router in (
-        listings.router,
-        people.router,
-        customers.router,
         opportunities.router,
-        plans.router,
-        forecasts.router,
+        integrity.router,
         funnel.router,
+        forecasts.router,
+        listings.router,
+        customers.router,
+        people.router,
+        plans.router,
         analytics.router,
         imports.router,
         monitoring.router,
         audit.router,
         tokens.router,
-        integrity.router,
         organisation.router,
     ):
         app.include_router(router, dependencies=ACCESS_CHECKED)

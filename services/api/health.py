@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from projections.runner import POSITIONS_TABLE
 from services.api.dependencies import ApiContext, get_context
+from services.api.routes import LedgerRouter
 from services.bootstrap import UNREACHABLE_ERRORS
 from services.metrics import LedgerCollector, exposition
 
-router = APIRouter(tags=["operations"])
+router = LedgerRouter(tags=["operations"])
 
 
 @router.get("/livez")

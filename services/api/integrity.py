@@ -8,12 +8,13 @@ from dataclasses import asdict
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import HTTPException, Path, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from services.api.csv_export import Format, report_response
 from services.api.dependencies import LedgerDep
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.api.time_params import AsOf
 from services.history import history_with_chain
@@ -27,10 +28,10 @@ from services.transparency.bundle import (
 from services.transparency.keys import current_public_key_pem
 from services.transparency.store import tree_store_for
 
-router = APIRouter(tags=["integrity"])
+router = LedgerRouter(tags=["integrity"])
 MAX_POSITION = 2**63 - 1
 """The largest position or tree size a database column holds."""
-public_router = APIRouter(tags=["integrity"])
+public_router = LedgerRouter(tags=["integrity"])
 
 
 class Cosignature(BaseModel):

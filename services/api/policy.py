@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.params import Depends as DependsParam
+from starlette.concurrency import run_in_threadpool
 
 from services.access import AccessDeniedError, check_route
 from services.api.dependencies import get_context
 from services.api.filters import check_parameters
-from services.api.security import CurrentActor
+from services.api.security import Credentials, authenticate
 from services.exports import record_export
 
 
-def enforce_access(request: Request, actor: CurrentActor) -> None:
+async def enforce_access(request: Request, credentials: Credentials) -> None:
     """401 without a valid token; 422 for a parameter no store can look up; 403 unless
-    the policy allows this route (and record). (The ledger comes from the request, as in
-    ``current_actor``: one dependency less to resolve on every request.)"""
+    the policy allows this route (and record). All in one worker thread: the token's
+    check, the policy's and the record each may ask the store."""
+    await run_in_threadpool(_enforce_access, request, credentials)
+
+
+def _enforce_access(request: Request, credentials: Credentials) -> None:
+    actor = authenticate(request, credentials)
     ledger = get_context(request).ledger
     check_parameters(request)
     route = request.scope.get("route")

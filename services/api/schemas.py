@@ -8,14 +8,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import schemas
 from events.messages import schema_id
+from services.api.routes import LedgerRouter
 
-router = APIRouter(prefix="/schemas", tags=["schemas"])
+router = LedgerRouter(prefix="/schemas", tags=["schemas"])
 SCHEMAS_DIR = Path(schemas.__file__).parent
 SCHEMA_MEDIA_TYPE = "application/schema+json"
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from commands.models import CommandAccepted
 from services.api.dependencies import ContextDep, IdempotencyKey, accepted
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 
-router = APIRouter(prefix="/tokens", tags=["tokens"])
+router = LedgerRouter(prefix="/tokens", tags=["tokens"])
 
 
 class IssueToken(BaseModel):

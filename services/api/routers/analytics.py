@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from aggregates.errors import RuleViolationError
@@ -27,9 +27,10 @@ from services.analytics.queries import (
 )
 from services.api.dependencies import LedgerDep
 from services.api.filters import FunnelFilterDep
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 
-router = APIRouter(tags=["analytics"])
+router = LedgerRouter(tags=["analytics"])
 
 
 def visible_scope(

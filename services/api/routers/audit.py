@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from eventsourcing.domain import Aggregate
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from projections.audit import AuditEntry, query_audit_trail
 from services.api.aggregate_views import AggregateState, aggregate_state, with_etag
@@ -13,10 +13,11 @@ from services.api.csv_export import Format
 from services.api.dependencies import ContextDep, DatabaseDep, LedgerDep, fresh
 from services.api.listing import list_response
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, int_state
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.api.time_params import AsOf, Since, Until
 
-router = APIRouter(tags=["audit"])
+router = LedgerRouter(tags=["audit"])
 
 
 @router.get("/audit", response_model=Page[AuditEntry], dependencies=[Depends(fresh("audit"))])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from aggregates.customer import Customer
 from commands.models import (
@@ -18,10 +18,11 @@ from commands.models import (
 )
 from services.api.aggregate_views import AggregateState, aggregate_state, with_etag
 from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.api.time_params import AsOf
 
-router = APIRouter(prefix="/customers", tags=["customers"])
+router = LedgerRouter(prefix="/customers", tags=["customers"])
 
 DUPLICATE_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 
 from aggregates.plan import period_level
 from aggregates.visibility import visible_people
@@ -19,10 +19,11 @@ from services.api.dependencies import (
     accepted,
     fresh,
 )
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.api.time_params import AsOf
 
-router = APIRouter(prefix="/forecasts", tags=["forecasts"])
+router = LedgerRouter(prefix="/forecasts", tags=["forecasts"])
 
 
 @router.post("/{period}/submission", response_model=CommandAccepted)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 
 from projections.conversion import ConversionReport, query_conversion
 from projections.funnel import (
@@ -17,10 +17,11 @@ from projections.funnel import (
 from services.api.csv_export import Format, report_response
 from services.api.dependencies import DatabaseDep, LedgerDep, fresh
 from services.api.filters import FunnelFilterDep, configuration_in_force
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.api.time_params import AsOf
 
-router = APIRouter(prefix="/funnel", tags=["funnel"], dependencies=[Depends(fresh("funnel"))])
+router = LedgerRouter(prefix="/funnel", tags=["funnel"], dependencies=[Depends(fresh("funnel"))])
 
 
 @router.get("", response_model=Funnel)

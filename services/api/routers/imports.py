@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.api.dependencies import LedgerDep
 from services.api.errors import problem
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.importing.crm import CrmImport
 
-router = APIRouter(tags=["import"])
+router = LedgerRouter(tags=["import"])
 
 
 class ImportProblem(BaseModel):

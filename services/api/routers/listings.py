@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from projections.base import iso_timestamp
 from projections.list_queries import (
@@ -37,10 +37,11 @@ from services.api.csv_export import Format
 from services.api.dependencies import ContextDep, fresh
 from services.api.listing import day_param, list_response, person_param, visible_to
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, keyset_of
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.moments import MOMENT_FORMATS, Bound
 
-router = APIRouter()
+router = LedgerRouter()
 
 Text = Annotated[str | None, Query(min_length=1, max_length=200)]
 Person = Annotated[

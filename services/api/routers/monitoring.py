@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from aggregates.visibility import require_visible_people, visible_people
@@ -25,10 +25,11 @@ from services.api.dependencies import ContextDep, DatabaseDep, LedgerDep, fresh
 from services.api.filters import owners_in_scope
 from services.api.listing import list_response
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, int_state
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.holdings import held_by
 
-router = APIRouter(
+router = LedgerRouter(
     prefix="/monitoring", tags=["monitoring"], dependencies=[Depends(fresh("monitoring"))]
 )
 

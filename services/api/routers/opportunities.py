@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from aggregates.opportunity import Opportunity
 from commands.models import (
@@ -25,10 +25,11 @@ from commands.models import (
 )
 from services.api.aggregate_views import AggregateState, aggregate_state, with_etag
 from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.api.time_params import AsOf
 
-router = APIRouter(prefix="/opportunities", tags=["opportunities"])
+router = LedgerRouter(prefix="/opportunities", tags=["opportunities"])
 
 
 @router.post("", response_model=CommandAccepted, status_code=201)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter
-
 from commands.models import CommandAccepted, Configure
 from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 
-router = APIRouter(prefix="/organisation", tags=["organisation"])
+router = LedgerRouter(prefix="/organisation", tags=["organisation"])
 
 
 @router.get("/configuration", response_model=dict[str, Any])

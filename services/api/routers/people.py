@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic import BaseModel, Field
 
 from aggregates.organisation import Role
@@ -29,10 +29,11 @@ from services.api.dependencies import (
 from services.api.errors import InvalidParameterError
 from services.api.listing import list_response
 from services.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.holdings import Holdings, holdings_of
 
-router = APIRouter(prefix="/people", tags=["people"])
+router = LedgerRouter(prefix="/people", tags=["people"])
 
 
 class PersonView(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from aggregates.plan import ROOT, SalesPlan
 from commands.models import (
@@ -31,10 +31,11 @@ from services.api.dependencies import (
     accepted,
     fresh,
 )
+from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
 from services.api.time_params import AsOf
 
-router = APIRouter(prefix="/plans", tags=["plans"])
+router = LedgerRouter(prefix="/plans", tags=["plans"])
 
 
 @router.post("", response_model=CommandAccepted, status_code=201)
