@@ -6,12 +6,33 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import IO, Any
 
+import orjson
 import structlog
+
+REQUEST_FIELDS: ContextVar[dict[str, Any] | None] = ContextVar(
+    "salesledger_request_fields", default=None
+)
+"""The ids of the request being served (``services.api.observability``), added to every
+log record: one context variable set per request, where binding each id as a structlog
+context variable cost a variable per id, per request."""
+
+
+def merge_request_fields(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A structlog processor: the request's ids into ``event`` (which keeps its own)."""
+    fields = REQUEST_FIELDS.get()
+    if fields:
+        for key, value in fields.items():
+            event.setdefault(key, value)
+    return event
+
 
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
+    merge_request_fields,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -43,6 +64,8 @@ def configure_logging(
             ],
         )
     )
+    global _json_handler
+    _json_handler = handler if as_json else None
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
@@ -50,3 +73,39 @@ def configure_logging(
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("kafka").setLevel(max(level, logging.ERROR))
+
+
+_json_handler: logging.StreamHandler[Any] | None = None
+"""The handler ``configure_logging`` installed, while its lines are JSON."""
+
+
+def log_request_line(logger: logging.Logger, **fields: Any) -> None:
+    """One ``request`` line at INFO from ``logger`` (the access log), as the formatter
+    would write it: with JSON logs, rendered by orjson and written straight to the
+    handler, one line per request without a ``LogRecord`` and a pass through every
+    processor (a tenth of an API process's time under load went on that)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _json_handler
+    if handler is None:
+        structlog.get_logger(logger.name).info("request", **fields)
+        return
+    line = {**fields, "event": "request", **(REQUEST_FIELDS.get() or {})}
+    line["level"] = "info"
+    line["logger"] = logger.name
+    line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    text = orjson.dumps(line, default=str).decode() + handler.terminator
+    with handler.lock or _NO_LOCK:
+        handler.stream.write(text)
+        handler.flush()
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()

@@ -3,17 +3,18 @@ counts for ``/metrics``."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
 import uuid
 from typing import Any
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events.base import caused_by
 from services.database import Database
+from services.logs import REQUEST_FIELDS, log_request_line
 from services.metrics import COMMANDS, REQUEST_SECONDS, outcome_of, record_pool
 
 UNMATCHED_ROUTE = "unmatched"
@@ -83,7 +84,7 @@ def _stats(pool: Any) -> dict[str, int]:
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-access_log = structlog.get_logger("salesledger.access")
+access_log = logging.getLogger("salesledger.access")
 
 
 def trace_context(traceparent: str | None) -> tuple[str, str | None, str]:
@@ -117,10 +118,14 @@ class RequestContextMiddleware:
         given_correlation = headers.get("x-correlation-id", "")
         correlation_id = given_correlation if REQUEST_ID.match(given_correlation) else trace_id
         span_id = secrets.token_hex(8)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
-            request_id=request_id, trace_id=trace_id, span_id=span_id, parent_span_id=parent_id,
-            correlation_id=correlation_id,
+        bound = REQUEST_FIELDS.set(
+            {
+                "request_id": request_id,
+                "trace_id": trace_id,
+                "span_id": span_id,
+                "parent_span_id": parent_id,
+                "correlation_id": correlation_id,
+            }
         )
         started = time.perf_counter()
         status = 500
@@ -142,8 +147,11 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, sending)
         finally:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
-            access_log.info(
-                "request", method=scope["method"], route=route, status=status,
+            log_request_line(
+                access_log,
+                method=scope["method"],
+                route=route,
+                status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
-            structlog.contextvars.clear_contextvars()
+            REQUEST_FIELDS.reset(bound)
