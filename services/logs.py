@@ -69,9 +69,14 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # uvicorn writes its access line when this logger has a handler, its own or the
+    # root's: the API writes its own (``salesledger.access``, with the request's ids).
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers = []
+    uvicorn_access.propagate = False
     logging.getLogger("kafka").setLevel(max(level, logging.ERROR))
 
 
@@ -95,9 +100,12 @@ def log_request_line(logger: logging.Logger, **fields: Any) -> None:
     line["logger"] = logger.name
     line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     text = orjson.dumps(line, default=str).decode() + handler.terminator
-    with handler.lock or _NO_LOCK:
-        handler.stream.write(text)
-        handler.flush()
+    try:
+        with handler.lock or _NO_LOCK:
+            handler.stream.write(text)
+            handler.flush()
+    except Exception:  # noqa: BLE001 - a closed stream: as logging would, never the request's error
+        structlog.get_logger(logger.name).info("request", **fields)
 
 
 class _NoLock:

@@ -122,10 +122,10 @@ def create_app(
     app.include_router(health.router)
     app.include_router(schemas.router)
     for router in (
-        opportunities.router,
-        integrity.router,
         funnel.router,
         forecasts.router,
+        opportunities.router,
+        integrity.router,
         listings.router,
         customers.router,
         people.router,

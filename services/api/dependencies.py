@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from aggregates.errors import RuleViolationError
 from commands.ledger import CommandResult, SalesLedger
@@ -16,6 +15,7 @@ from commands.models import CommandAccepted
 from projections.parking import parked_events
 from projections.runner import ProjectionWorker, wait_for_position
 from services.api.conventions import mark_replayed
+from services.api.routes import run_blocking
 from services.database import Database
 from services.settings import Settings
 
@@ -157,7 +157,7 @@ def fresh(projection: str) -> Callable[..., Awaitable[None]]:
         if min_position is None and parked is not None:
             _mark_incomplete(projection, parked, response)
             return
-        await run_in_threadpool(wait_in_thread, context, response, min_position)
+        await run_blocking(wait_in_thread, context, response, min_position)
 
     wait.__name__ = f"wait_for_{projection}"
     return wait

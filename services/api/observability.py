@@ -22,14 +22,19 @@ UNMATCHED_ROUTE = "unmatched"
 QUERY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+POOL_GAUGE_SECONDS = 0.5
+
+
 class MetricsMiddleware:
     """Records each HTTP request's latency by route template; a request of another
     method than GET/HEAD/OPTIONS is a command, counted by its route's name and outcome.
-    Also refreshes this process's pool gauges."""
+    Also refreshes this process's pool gauges, at most every ``POOL_GAUGE_SECONDS``
+    (a scrape reads them every few seconds; each refresh writes seven gauges)."""
 
     def __init__(self, app: ASGIApp, pools: dict[str, Any]) -> None:
         self.app = app
         self.pools = pools
+        self._pools_recorded = float("-inf")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,8 +61,11 @@ class MetricsMiddleware:
         REQUEST_SECONDS.labels(template, method, str(status)).observe(seconds)
         if method not in QUERY_METHODS and route is not None:
             COMMANDS.labels(getattr(route, "name", template), outcome_of(status)).inc()
-        for name, stats in self.pools.items():
-            record_pool(name, stats())
+        now = time.monotonic()
+        if now - self._pools_recorded >= POOL_GAUGE_SECONDS:
+            self._pools_recorded = now
+            for name, stats in self.pools.items():
+                record_pool(name, stats())
 
 
 def pool_readers(database: Database, ledger: Any) -> dict[str, Any]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.params import Depends as DependsParam
-from starlette.concurrency import run_in_threadpool
 
 from services.access import AccessDeniedError, check_route
 from services.api.dependencies import get_context
 from services.api.filters import check_parameters
+from services.api.routes import run_blocking
 from services.api.security import Credentials, authenticate
 from services.exports import record_export
 
@@ -17,7 +17,7 @@ async def enforce_access(request: Request, credentials: Credentials) -> None:
     """401 without a valid token; 422 for a parameter no store can look up; 403 unless
     the policy allows this route (and record). All in one worker thread: the token's
     check, the policy's and the record each may ask the store."""
-    await run_in_threadpool(_enforce_access, request, credentials)
+    await run_blocking(_enforce_access, request, credentials)
 
 
 def _enforce_access(request: Request, credentials: Credentials) -> None:

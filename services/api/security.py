@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from services.api.dependencies import get_context
+from services.api.routes import run_blocking
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An API token from `salesledger token`.")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
@@ -49,7 +49,7 @@ async def current_actor(request: Request, credentials: Credentials) -> str:
     actor: str | None = request.scope.get(ACTOR_KEY)
     if actor is not None:
         return actor
-    return await run_in_threadpool(authenticate, request, credentials)
+    return await run_blocking(authenticate, request, credentials)
 
 
 CurrentActor = Annotated[str, Depends(current_actor)]
