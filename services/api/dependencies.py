@@ -140,7 +140,7 @@ def fresh(projection: str) -> Callable[..., Awaitable[None]]:
         )
 
     async def wait(
-        context: ContextDep,
+        request: Request,
         response: Response,
         min_position: Annotated[
             int | None,
@@ -153,6 +153,7 @@ def fresh(projection: str) -> Callable[..., Awaitable[None]]:
             ),
         ] = None,
     ) -> None:
+        context = get_context(request)
         parked = _parked_recently(context.database, projection)
         if min_position is None and parked is not None:
             _mark_incomplete(projection, parked, response)

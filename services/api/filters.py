@@ -15,7 +15,7 @@ from aggregates.visibility import require_visible_people, visible_people
 from commands.ledger import SalesLedger
 from events.limits import MAX_LONG_TEXT_LENGTH, EventFieldError, check_text
 from projections.funnel import FunnelFilter
-from services.api.dependencies import LedgerDep
+from services.api.dependencies import get_context
 from services.api.security import CurrentActor
 
 
@@ -57,7 +57,7 @@ def owners_in_scope(
 
 
 async def funnel_filter(
-    ledger: LedgerDep,
+    request: Request,
     actor: CurrentActor,
     owner: Annotated[
         str | None, Query(description="primary owner's person id (`me`: yourself)")
@@ -81,7 +81,7 @@ async def funnel_filter(
     """The funnel's selection (``async``: it does no I/O, see ``services.api.dependencies``)."""
     bounds = period_bounds(close_period) if close_period is not None else (None, None)
     return FunnelFilter(
-        owner_ids=owners_in_scope(ledger, actor, owner, team),
+        owner_ids=owners_in_scope(get_context(request).ledger, actor, owner, team),
         region=region,
         product=product,
         source=source,

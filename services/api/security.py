@@ -41,15 +41,17 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     return person_id
 
 
-async def current_actor(request: Request, credentials: Credentials) -> str:
+async def current_actor(request: Request) -> str:
     """The actor. Every router's access check (``services.api.policy``) authenticates
     first, in the worker thread of the rest of its check, and this reads what it found:
     a thread hand-over less per request (each costs the event loop about as much as a
-    short query). A route outside the check authenticates here, in a thread."""
+    short query). It takes no dependency of its own (the check's declares the bearer
+    scheme), as FastAPI resolves a dependency's own dependencies again wherever it is
+    used, cached or not. A route outside the check authenticates here, in a thread."""
     actor: str | None = request.scope.get(ACTOR_KEY)
     if actor is not None:
         return actor
-    return await run_blocking(authenticate, request, credentials)
+    return await run_blocking(authenticate, request, await bearer_scheme(request))
 
 
 CurrentActor = Annotated[str, Depends(current_actor)]

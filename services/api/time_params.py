@@ -1,16 +1,18 @@
 """The time parameters of queries (``as_of``, ``since``, ``until``), read by the rule of
 ``services.moments``: a date, a local time (in the organisation's time zone) or a time
 with an offset; anything else → 422 naming the parameter. Parsing does no I/O, so the
-parameters are ``async`` dependencies (resolved on the event loop, not in a thread)."""
+parameters are ``async`` dependencies (resolved on the event loop, not in a thread), and
+take the request itself, which FastAPI hands over without a dependency of its own to
+resolve."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 
-from services.api.dependencies import ContextDep
+from services.api.dependencies import get_context
 from services.api.listing import moment_param
 from services.moments import MOMENT_FORMATS, Bound
 
@@ -21,7 +23,7 @@ _DESCRIPTION = (
 
 
 async def as_of_param(
-    context: ContextDep,
+    request: Request,
     as_of: Annotated[
         str | None,
         Query(
@@ -31,27 +33,27 @@ async def as_of_param(
         ),
     ] = None,
 ) -> datetime | None:
-    return moment_param(context, as_of, "as_of", Bound.END)
+    return moment_param(get_context(request), as_of, "as_of", Bound.END)
 
 
 async def since_param(
-    context: ContextDep,
+    request: Request,
     since: Annotated[
         str | None,
         Query(max_length=40, description=f"From this moment on: {_DESCRIPTION}"),
     ] = None,
 ) -> datetime | None:
-    return moment_param(context, since, "since", Bound.START)
+    return moment_param(get_context(request), since, "since", Bound.START)
 
 
 async def until_param(
-    context: ContextDep,
+    request: Request,
     until: Annotated[
         str | None,
         Query(max_length=40, description=f"Up to this moment: {_DESCRIPTION}"),
     ] = None,
 ) -> datetime | None:
-    return moment_param(context, until, "until", Bound.END)
+    return moment_param(get_context(request), until, "until", Bound.END)
 
 
 AsOf = Annotated[datetime | None, Depends(as_of_param)]
