@@ -43,6 +43,18 @@ def record_position(tx: Transaction, name: str, position: int) -> None:
     )
 
 
+def record_positions(tx: Transaction, positions: dict[str, int]) -> None:
+    """``record_position`` for several projections in one statement."""
+    if not positions:
+        return
+    rows = ", ".join(["(%s, %s)"] * len(positions))
+    tx.execute(
+        f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES {rows} "
+        "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        [value for item in positions.items() for value in item],
+    )
+
+
 def commit_without_waiting_for_disk(tx: Transaction) -> None:
     """On PostgreSQL, let this transaction's commit return before its WAL is flushed.
 

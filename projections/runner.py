@@ -22,6 +22,7 @@ from projections.positions import (
     advance_position,
     commit_without_waiting_for_disk,
     record_position,
+    record_positions,
     stored_position,
     wait_for_position,
 )
@@ -71,6 +72,8 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.read_ahead_from = read_ahead_from
         self.catch_up_batch_size = catch_up_batch_size
+        self._following = False
+        """The last ``catch_up`` read less than a batch: the worker follows the head."""
         self.catch_up_transaction_events = catch_up_transaction_events
         self._decode = NotificationDecoder(ledger.mapper)
         named = [p.topics for p in self.projections]
@@ -135,19 +138,24 @@ class ProjectionRunner:
         known = {row["name"]: int(row["position"]) for row in rows}
         return {name: known.get(name, 0) for name in self.names}
 
-    def process_batch(self) -> int:
+    def process_batch(self, positions: dict[str, int] | None = None) -> int:
         """Apply the next batch of events; the number of events read (0: up to date). A
         runner reading only its projections' topics moves past stretches of other events
-        on the way (recording the positions) until it reads some or reaches the end."""
+        on the way (recording the positions) until it reads some or reaches the end.
+
+        ``positions``: the projections' positions as the caller last saw them (read here
+        if not given), kept current here: a caller applying batch after batch reads them
+        once. (Applying checks them under lock, so one moved back by a rebuild is found.)"""
         with self._lock:
-            positions = self.positions()
+            if positions is None:
+                positions = self.positions()
             while True:
                 start = min(positions.values(), default=0)
                 events, end = self._read(start)
                 if end <= start:
                     return 0
                 if not self._apply(events, end, positions):
-                    positions = self.positions()  # a rebuild reset one: read from there
+                    positions.update(self.positions())  # a rebuild reset one: read from there
                 elif events:
                     return len(events)
 
@@ -220,7 +228,9 @@ class ProjectionRunner:
             current = self._positions(tx, lock=True)
             if any(current[name] < positions[name] for name in self.names):
                 log.info("a projection was reset while reading; retrying the batch")
+                positions.update(current)
                 return False
+            moved: dict[str, int] = {}
             for projection in self.projections:
                 since = current[projection.name]
                 if since >= last:
@@ -231,7 +241,8 @@ class ProjectionRunner:
                     else:
                         projection.process(tx, unapplied)
                 self._park_undecodable(tx, projection.name, since, last)
-                record_position(tx, projection.name, last)
+                moved[projection.name] = last
+            record_positions(tx, moved)
         positions.update({name: max(current[name], last) for name in self.names})
         return True
 
@@ -270,8 +281,11 @@ class ProjectionRunner:
         at the end (``read_ahead.indexes_built_at_the_end``).
         """
         total = 0
-        last = self.ledger.recorder.max_notification_id() or 0
-        if last - min(self.positions().values(), default=0) >= self.read_ahead_from:
+        positions = self.positions()
+        # Following the ledger (the last call read less than a batch), the head is not
+        # asked for (a query of half a millisecond, each pass); a full batch ends that.
+        last = 0 if self._following else self.ledger.recorder.max_notification_id() or 0
+        if last - min(positions.values(), default=0) >= self.read_ahead_from:
             try:
                 with self._lock, no_cyclic_garbage_collection():
                     total = catch_up_reading_ahead(self, last)
@@ -279,8 +293,13 @@ class ProjectionRunner:
                 if self.database.is_transient(error):
                     raise
                 log.warning("reading ahead failed (%s); going on batch by batch", error)
-        while count := self.process_batch():
+            positions = self.positions()
+        while count := self.process_batch(positions):
             total += count
+            if self._following and count >= self.batch_size:  # a burst: look at the head
+                self._following = False
+                return total + self.catch_up()
+        self._following = total < self.batch_size
         return total
 
     def _apply_alone(
@@ -337,6 +356,7 @@ class ProjectionRunner:
         set their positions to 0: the first half of ``rebuild``, for workers elsewhere
         to replay."""
         chosen = [p for p in self.projections if names is None or p.name in names]
+        self._following = False
         with self._lock, self.database.transaction() as tx:
             for projection in chosen:
                 projection.drop_tables(tx)
