@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
 
 from aggregates.errors import NotFoundError
 from commands.ledger import SalesLedger
@@ -19,17 +22,25 @@ def event_changes(event: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
 
 
-def deal_history(
-    ledger: SalesLedger, aggregate_id: str, as_of: datetime | None = None
-) -> list[dict[str, Any]]:
+def _uuid(aggregate_id: str) -> UUID:
     try:
-        uid = UUID(aggregate_id)
+        return UUID(aggregate_id)
     except ValueError:
         raise NotFoundError(f"no aggregate {aggregate_id}") from None
+
+
+def deal_history(
+    ledger: SalesLedger,
+    aggregate_id: str,
+    as_of: datetime | None = None,
+    events: Iterable[Any] | None = None,
+) -> list[dict[str, Any]]:
+    """``events`` (default: the aggregate's, read from the store) as history entries."""
+    uid = _uuid(aggregate_id)
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
     entries = []
-    for event in ledger.stored_events(uid):
+    for event in ledger.stored_events(uid) if events is None else events:
         if as_of is not None and event.timestamp > as_of:
             break
         entries.append(
@@ -56,8 +67,18 @@ def history_with_chain(
     for an intact event whose personal fields were erased (never for a broken one)."""
     from services.integrity import ChainVerifier
 
-    entries = deal_history(ledger, aggregate_id, as_of=as_of)
-    report = ChainVerifier(ledger.recorder).verify_aggregate(UUID(aggregate_id))  # type: ignore[arg-type]
+    uid = _uuid(aggregate_id)
+    verifier = ChainVerifier(ledger.recorder)  # type: ignore[arg-type]
+    # One read of the aggregate's rows, with their hashes, for the entries and the check.
+    records = verifier.store.select_aggregate_chain(uid)
+    events = [
+        ledger.mapper.to_domain_event(
+            StoredEvent(r.originator_id, r.version, r.topic, r.state)
+        )
+        for r in records
+    ]
+    entries = deal_history(ledger, aggregate_id, as_of=as_of, events=events)
+    report = verifier.verify_aggregate(uid, records)
     erased = ledger.subject_keys.store.select_subject_key(aggregate_id) == b""
     return [
         {**entry, "chain": _chain_status(report.version_statuses, entry, erased)}

@@ -10,7 +10,7 @@ heads, which auditors check without trusting the operator, are in ``services.tra
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from uuid import UUID
 
 from services.chain import GENESIS, ChainedRecord, ChainRow, ChainStore, Seal, ledger_link
@@ -106,9 +106,13 @@ class ChainVerifier:
             keep_statuses=keep_statuses,
         ).run()
 
-    def verify_aggregate(self, aggregate_id: UUID) -> VerificationReport:
-        """Verify one aggregate's chain and compare its events with the seals."""
-        records = self.store.select_aggregate_chain(aggregate_id)
+    def verify_aggregate(
+        self, aggregate_id: UUID, records: Sequence[ChainedRecord] | None = None
+    ) -> VerificationReport:
+        """Verify one aggregate's chain and compare its events with the seals; ``records``:
+        its rows, if the caller has just read them (``select_aggregate_chain``)."""
+        if records is None:
+            records = self.store.select_aggregate_chain(aggregate_id)
         report = VerificationReport()
         # Only the seals' hashes of this aggregate's positions, by index (not every seal).
         report.sealed_upto, sealed = self.store.select_sealed_hashes(

@@ -19,6 +19,7 @@ from services.api.observability import (
     MetricsMiddleware,
     RequestContextMiddleware,
     pool_readers,
+    record_pools,
 )
 from services.api.openapi_doc import install_openapi
 from services.api.policy import ACCESS_CHECKED
@@ -93,8 +94,11 @@ def create_app(
         projection_names=runner.names,
     )
 
+    pools = pool_readers(database, ledger)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        record_pools(pools)  # a process reports its pools before its first request
         if worker is not None:
             worker.start()
         try:
@@ -117,7 +121,7 @@ def create_app(
     install_offline_docs(app)
     install_openapi(app)
     app.add_middleware(HttpConventions, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, pools=pool_readers(database, ledger))
+    app.add_middleware(MetricsMiddleware, pools=pools)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(schemas.router)

@@ -64,8 +64,13 @@ class MetricsMiddleware:
         now = time.monotonic()
         if now - self._pools_recorded >= POOL_GAUGE_SECONDS:
             self._pools_recorded = now
-            for name, stats in self.pools.items():
-                record_pool(name, stats())
+            record_pools(self.pools)
+
+
+def record_pools(pools: dict[str, Any]) -> None:
+    """Set the pool gauges from ``pools`` (see ``pool_readers``)."""
+    for name, stats in pools.items():
+        record_pool(name, stats())
 
 
 def pool_readers(database: Database, ledger: Any) -> dict[str, Any]:
