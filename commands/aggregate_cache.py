@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -86,11 +87,18 @@ class SharedOrganisation:
         self._events_after = events_after
         self._organisation: Organisation | None = None
         self._lock = threading.Lock()
+        self._checked_from = float("-inf")
+        """When (``time.monotonic``) the latest finished look at the store began."""
 
-    def get(self, *, fresh: bool) -> Organisation:
-        """The shared organisation; with ``fresh``, brought up to date with the store."""
+    def get(self, *, fresh: bool, since: float | None = None) -> Organisation:
+        """The shared organisation; with ``fresh``, brought up to date with the store.
+        ``since`` (a ``time.monotonic`` moment, e.g. when a request arrived): a look at
+        the store that began after it and has finished is fresh enough, and is not made
+        again; a request that waited in a queue meanwhile shares it."""
         shared = self._organisation
         if shared is not None and not fresh:
+            return shared
+        if shared is not None and since is not None and self._checked_from >= since:
             return shared
         if shared is None:
             with self._lock:
@@ -99,13 +107,16 @@ class SharedOrganisation:
                 return self._organisation
         # The store is asked outside the lock: a request waits for its own round trip,
         # never for every other request's (one lock held over a query serialised them).
-        newer = list(self._events_after(shared.version))
+        began, seen = time.monotonic(), shared.version
+        newer = list(self._events_after(seen))
         with self._lock:
             current = self._organisation
             assert current is not None
             for event in newer:
                 if event.originator_version == current.version + 1:
                     event.mutate(current)
+            if current.version >= seen + len(newer):  # all it saw is in
+                self._checked_from = max(self._checked_from, began)
             return current
 
     def saved(self, saved: Organisation) -> None:

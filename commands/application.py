@@ -178,10 +178,14 @@ class LedgerApplication(Application[UUID]):
             )
         return self.load(aggregate_class, uid, version=version)
 
-    def organisation(self, *, for_change: bool = False, fresh: bool = True) -> Organisation:
+    def organisation(
+        self, *, for_change: bool = False, fresh: bool = True, since: float | None = None
+    ) -> Organisation:
         """The organisation. Without ``for_change`` it is a shared object: read it, never
         change it. ``fresh=False`` skips bringing it up to date — for decisions, whose
-        append is then guarded by the organisation's version (see ``_run``)."""
+        append is then guarded by the organisation's version (see ``_run``). ``since``: a
+        ``time.monotonic`` moment after which a look at the store is fresh enough
+        (``SharedOrganisation.get``)."""
         if for_change:
             try:
                 return self.load(Organisation, ORGANISATION_ID)
@@ -189,7 +193,7 @@ class LedgerApplication(Application[UUID]):
                 raise NotFoundError(
                     "the organisation is not set up; run `salesledger init`"
                 ) from None
-        return self._shared.get(fresh=fresh)
+        return self._shared.get(fresh=fresh, since=since)
 
     def _stored_organisation(self) -> Organisation:
         try:

@@ -272,11 +272,13 @@ class OrganisationCommands(LedgerApplication):
 
         return self._run(actor, command_id, decide)
 
-    def authenticate(self, token: str) -> str | None:
+    def authenticate(self, token: str, *, since: float | None = None) -> str | None:
         """The person a bearer token belongs to; None if it is unknown or revoked, or its
-        person has left the organisation."""
+        person has left the organisation. ``since``: when the request arrived
+        (``time.monotonic``); the organisation is then as the store had it at that moment
+        or later, as if looked up for this request alone."""
         digest = hashlib.sha256(token.encode()).hexdigest()
-        org = self.organisation()
+        org = self.organisation(since=since)
         # The organisation, just brought up to date, records every token issued and
         # revoked: no read of the claims table per request.
         person_id, issued_digest, revoked = org.tokens.get(digest[:16], ("", "", True))

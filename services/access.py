@@ -191,9 +191,12 @@ def check_route(
     path_params: dict[str, Any],
     actor: str,
     ledger: SalesLedger,
+    read: dict[str, Aggregate] | None = None,
 ) -> RouteRule:
     """The route's rule, if the policy lets ``actor`` use this route; else AccessDeniedError.
     A record that does not exist raises NotFoundError only for those who see everything.
+    ``read``: where the record the check read is left, by its id (for the route to answer
+    from, instead of reading it again).
     ``actor`` comes from ``SalesLedger.authenticate``, which has just brought the shared
     organisation up to date, so it is read here as it is."""
     rule = ROUTE_POLICY.get((method, path))
@@ -215,7 +218,10 @@ def check_route(
         raise AccessDeniedError(REFUSAL_BY_ACCESS[rule.access])
     if rule.record_param is None:
         return rule
-    record = _load_record(ledger, rule.record_kind, str(path_params.get(rule.record_param, "")))
+    record_id = str(path_params.get(rule.record_param, ""))
+    record = _load_record(ledger, rule.record_kind, record_id)
+    if record is not None and read is not None:
+        read[record_id] = record
     if record is None or not may_see(actor, record, org):
         if record is None and sees_everything(actor, org):
             raise NotFoundError(f"no record {path_params.get(rule.record_param)}")

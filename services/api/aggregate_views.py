@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from eventsourcing.domain import Aggregate
-from fastapi import Response
+from fastapi import Request, Response
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
@@ -26,14 +26,29 @@ class AggregateState(BaseModel):
     state: dict[str, Any] = Field(examples=[{"stage": 3, "status": "open", "owner_id": "alice"}])
 
 
+CHECKED_RECORDS_KEY = "salesledger.checked_records"
+"""Where in the request's scope the access check leaves the records it read, by id
+(``services.access.check_route``): read for this request, after it arrived."""
+
+
+def checked_record(request: Request, aggregate_id: str) -> Aggregate | None:
+    """The record the access check read for this request, if it read ``aggregate_id``."""
+    records: dict[str, Aggregate] = request.scope.get(CHECKED_RECORDS_KEY) or {}
+    return records.get(aggregate_id)
+
+
 def aggregate_state(
     ledger: SalesLedger,
     aggregate_class: type[Aggregate],
     aggregate_id: str,
     as_of: datetime | None = None,
+    checked: Aggregate | None = None,
 ) -> AggregateState:
-    """Load and describe an aggregate; NotFoundError if it does not exist (then)."""
-    if as_of is None:
+    """Load and describe an aggregate; NotFoundError if it does not exist (then).
+    ``checked``: the aggregate as the request's access check read it (not read again)."""
+    if as_of is None and isinstance(checked, aggregate_class):
+        aggregate = checked
+    elif as_of is None:
         aggregate = ledger.read(aggregate_class, aggregate_id)
     else:
         aggregate = ledger.load_as_of(aggregate_class, aggregate_id, as_of)

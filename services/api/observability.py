@@ -98,6 +98,10 @@ def _stats(pool: Any) -> dict[str, int]:
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("salesledger.access")
+ARRIVED_KEY = "salesledger.arrived"
+"""Where in the request's scope the time it arrived is (``time.monotonic``): requests
+that waited share a look at the organisation that began after they arrived
+(``SharedOrganisation.get``)."""
 
 
 def trace_context(traceparent: str | None) -> tuple[str, str | None, str]:
@@ -124,6 +128,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope[ARRIVED_KEY] = time.monotonic()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
         request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from eventsourcing.domain import Aggregate
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.params import Depends as DependsParam
 
 from services.access import AccessDeniedError, check_route
+from services.api.aggregate_views import CHECKED_RECORDS_KEY
 from services.api.dependencies import get_context
 from services.api.filters import check_parameters
 from services.api.routes import run_blocking
@@ -26,8 +28,10 @@ def _enforce_access(request: Request, credentials: Credentials) -> None:
     check_parameters(request)
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
+    read: dict[str, Aggregate] = {}
+    request.scope[CHECKED_RECORDS_KEY] = read
     try:
-        rule = check_route(request.method, path, dict(request.path_params), actor, ledger)
+        rule = check_route(request.method, path, dict(request.path_params), actor, ledger, read)
     except AccessDeniedError as error:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(error)) from None
     if rule.recorded:

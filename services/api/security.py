@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.dependencies import get_context
+from services.api.observability import ARRIVED_KEY
 from services.api.routes import run_blocking
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An API token from `salesledger token`.")
@@ -30,7 +31,9 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
             detail="send an API token as 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    person_id = get_context(request).ledger.authenticate(credentials.credentials)
+    person_id = get_context(request).ledger.authenticate(
+        credentials.credentials, since=request.scope.get(ARRIVED_KEY)
+    )
     if person_id is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from services.api.app import create_app
 from services.api.routes import LedgerRouter
+from services.bootstrap import build_ledger
 from services.settings import Settings
+from tests.conftest import build_team
 
 PARAMETER = re.compile(r"\{[^}/]+\}")
 
@@ -81,3 +87,41 @@ def test_a_blocking_endpoint_runs_in_a_worker_thread_and_its_answer_is_checked()
         assert answer.json()["thread"] not in loop_threads
         assert client.get("/where", params={"count": "x"}).status_code == 422
         assert client.get("/wrong").status_code == 500
+
+
+def test_a_record_is_read_once_per_request_and_as_it_is_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The access check reads the deal; the route answers from that read, not another;
+    a change made meanwhile through another process shows in the next request."""
+    settings = Settings(store="sqlite", sqlite_path=str(tmp_path / "ledger.db"))
+    ledger = build_ledger(settings)
+    build_team(ledger)
+    _, token = ledger.issue_token("rep1", actor="admin")
+    customer = ledger.register_customer(name="Acme", source="web", owner_id="rep1", actor="rep1")
+    deal = ledger.open_opportunity(
+        customer_id=customer.aggregate_id, owner_id="rep1", title="Line 3", source="web",
+        amount=Decimal("2500"), expected_close=date(2026, 6, 30), product="arm",
+        region="east", actor="rep1",
+    ).aggregate_id
+    reads: list[str] = []
+    read = ledger.read
+
+    def counted(kind: type[Any], aggregate_id: Any) -> Any:
+        reads.append(str(aggregate_id))
+        return read(kind, aggregate_id)
+
+    monkeypatch.setattr(ledger, "read", counted)
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings, ledger)) as client:
+        first = client.get(f"/opportunities/{deal}", headers=headers)
+        assert first.status_code == 200 and first.json()["state"]["amount"] == "2500"
+        assert reads == [deal]
+        other = build_ledger(settings)  # another process's ledger
+        other.revise_amount(deal, Decimal("3000"), "scope grew", actor="rep1")
+        other.close()
+        second = client.get(f"/opportunities/{deal}", headers=headers)
+        assert second.json()["state"]["amount"] == "3000"
+        assert second.headers["ETag"] != first.headers["ETag"]
+        assert reads == [deal, deal]
+    ledger.close()

@@ -8,7 +8,12 @@ from eventsourcing.domain import Aggregate
 from fastapi import Depends, Query, Request, Response
 
 from projections.audit import AuditEntry, query_audit_trail
-from services.api.aggregate_views import AggregateState, aggregate_state, with_etag
+from services.api.aggregate_views import (
+    AggregateState,
+    aggregate_state,
+    checked_record,
+    with_etag,
+)
 from services.api.csv_export import Format
 from services.api.dependencies import ContextDep, DatabaseDep, LedgerDep, fresh
 from services.api.listing import list_response
@@ -59,7 +64,14 @@ def get_audit_trail(
 
 @router.get("/aggregates/{aggregate_id}", response_model=AggregateState)
 def get_aggregate(
-    aggregate_id: str, response: Response, ledger: LedgerDep, actor: CurrentActor, as_of: AsOf
+    aggregate_id: str,
+    request: Request,
+    response: Response,
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    as_of: AsOf,
 ) -> AggregateState:
     """Any aggregate (customer, opportunity, plan, forecast …) now or as of a past moment."""
-    return with_etag(response, aggregate_state(ledger, Aggregate, aggregate_id, as_of))
+    return with_etag(response, aggregate_state(
+        ledger, Aggregate, aggregate_id, as_of, checked_record(request, aggregate_id)
+    ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Response
+from fastapi import Request, Response
 
 from aggregates.customer import Customer
 from commands.models import (
@@ -16,7 +16,12 @@ from commands.models import (
     RegisterCustomer,
     SupplementCustomer,
 )
-from services.api.aggregate_views import AggregateState, aggregate_state, with_etag
+from services.api.aggregate_views import (
+    AggregateState,
+    aggregate_state,
+    checked_record,
+    with_etag,
+)
 from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
 from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
@@ -58,10 +63,17 @@ def register_customer(
 
 @router.get("/{customer_id}", response_model=AggregateState)
 def get_customer(
-    customer_id: str, response: Response, ledger: LedgerDep, actor: CurrentActor, as_of: AsOf
+    customer_id: str,
+    request: Request,
+    response: Response,
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    as_of: AsOf,
 ) -> AggregateState:
     """A customer as it is now, or as it was at ``as_of``."""
-    return with_etag(response, aggregate_state(ledger, Customer, customer_id, as_of))
+    return with_etag(response, aggregate_state(
+        ledger, Customer, customer_id, as_of, checked_record(request, customer_id)
+    ))
 
 
 @router.post("/{customer_id}/profile", response_model=CommandAccepted)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from fastapi import Request, Response
 
 from aggregates.opportunity import Opportunity
 from commands.models import (
@@ -23,7 +23,12 @@ from commands.models import (
     ReviseCloseDate,
     WinOpportunity,
 )
-from services.api.aggregate_views import AggregateState, aggregate_state, with_etag
+from services.api.aggregate_views import (
+    AggregateState,
+    aggregate_state,
+    checked_record,
+    with_etag,
+)
 from services.api.dependencies import ContextDep, IdempotencyKey, LedgerDep, accepted
 from services.api.routes import LedgerRouter
 from services.api.security import CurrentActor
@@ -48,10 +53,17 @@ def open_opportunity(
 
 @router.get("/{opportunity_id}", response_model=AggregateState)
 def get_opportunity(
-    opportunity_id: str, response: Response, ledger: LedgerDep, actor: CurrentActor, as_of: AsOf
+    opportunity_id: str,
+    request: Request,
+    response: Response,
+    ledger: LedgerDep,
+    actor: CurrentActor,
+    as_of: AsOf,
 ) -> AggregateState:
     """An opportunity as it is now, or as it was at ``as_of``."""
-    return with_etag(response, aggregate_state(ledger, Opportunity, opportunity_id, as_of))
+    return with_etag(response, aggregate_state(
+        ledger, Opportunity, opportunity_id, as_of, checked_record(request, opportunity_id)
+    ))
 
 
 @router.post("/{opportunity_id}/qualification", response_model=CommandAccepted)
