@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=256 * 1024, ge=1, description="Largest request body the API accepts (413)."
     )
+    api_threads: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Threads one API process runs blocking work in (a route's reads and "
+        "commands): more only compete with the event loop for the interpreter.",
+    )
     idle_transaction_timeout_seconds: float = Field(
         default=60,
         gt=0,

@@ -37,6 +37,7 @@ from services.api.routers import (
     people,
     plans,
 )
+from services.api.routes import use_threads
 from services.bootstrap import EVENTS_CHANNEL, build_ledger, until_reachable
 from services.logs import configure_logging
 from services.metrics import forget_this_process
@@ -117,6 +118,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.context = context
+    use_threads(settings.api_threads)
     install_error_handlers(app)
     install_offline_docs(app)
     install_openapi(app)

@@ -15,7 +15,7 @@ from commands.models import CommandAccepted
 from projections.parking import parked_events
 from projections.runner import ProjectionWorker, wait_for_position
 from services.api.conventions import mark_replayed
-from services.api.routes import run_blocking
+from services.api.routes import run_waiting
 from services.database import Database
 from services.settings import Settings
 
@@ -158,7 +158,7 @@ def fresh(projection: str) -> Callable[..., Awaitable[None]]:
         if min_position is None and parked is not None:
             _mark_incomplete(projection, parked, response)
             return
-        await run_blocking(wait_in_thread, context, response, min_position)
+        await run_waiting(wait_in_thread, context, response, min_position)
 
     wait.__name__ = f"wait_for_{projection}"
     return wait

@@ -25,9 +25,30 @@ from fastapi.routing import APIRoute
 
 T = TypeVar("T")
 
-WORKER_THREADS = 40
-"""Threads of an API process's pool for blocking work (as many as FastAPI's own)."""
-_pool = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="api-worker")
+DEFAULT_THREADS = 4
+"""Threads of an API process for blocking work (``LEDGER_API_THREADS``). Under the HTTP
+mix at 16 clients on 2 cores (``bench/http.py``, two API processes), 3–4 threads gave
+more requests per second and a lower p99 than 6 or 40: the event loop does most of a
+request's Python work, and every thread more competes with it for the interpreter."""
+WAITING_THREADS = 32
+"""Threads for waits that hold no connection and do no work, such as read-your-writes
+(``min_position``, up to 5 s): apart, so that a few waits never hold up every request."""
+_pools: dict[str, ThreadPoolExecutor] = {}
+
+
+def use_threads(count: int) -> None:
+    """Run blocking work in ``count`` threads from now on (``create_app``)."""
+    current = _pools.get("work")
+    if current is None or current._max_workers != count:  # noqa: SLF001 - its size
+        _pools["work"] = ThreadPoolExecutor(max_workers=count, thread_name_prefix="api-worker")
+
+
+def _pool(kind: str) -> ThreadPoolExecutor:
+    pool = _pools.get(kind)
+    if pool is None:
+        size = DEFAULT_THREADS if kind == "work" else WAITING_THREADS
+        pool = _pools.setdefault(kind, ThreadPoolExecutor(size, thread_name_prefix=f"api-{kind}"))
+    return pool
 
 
 async def run_blocking(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -35,9 +56,18 @@ async def run_blocking(function: Callable[..., T], *args: Any, **kwargs: Any) ->
     request's ids, the events' causation). The event loop's own executor hand-over: half
     the event loop's time of the thread pool FastAPI uses (whose limiter and cancel
     scope are not needed here), measured at 36 µs against 72–87 µs a call."""
+    return await _run_in("work", function, *args, **kwargs)
+
+
+async def run_waiting(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """As ``run_blocking``, for a wait (``WAITING_THREADS``)."""
+    return await _run_in("waiting", function, *args, **kwargs)
+
+
+async def _run_in(kind: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
-    return await loop.run_in_executor(_pool, call)
+    return await loop.run_in_executor(_pool(kind), call)
 
 
 def in_worker_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:

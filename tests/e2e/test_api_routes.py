@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from services.api.app import create_app
+from services.api.dependencies import READ_YOUR_WRITES_TIMEOUT_SECONDS
 from services.api.routes import LedgerRouter
 from services.bootstrap import build_ledger
 from services.settings import Settings
@@ -124,4 +126,35 @@ def test_a_record_is_read_once_per_request_and_as_it_is_now(
         assert second.json()["state"]["amount"] == "3000"
         assert second.headers["ETag"] != first.headers["ETag"]
         assert reads == [deal, deal]
+    ledger.close()
+
+
+def test_a_read_your_writes_wait_holds_up_no_other_request(tmp_path: Path) -> None:
+    """With one thread for blocking work, a request waiting (up to 5 s) for a projection
+    to reach its ``min_position`` still leaves that thread to the others."""
+    settings = Settings(store="sqlite", sqlite_path=str(tmp_path / "ledger.db"), api_threads=1)
+    ledger = build_ledger(settings)
+    build_team(ledger)
+    _, token = ledger.issue_token("rep1", actor="admin")
+    head = ledger.register_customer(
+        name="Acme", source="web", owner_id="rep1", actor="rep1"
+    ).position
+    headers = {"Authorization": f"Bearer {token}"}
+    app = create_app(settings, ledger, project_in_process=False)  # nothing projects
+    with TestClient(app) as client:
+        waited: list[int] = []
+        began = time.monotonic()
+        waiting = threading.Thread(
+            target=lambda: waited.append(
+                client.get("/funnel", params={"min_position": head}, headers=headers).status_code
+            )
+        )
+        waiting.start()
+        threading.Event().wait(0.5)  # the wait has begun
+        answered = client.get("/people", headers=headers)
+        assert answered.status_code == 200
+        # Answered while the wait went on, not once it gave up (5 s after it began).
+        assert time.monotonic() - began < READ_YOUR_WRITES_TIMEOUT_SECONDS / 2
+        waiting.join()
+        assert waited == [504]
     ledger.close()
