@@ -51,7 +51,7 @@ def _pool(kind: str) -> ThreadPoolExecutor:
     return pool
 
 
-async def run_blocking(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def run_blocking(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """``function(*args, **kwargs)`` in the pool, in a copy of the caller's context (the
     request's ids, the events' causation). The event loop's own executor hand-over: half
     the event loop's time of the thread pool FastAPI uses (whose limiter and cancel
@@ -59,15 +59,17 @@ async def run_blocking(function: Callable[..., T], *args: Any, **kwargs: Any) ->
     return await _run_in("work", function, *args, **kwargs)
 
 
-async def run_waiting(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def run_waiting(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """As ``run_blocking``, for a wait (``WAITING_THREADS``)."""
     return await _run_in("waiting", function, *args, **kwargs)
 
 
-async def _run_in(kind: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def _run_in(
+    pool: str, function: Callable[..., T], /, *args: Any, **kwargs: Any
+) -> T:
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
-    return await loop.run_in_executor(_pool(kind), call)
+    return await loop.run_in_executor(_pool(pool), call)
 
 
 def in_worker_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:

@@ -74,6 +74,11 @@ def test_a_blocking_endpoint_runs_in_a_worker_thread_and_its_answer_is_checked()
     def wrong() -> dict[str, object]:
         return {"thread": "x", "count": "not a number"}
 
+    @router.get("/named/{pool}")
+    def named(pool: str, function: str, kind: str = "k") -> dict[str, str]:
+        """Parameters named as the hand-over's own arguments reach the endpoint."""
+        return {"pool": pool, "function": function, "kind": kind}
+
     app = FastAPI()
     app.include_router(router)
 
@@ -89,6 +94,8 @@ def test_a_blocking_endpoint_runs_in_a_worker_thread_and_its_answer_is_checked()
         assert answer.json()["thread"] not in loop_threads
         assert client.get("/where", params={"count": "x"}).status_code == 422
         assert client.get("/wrong").status_code == 500
+        named_answer = client.get("/named/p", params={"function": "f", "kind": "x"})
+        assert named_answer.json() == {"pool": "p", "function": "f", "kind": "x"}
 
 
 def test_a_record_is_read_once_per_request_and_as_it_is_now(
