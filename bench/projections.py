@@ -386,7 +386,7 @@ def main() -> None:
         "--processes",
         type=int,
         default=default_processes("postgres", rebuilding=True),
-        help="worker processes for the catch-up (default: `salesledger project`'s here)",
+        help="worker processes for the catch-up (default: `rebuild --in-place`'s here)",
     )
     parser.add_argument(
         "--reuse",
