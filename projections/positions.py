@@ -36,15 +36,12 @@ def stored_position(tx: Transaction, name: str) -> int:
 
 
 def record_position(tx: Transaction, name: str, position: int) -> None:
-    tx.execute(
-        f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (%s, %s) "
-        "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-        [name, position],
-    )
+    """Record that projection ``name`` has applied every event up to ``position``."""
+    record_positions(tx, {name: position})
 
 
 def record_positions(tx: Transaction, positions: dict[str, int]) -> None:
-    """``record_position`` for several projections in one statement."""
+    """``record_position`` for several projections, in one statement."""
     if not positions:
         return
     rows = ", ".join(["(%s, %s)"] * len(positions))

@@ -228,7 +228,6 @@ class ProjectionRunner:
             current = self._positions(tx, lock=True)
             if any(current[name] < positions[name] for name in self.names):
                 log.info("a projection was reset while reading; retrying the batch")
-                positions.update(current)
                 return False
             moved: dict[str, int] = {}
             for projection in self.projections:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from contextvars import ContextVar
@@ -95,25 +96,15 @@ def log_request_line(logger: logging.Logger, **fields: Any) -> None:
     if handler is None:
         structlog.get_logger(logger.name).info("request", **fields)
         return
-    line = {**fields, "event": "request", **(REQUEST_FIELDS.get() or {})}
+    line = {**(REQUEST_FIELDS.get() or {}), **fields, "event": "request"}
     line["level"] = "info"
     line["logger"] = logger.name
     line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     text = orjson.dumps(line, default=str).decode() + handler.terminator
     try:
-        with handler.lock or _NO_LOCK:
+        with handler.lock or contextlib.nullcontext():
             handler.stream.write(text)
             handler.flush()
     except Exception:  # noqa: BLE001 - a closed stream: as logging would, never the request's error
         structlog.get_logger(logger.name).info("request", **fields)
 
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()

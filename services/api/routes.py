@@ -33,22 +33,17 @@ request's Python work, and every thread more competes with it for the interprete
 WAITING_THREADS = 32
 """Threads for waits that hold no connection and do no work, such as read-your-writes
 (``min_position``, up to 5 s): apart, so that a few waits never hold up every request."""
-_pools: dict[str, ThreadPoolExecutor] = {}
+_work = ThreadPoolExecutor(DEFAULT_THREADS, thread_name_prefix="api-worker")
+_waiting = ThreadPoolExecutor(WAITING_THREADS, thread_name_prefix="api-waiting")
+# (A pool starts its threads on first use.)
 
 
 def use_threads(count: int) -> None:
     """Run blocking work in ``count`` threads from now on (``create_app``)."""
-    current = _pools.get("work")
-    if current is None or current._max_workers != count:  # noqa: SLF001 - its size
-        _pools["work"] = ThreadPoolExecutor(max_workers=count, thread_name_prefix="api-worker")
-
-
-def _pool(kind: str) -> ThreadPoolExecutor:
-    pool = _pools.get(kind)
-    if pool is None:
-        size = DEFAULT_THREADS if kind == "work" else WAITING_THREADS
-        pool = _pools.setdefault(kind, ThreadPoolExecutor(size, thread_name_prefix=f"api-{kind}"))
-    return pool
+    global _work
+    if _work._max_workers != count:  # noqa: SLF001 - its size
+        _work.shutdown(wait=False)
+        _work = ThreadPoolExecutor(count, thread_name_prefix="api-worker")
 
 
 async def run_blocking(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -56,20 +51,19 @@ async def run_blocking(function: Callable[..., T], /, *args: Any, **kwargs: Any)
     request's ids, the events' causation). The event loop's own executor hand-over: half
     the event loop's time of the thread pool FastAPI uses (whose limiter and cancel
     scope are not needed here), measured at 36 µs against 72–87 µs a call."""
-    return await _run_in("work", function, *args, **kwargs)
+    return await _run_in(_work, function, *args, **kwargs)
 
 
 async def run_waiting(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """As ``run_blocking``, for a wait (``WAITING_THREADS``)."""
-    return await _run_in("waiting", function, *args, **kwargs)
+    return await _run_in(_waiting, function, *args, **kwargs)
 
 
 async def _run_in(
-    pool: str, function: Callable[..., T], /, *args: Any, **kwargs: Any
+    pool: ThreadPoolExecutor, function: Callable[..., T], /, *args: Any, **kwargs: Any
 ) -> T:
-    loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
-    return await loop.run_in_executor(_pool(pool), call)
+    return await asyncio.get_running_loop().run_in_executor(pool, call)
 
 
 def in_worker_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:

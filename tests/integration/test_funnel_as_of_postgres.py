@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings
 
 from projections.funnel import FunnelFilter
 from services.database import Database
 from services.settings import Settings
-from tests.unit.test_funnel_as_of import check_as_of_equals_fold, selections, step
+from tests.unit.test_funnel_as_of import as_of_cases, check_as_of_equals_fold
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +26,7 @@ def database(postgres_settings: Settings) -> Iterator[Database]:
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(
-    steps=st.lists(step, max_size=40),
-    cuts=st.lists(st.integers(0, 60), max_size=6),
-    moments=st.lists(st.integers(-2 * 60, 45 * 60), max_size=4),
-    selection=selections,
-)
+@as_of_cases
 def test_the_funnel_as_of_any_moment_equals_the_fold_on_postgres(
     database: Database,
     steps: list[tuple[int, str, int, int]],

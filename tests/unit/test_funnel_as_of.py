@@ -126,13 +126,18 @@ selections = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
-@given(
+as_of_cases = given(
     steps=st.lists(step, max_size=40),
     cuts=st.lists(st.integers(0, 60), max_size=6),
     moments=st.lists(st.integers(-2 * 60, 45 * 60), max_size=4),
     selection=selections,
 )
+"""Histories, where the projection's batches end, moments and selections: for
+``check_as_of_equals_fold``, on SQLite here and on PostgreSQL in the integration tests."""
+
+
+@settings(max_examples=150, deadline=None)
+@as_of_cases
 def test_the_funnel_as_of_any_moment_equals_the_fold_of_the_events(
     steps: list[tuple[int, str, int, int]],
     cuts: list[int],
